@@ -1,0 +1,41 @@
+# lehttpd: the two quick-start targets work on a fresh Debian 12 machine as root.
+#   make demo  installs everything, starts a local Pebble and runs the main job against it
+#   make test  installs everything and runs the whole test suite (what .ci/run calls)
+
+APT_PACKAGES := pebble apache2 libaugeas-dev augeas-lenses pkg-config gcc libffi-dev python3-venv python3-dev openssl ca-certificates
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test deps system-packages venv bench clean
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	@touch $@
+
+deps: system-packages $(VENV)/.installed
+
+demo: deps
+	$(VPY) -m lehttpd.demo
+
+test: deps
+	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+bench: deps
+	$(VPY) bench/bench_issue.py
+
+clean:
+	rm -rf $(VENV) demo-state

@@ -1,0 +1,5 @@
+import sys
+
+from lehttpd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,74 @@
+"""Command line: parse flags, call one handler per command, map errors to one line and an exit code.
+
+Each feature area registers its subcommands from its own `commands` module (listed in COMMAND_MODULES) with
+`register(subparsers, common)`; `common` is the parent parser holding -q/-v/--debug so that they work after
+the subcommand too. A handler is `handler(args, console) -> int`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from typing import Sequence
+
+from lehttpd import __version__
+from lehttpd.console import Console
+from lehttpd.errors import ExitStatus, LehttpdError
+
+COMMAND_MODULES = (
+    "lehttpd.issuance.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("output")
+    group.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="show more (the ACME exchange, without secrets); repeat for more")
+    group.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    parser = argparse.ArgumentParser(
+        prog="lehttpd", parents=[common],
+        description="Take an Apache site from plain HTTP to hardened HTTPS, and keep it there.")
+    parser.add_argument("--version", action="version", version=f"lehttpd {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers, common)
+    return parser
+
+
+def run(argv: Sequence[str], console: Console | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exit_:  # argparse already printed its one-line message
+        return int(exit_.code or 0)
+    if console is None:
+        console = Console(quiet=args.quiet, verbose=args.verbose, debug=args.debug)
+    else:
+        console.quiet, console.verbose, console.debug = args.quiet, args.verbose, args.debug
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(console.stderr)
+        return ExitStatus.USAGE
+    try:
+        return int(handler(args, console))
+    except LehttpdError as error:
+        if console.debug:
+            traceback.print_exc(file=console.stderr)
+        console.error(error.message)
+        return int(error.exit_status)
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return ExitStatus.INTERRUPTED
+    except Exception as error:  # a bug: one line unless --debug
+        if console.debug:
+            traceback.print_exc(file=console.stderr)
+        console.error(f"unexpected {type(error).__name__}: {error} (rerun with --debug for details)")
+        return ExitStatus.ERROR
+
+
+def main() -> int:
+    return run(sys.argv[1:])
