@@ -1,0 +1,185 @@
+"""`lehttpd issue` and `lehttpd certificates`: flags in, one call to the issuance pipeline, results out."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import sys
+from pathlib import Path
+
+from lehttpd.console import Console
+from lehttpd.errors import ExitStatus, HookError, UsageError
+from lehttpd.hooks import run_hook
+from lehttpd.issuance.account import Registration
+from lehttpd.issuance.keys import check_key_spec
+from lehttpd.issuance.names import normalize_names
+from lehttpd.issuance.order import obtain
+from lehttpd.model import (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, ChallengeSetup, Hooks, IssueRequest,
+                           KeySpec, Lineage)
+from lehttpd.renewal import needs_renewal
+from lehttpd.store import DEFAULT_CONFIG_DIR, CertStore, check_lineage_name, utcnow
+
+# Let's Encrypt issues for IP addresses only under its short-lived profile, which lehttpd does not request.
+SERVERS_WITHOUT_IP = (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING)
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ACME server")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument("--server", metavar="URL", help="ACME directory URL (default: Let's Encrypt production)")
+    where.add_argument("--staging", action="store_true", help="use Let's Encrypt's staging server")
+    group.add_argument("--ca-bundle", metavar="FILE", type=Path,
+                       help="CA certificate(s) to trust for the ACME server's own TLS certificate")
+    parser.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                        help=f"where certificates, accounts and renewal files live (default {DEFAULT_CONFIG_DIR})")
+
+
+def add_account_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("account")
+    group.add_argument("--email", help="contact address for the new account")
+    group.add_argument("--agree-tos", action="store_true", help="agree to the ACME server's terms of service")
+    group.add_argument("--eab-kid", help="key identifier for external account binding")
+    group.add_argument("--eab-hmac-key", help="HMAC key for external account binding (base64url)")
+
+
+def register(subparsers, common: argparse.ArgumentParser) -> None:
+    issue = subparsers.add_parser("issue", parents=[common], help="obtain a certificate (ACME http-01)",
+                                  description="Obtain a certificate for one or more names with ACME http-01.")
+    issue.add_argument("domains", nargs="*", metavar="DOMAIN", help="names for the certificate")
+    issue.add_argument("-d", "--domain", action="append", default=[], dest="more_domains", metavar="DOMAIN",
+                       help="another name (repeatable, or comma-separated)")
+    issue.add_argument("--cert-name", help="lineage name (default: the first domain)")
+    issue.add_argument("--force-renewal", action="store_true",
+                       help="issue even when a certificate for the same names is not yet due")
+    add_server_options(issue)
+    add_account_options(issue)
+    chall = issue.add_argument_group("http-01 challenge")
+    chall.add_argument("--http-port", type=int, default=80, help="port of the standalone server (default 80)")
+    chall.add_argument("--http-address", default="", help="address to listen on (default: all, IPv4 and IPv6)")
+    chall.add_argument("--webroot", type=Path, metavar="PATH",
+                       help="write the challenge files into this document root of a running site instead")
+    hooks = issue.add_argument_group("hooks")
+    hooks.add_argument("--pre-hook", help="command run before the challenge server starts (e.g. apache2ctl stop)")
+    hooks.add_argument("--post-hook", help="command run after the order, whatever happened (e.g. apache2ctl start)")
+    hooks.add_argument("--deploy-hook", help="command run after a certificate is saved (RENEWED_LINEAGE set)")
+    key = issue.add_argument_group("private key")
+    key.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa")
+    key.add_argument("--rsa-key-size", type=int, default=2048)
+    key.add_argument("--elliptic-curve", default="secp256r1")
+    key.add_argument("--reuse-key", action="store_true", help="keep the current private key of the lineage")
+    issue.add_argument("--preferred-chain", metavar="ISSUER", help="pick an alternate chain by its issuer's name")
+    issue.set_defaults(handler=run_issue)
+
+    certificates = subparsers.add_parser("certificates", parents=[common], help="list stored certificates")
+    certificates.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    certificates.add_argument("--json", action="store_true", help="machine-readable output")
+    certificates.set_defaults(handler=run_certificates)
+
+
+def server_url(args: argparse.Namespace) -> str:
+    if args.staging:
+        return LETSENCRYPT_STAGING
+    server = args.server or LETSENCRYPT_PRODUCTION
+    if not server.startswith("https://"):
+        raise UsageError(f"--server must be an https:// ACME directory URL, not {server!r}")
+    return server
+
+
+def build_request(args: argparse.Namespace) -> IssueRequest:
+    """Validate everything the user typed, before any network call."""
+    server = server_url(args)
+    raw = [part for value in [*args.domains, *args.more_domains] for part in value.split(",") if part.strip()]
+    names = normalize_names(raw, allow_ip=server not in SERVERS_WITHOUT_IP)
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    if not 0 < args.http_port < 65536:
+        raise UsageError(f"--http-port {args.http_port}: not a port number")
+    if args.http_address:
+        try:
+            ipaddress.ip_address(args.http_address.strip("[]"))
+        except ValueError:
+            raise UsageError(f"--http-address {args.http_address!r}: not an IP address") from None
+    if args.webroot is not None and not args.webroot.is_dir():
+        raise UsageError(f"--webroot {args.webroot}: not a directory")
+    if args.cert_name:
+        check_lineage_name(args.cert_name)
+    webroot = args.webroot.resolve() if args.webroot else None
+    return IssueRequest(
+        names=names, server=server, cert_name=args.cert_name, email=args.email,
+        key=check_key_spec(KeySpec(args.key_type, args.rsa_key_size, args.elliptic_curve)),
+        reuse_key=args.reuse_key,
+        challenge=ChallengeSetup(mode="webroot" if webroot else "standalone", http_port=args.http_port,
+                                 http_address=args.http_address, webroot=webroot),
+        hooks=Hooks(args.pre_hook, args.post_hook, args.deploy_hook),
+        preferred_chain=args.preferred_chain,
+        ca_bundle=args.ca_bundle.resolve() if args.ca_bundle else None,
+        eab_kid=args.eab_kid, eab_hmac_key=args.eab_hmac_key,
+    )
+
+
+def run_issue(args: argparse.Namespace, console: Console) -> int:
+    request = build_request(args)
+    store = CertStore(args.config_dir)
+    if store.exists(request.lineage_name) and not args.force_renewal:
+        current = store.load(request.lineage_name)
+        if set(current.names) == set(request.names) and not needs_renewal(current.not_before, current.not_after,
+                                                                           utcnow()):
+            console.step(f"Certificate {current.name} for the same names is not yet due for renewal "
+                         f"(expires {current.not_after:%Y-%m-%d}); keeping it (--force-renewal to replace it)")
+            return ExitStatus.SUCCESS
+    registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
+                                eab_hmac_key=args.eab_hmac_key, interactive=sys.stdin.isatty())
+    if request.hooks.pre:
+        console.step(f"Running pre-hook: {request.hooks.pre}")
+        run_hook("pre", request.hooks.pre)
+    try:
+        issued = obtain(request, store, console, registration)
+    finally:
+        if request.hooks.post:
+            console.step(f"Running post-hook: {request.hooks.post}")
+            run_hook("post", request.hooks.post)
+    if request.hooks.deploy:
+        deploy_env = {"RENEWED_LINEAGE": str(issued.lineage.live_dir), "RENEWED_DOMAINS": " ".join(request.names)}
+        try:
+            run_hook("deploy", request.hooks.deploy, deploy_env)
+        except HookError as error:
+            raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {error}") from None
+    show_lineage(issued.lineage, console)
+    return ExitStatus.SUCCESS
+
+
+def show_lineage(lineage: Lineage, console: Console) -> None:
+    console.result(f"Subject: CN={lineage.names[0] if lineage.names else '?'}")
+    console.result(f"SANs:    {', '.join(lineage.names)}")
+    console.result(f"Expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC "
+                   f"({lineage.days_left(utcnow()):.0f} days)")
+    console.result(f"Files:   {lineage.live_dir}/{{cert,chain,fullchain,privkey}}.pem")
+
+
+def lineage_document(lineage: Lineage, now: dt.datetime) -> dict:
+    return {
+        "name": lineage.name, "domains": list(lineage.names), "key_type": lineage.key_type,
+        "not_before": lineage.not_before.isoformat(), "expiry": lineage.not_after.isoformat(),
+        "days_left": round(lineage.days_left(now), 2), "version": lineage.version, "serial": hex(lineage.serial),
+        "issuer": lineage.issuer,
+        "paths": {"cert": str(lineage.cert_path), "chain": str(lineage.chain_path),
+                  "fullchain": str(lineage.fullchain_path), "privkey": str(lineage.key_path)},
+    }
+
+
+def run_certificates(args: argparse.Namespace, console: Console) -> int:
+    store = CertStore(args.config_dir)
+    now = utcnow()
+    lineages = store.lineages()
+    if args.json:
+        console.json({"certificates": [lineage_document(lineage, now) for lineage in lineages]})
+        return ExitStatus.SUCCESS
+    if not lineages:
+        console.result(f"No certificates under {args.config_dir}")
+    for lineage in lineages:
+        days = lineage.days_left(now)
+        state = console.paint("EXPIRED", "red") if days < 0 else f"{days:.0f} days left"
+        console.result(f"{lineage.name}\n  domains: {' '.join(lineage.names)}\n  key:     {lineage.key_type}\n"
+                       f"  expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC ({state})\n"
+                       f"  cert:    {lineage.fullchain_path}\n  privkey: {lineage.key_path}")
+    return ExitStatus.SUCCESS

@@ -1,0 +1,152 @@
+"""A throwaway local ACME CA: Debian's Pebble and pebble-challtestsrv on loopback, for tests, demo and bench.
+
+pebble-challtestsrv runs as DNS only and answers every name with 127.0.0.1, so Pebble validates http-01 by
+connecting to 127.0.0.1:<http_port>, where the client under test listens. Pebble's API needs a TLS
+certificate that Debian's package does not ship: a throwaway CA and leaf are made here, and the client trusts
+that CA explicitly (never by turning verification off).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+PEBBLE = "/usr/bin/pebble"
+CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_tls_pair(directory: Path, names: tuple[str, ...] = ("localhost",),
+                  ips: tuple[str, ...] = ("127.0.0.1", "::1")) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a leaf signed by it; returns (ca.pem, leaf.pem, leaf.key)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lehttpd throwaway test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = directory / "ca.pem", directory / "leaf.pem", directory / "leaf.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    os.chmod(paths[2], 0o600)
+    return paths
+
+
+@dataclass
+class Pebble:
+    """A running Pebble; `directory_url` and `ca_bundle` are what a client needs."""
+
+    workdir: Path
+    http_port: int
+    validity_seconds: int | None = None
+    env: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        self.api_port, self.management_port = free_port(), free_port()
+        self.dns_port, self.dns_management_port = free_port(), free_port()
+        self._procs: list[subprocess.Popen] = []
+
+    @property
+    def directory_url(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}/dir"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.workdir / "tls" / "ca.pem"
+
+    def start(self) -> "Pebble":
+        if not (shutil.which(PEBBLE) and shutil.which(CHALLTESTSRV)):
+            raise RuntimeError("Pebble is not installed (Debian package 'pebble')")
+        ca, leaf, key = make_tls_pair(self.workdir / "tls")
+        config = {"pebble": {
+            "listenAddress": f"127.0.0.1:{self.api_port}",
+            "managementListenAddress": f"127.0.0.1:{self.management_port}",
+            "certificate": str(leaf), "privateKey": str(key),
+            "httpPort": self.http_port, "tlsPort": free_port(),
+            "ocspResponderURL": "", "externalAccountBindingRequired": False,
+        }}
+        if self.validity_seconds:
+            config["pebble"]["certificateValidityPeriod"] = self.validity_seconds
+        (self.workdir / "pebble.json").write_text(json.dumps(config, indent=2))
+        env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0",
+               **(self.env or {})}
+        log = open(self.workdir / "pebble.log", "ab")  # noqa: SIM115 (kept open for the child's lifetime)
+        self._procs.append(subprocess.Popen(
+            [CHALLTESTSRV, "-dns01", f"127.0.0.1:{self.dns_port}",
+             "-management", f"127.0.0.1:{self.dns_management_port}",
+             "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-http01", "", "-https01", "", "-tlsalpn01", ""],
+            stdout=log, stderr=log, env=env))
+        self._procs.append(subprocess.Popen(
+            [PEBBLE, "-config", str(self.workdir / "pebble.json"), "-dnsserver", f"127.0.0.1:{self.dns_port}"],
+            stdout=log, stderr=log, env=env, cwd=self.workdir))
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc in self._procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"Pebble exited early; see {self.workdir / 'pebble.log'}")
+            try:
+                requests.get(self.directory_url, verify=str(self.ca_bundle), timeout=2).raise_for_status()
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"Pebble did not start within {timeout} s; see {self.workdir / 'pebble.log'}")
+
+    def root_pem(self, index: int = 0) -> bytes:
+        url = f"https://127.0.0.1:{self.management_port}/roots/{index}"
+        response = requests.get(url, verify=str(self.ca_bundle), timeout=5)
+        response.raise_for_status()
+        return response.content
+
+    def stop(self) -> None:
+        for proc in reversed(self._procs):
+            proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self._procs = []
+
+    def __enter__(self) -> "Pebble":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
