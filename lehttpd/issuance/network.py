@@ -125,6 +125,8 @@ def translate_errors(server: str) -> Iterator[None]:
         raise AcmeServerError(f"unexpected answer from {server}: {str(error)[:200]}") from None
     except acme_errors.TimeoutError:
         raise AcmeServerError(f"{server} did not complete the order in time") from None
+    except (acme_errors.Error, jose.DeserializationError) as error:
+        raise AcmeServerError(f"unexpected answer from {server}: {str(error)[:200]}") from None
 
 
 def _reason(error: Exception) -> str:

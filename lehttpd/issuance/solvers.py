@@ -32,6 +32,7 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
 
     def parse_request(self) -> bool:
         if len(self.raw_requestline) > MAX_REQUEST_LINE:
+            self.requestline, self.request_version, self.command = "", "HTTP/1.0", ""
             self.send_error(414)
             return False
         return super().parse_request()

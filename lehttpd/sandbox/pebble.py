@@ -129,6 +129,11 @@ class Pebble:
                 time.sleep(0.1)
         raise RuntimeError(f"Pebble did not start within {timeout} s; see {self.workdir / 'pebble.log'}")
 
+    def client_args(self, config_dir: Path) -> list[str]:
+        """The flags that point `lehttpd issue` at this Pebble (standalone on its http-01 port)."""
+        return ["--server", self.directory_url, "--ca-bundle", str(self.ca_bundle), "--config-dir", str(config_dir),
+                "--http-port", str(self.http_port), "--http-address", "127.0.0.1", "--agree-tos"]
+
     def root_pem(self, index: int = 0) -> bytes:
         url = f"https://127.0.0.1:{self.management_port}/roots/{index}"
         response = requests.get(url, verify=str(self.ca_bundle), timeout=5)

@@ -1,0 +1,45 @@
+"""The command line: bad input is one line on stderr and a documented exit code, never a traceback."""
+import io
+
+import pytest
+
+from lehttpd.cli import run
+from lehttpd.console import Console
+
+
+def call(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), Console(stdout=out, stderr=err))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["issue", "bad_name.example"], "invalid domain name bad_name.example"),
+    (["issue", "*.example.com"], "dns-01"),
+    (["issue", "a.example", "--server", "http://plain.example/dir"], "--server must be an https://"),
+    (["issue", "a.example", "--ca-bundle", "/nonexistent.pem"], "--ca-bundle /nonexistent.pem: no such file"),
+    (["issue", "a.example", "--http-port", "70000"], "not a port number"),
+    (["issue", "a.example", "--http-address", "not-an-ip"], "not an IP address"),
+    (["issue", "a.example", "--webroot", "/nonexistent"], "not a directory"),
+    (["issue", "a.example", "--cert-name", "../../etc"], "invalid certificate name"),
+    (["issue", "a.example", "--key-type", "rsa", "--rsa-key-size", "1024"], "unsupported RSA key size"),
+    (["issue", "a.example", "--elliptic-curve", "secp192r1"], "unsupported elliptic curve"),
+    (["issue", "192.0.2.1"], "does not issue certificates for IP addresses"),
+    (["issue"], "no domain name given"),
+])
+def test_bad_input_is_refused_before_any_network_call(argv, message, tmp_path):
+    code, out, err = call(*argv, "--config-dir", str(tmp_path))
+    assert code == 2
+    assert err.startswith("lehttpd: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not any(tmp_path.iterdir()), "nothing written"
+
+
+def test_certificates_on_an_empty_store(tmp_path):
+    code, out, _ = call("certificates", "--config-dir", str(tmp_path), "--json")
+    assert code == 0 and '"certificates": []' in out
+
+
+def test_no_command_prints_help_and_exits_2():
+    code, _, err = call()
+    assert code == 2 and "usage:" in err

@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from lehttpd.errors import UsageError
+from lehttpd.model import ChallengeSetup, Hooks, IssueRequest, KeySpec
+from lehttpd.renewal_conf import parse, render, to_request
+
+CERTBOT_FILE = """# renew_before_expiry = 30 days
+version = 2.11.0
+archive_dir = /etc/letsencrypt/archive/example.com
+cert = /etc/letsencrypt/live/example.com/cert.pem
+privkey = /etc/letsencrypt/live/example.com/privkey.pem
+chain = /etc/letsencrypt/live/example.com/chain.pem
+fullchain = /etc/letsencrypt/live/example.com/fullchain.pem
+
+# Options used in the renewal process
+[renewalparams]
+account = 0123456789abcdef0123456789abcdef
+authenticator = webroot
+webroot_path = /var/www/html,
+server = https://acme-v02.api.letsencrypt.org/directory
+key_type = rsa
+renew_hook = systemctl reload apache2
+[[webroot_map]]
+example.com = /var/www/html
+"""
+
+
+def test_round_trip_keeps_everything_a_renewal_needs(tmp_path):
+    request = IssueRequest(
+        names=("a.example", "b.example"), server="https://ca.example/dir", cert_name="site",
+        key=KeySpec("rsa", 3072, "secp384r1"), reuse_key=True,
+        challenge=ChallengeSetup("standalone", 8080, "127.0.0.1"),
+        hooks=Hooks("apache2ctl stop", "apache2ctl start", "apache2ctl graceful"),
+        preferred_chain="Alt Root", ca_bundle=Path("/etc/ssl/private-ca.pem"))
+    text = render(request, "acct", tmp_path)
+    conf = parse(text, "site.conf")
+    assert conf.params["account"] == "acct"
+    assert conf.top["fullchain"] == str(tmp_path / "live/site/fullchain.pem")
+    again = to_request(conf, request.names, "site", "site.conf")
+    assert again == request
+
+
+def test_certbots_own_file_is_understood():
+    conf = parse(CERTBOT_FILE, "example.com.conf")
+    request = to_request(conf, ("example.com",), "example.com", "example.com.conf")
+    assert request.challenge.mode == "webroot" and request.challenge.webroot == Path("/var/www/html")
+    assert request.key.key_type == "rsa" and request.hooks.deploy == "systemctl reload apache2"
+    assert request.server == "https://acme-v02.api.letsencrypt.org/directory"
+
+
+@pytest.mark.parametrize("text, message", [
+    (CERTBOT_FILE[:120], "incomplete renewal file"),
+    ("cert = /x\nthis is not a key value line\n", "cannot parse"),
+    (CERTBOT_FILE.replace("[renewalparams]", "[mystery]"), "unknown section"),
+    ("\x00\x01\x02garbage", "cannot parse"),
+])
+def test_corrupt_or_half_written_files_name_the_file_and_line(text, message):
+    with pytest.raises(UsageError, match=message) as caught:
+        parse(text, "broken.conf")
+    assert "broken.conf" in str(caught.value)
+
+
+def test_unsupported_authenticator_is_refused():
+    conf = parse(CERTBOT_FILE.replace("authenticator = webroot", "authenticator = dns-route53"), "x.conf")
+    with pytest.raises(UsageError, match="dns-route53"):
+        to_request(conf, ("example.com",), "example.com", "x.conf")
+
+
+def test_a_hook_with_a_line_break_cannot_inject_settings(tmp_path):
+    request = IssueRequest(names=("a.example",), hooks=Hooks(pre="true\nserver = https://evil.example/"))
+    with pytest.raises(UsageError, match="line break"):
+        render(request, "acct", tmp_path)
