@@ -18,6 +18,7 @@ from lehttpd.errors import ExitStatus, LehttpdError
 
 COMMAND_MODULES = (
     "lehttpd.issuance.commands",
+    "lehttpd.apache.commands",
 )
 
 

@@ -1,0 +1,103 @@
+"""The three jobs end to end (read → plan → dry-run diff or apply), shared by the CLI and `install_lineage`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from lehttpd.apache import render
+from lehttpd.apache.apply import apply_plan
+from lehttpd.apache.changes import Plan
+from lehttpd.apache.discover import mod_ssl_openssl_version
+from lehttpd.apache.harden import plan_harden, plan_redirect
+from lehttpd.apache.plan import Certificate, Tree, new_changes, plan_install
+from lehttpd.apache.policy import build_policy
+from lehttpd.apache.session import Source, open_tree
+from lehttpd.model import Lineage
+
+DEFAULT_WORK_DIR = Path("/var/lib/lehttpd")
+
+
+@dataclass(frozen=True)
+class Options:
+    source: Source = field(default_factory=Source)
+    https_port: int = 443
+    work_dir: Path = DEFAULT_WORK_DIR
+    dry_run: bool = False
+    reload: bool = True
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: Plan
+    checkpoint: Path | None
+    warnings: tuple[str, ...] = ()
+
+
+def _finish(tree: Tree, plan: Plan, options: Options, command: str, expected_der: bytes | None,
+            log) -> Outcome:
+    if options.dry_run or plan.empty:
+        return Outcome(plan, None)
+    folder = apply_plan(plan, tree.info, options.work_dir, command, expected_der, options.reload, log)
+    return Outcome(plan, folder)
+
+
+def leaf_der(lineage: Lineage) -> bytes:
+    cert = x509.load_pem_x509_certificate(lineage.cert_path.read_bytes())
+    return cert.public_bytes(Encoding.DER)
+
+
+def install_lineage(lineage: Lineage, *, apache_ctl: str | None = None, https_port: int = 443,
+                    redirect: bool = False, work_dir: Path = DEFAULT_WORK_DIR, dry_run: bool = False,
+                    log=lambda message: None) -> Outcome:
+    """Install a stored lineage into Apache: SSL vhosts for its names (optionally the :80 redirect), applied
+    safely (checkpoint, config test, graceful reload, SNI check, rollback on failure). Raises LehttpdError."""
+    options = Options(source=Source(apache_ctl=apache_ctl), https_port=https_port, work_dir=work_dir,
+                      dry_run=dry_run)
+    return install(lineage, options, redirect, log)[0]
+
+
+def install(lineage: Lineage, options: Options, redirect: bool, log) -> tuple[Outcome, list]:
+    cert = Certificate.from_lineage(lineage)
+    tree, errors = open_tree(options.source, options.https_port, names=cert.names)
+    changes = new_changes(tree)
+    on_https = plan_install(tree, cert, options.https_port, changes)
+    if redirect:
+        plan_redirect(tree, cert.names, options.https_port, changes, now_on_https=on_https, force=options.force)
+    plan = changes.freeze()
+    der = leaf_der(lineage) if not options.dry_run else None
+    return _finish(tree, plan, options, f"install {lineage.name}", der, log), errors
+
+
+def redirect(names, options: Options, log) -> tuple[Outcome, list]:
+    tree, errors = open_tree(options.source, options.https_port, names=names)
+    changes = new_changes(tree)
+    plan_redirect(tree, names, options.https_port, changes, force=options.force)
+    return _finish(tree, changes.freeze(), options, f"redirect {' '.join(names)}", None, log), errors
+
+
+@dataclass(frozen=True)
+class HardenRequest:
+    profile: str = "intermediate"
+    hsts: int | None = None
+    hsts_subdomains: bool = False
+    hsts_preload: bool = False
+    staple_ocsp: bool = False
+    uir: bool = False
+    log_format: str | None = None
+    openssl_version: tuple[int, int, int] | None = None
+
+
+def harden(request: HardenRequest, options: Options, log) -> tuple[Outcome, list]:
+    tree, errors = open_tree(options.source, options.https_port, ssl_only=True)
+    openssl = request.openssl_version or mod_ssl_openssl_version(tree.info)
+    policy = build_policy(request.profile, tree.info.version, openssl, request.staple_ocsp)
+    context = render.build_options_context(policy, tree.info.version, openssl, request.hsts,
+                                           request.hsts_subdomains, request.hsts_preload, request.uir,
+                                           request.log_format)
+    changes = new_changes(tree)
+    plan_harden(tree, policy, context, changes, force=options.force)
+    return _finish(tree, changes.freeze(), options, f"harden {request.profile}", None, log), errors

@@ -1,0 +1,307 @@
+"""Planning, pure: from what was read (a Tree) to the edits that install, redirect and harden need.
+
+Nothing here writes; every function takes values and records splices in a Changes, whose frozen Plan is printed as
+a unified diff by --dry-run and handed to apply.py otherwise. Each step recognises its own earlier work, so a
+second run plans nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from lehttpd.apache import render
+from lehttpd.apache.changes import Changes, Check
+from lehttpd.apache.discover import ApacheInfo, port_of
+from lehttpd.apache.policy import APACHE_CAPS, TlsPolicy, has
+from lehttpd.apache.tree import Node, ParsedFile
+from lehttpd.apache.vhosts import VirtualHost, is_http, ssl_twin
+from lehttpd.errors import UsageError
+
+CERT_DIRECTIVES = ("SSLCertificateFile", "SSLCertificateChainFile", "SSLCertificateKeyFile")
+REDIRECT_DIRECTIVES = ("redirect", "redirectmatch", "redirectpermanent", "redirecttemp")
+OPTIONS_PATH = Path("lehttpd") / "options-ssl.conf"
+
+
+@dataclass(frozen=True)
+class Tree:
+    """What planning may look at: discovery, the vhosts read, their parsed files, server-wide directives."""
+
+    info: ApacheInfo
+    vhosts: tuple[VirtualHost, ...]
+    files: Mapping[Path, ParsedFile]
+    globals: tuple[tuple[str, tuple[str, ...], Path], ...]   # (directive, values, file) for Listen & co
+    read: Callable[[Path], bytes | None] = field(repr=False, default=lambda path: None)
+
+    @property
+    def options_file(self) -> Path:
+        return self.info.server_root / OPTIONS_PATH
+
+    def has_global(self, name: str, port: int | None = None) -> bool:
+        for directive, values, _file in self.globals:
+            if directive.lower() == name.lower() and values:
+                if port is None or port_of(values[0]) == port or values[0] == str(port):
+                    return True
+        return False
+
+
+@dataclass(frozen=True)
+class Certificate:
+    name: str
+    names: tuple[str, ...]
+    cert: str
+    chain: str
+    fullchain: str
+    key: str
+
+    @classmethod
+    def from_lineage(cls, lineage) -> "Certificate":
+        return cls(lineage.name, tuple(lineage.names), str(lineage.cert_path), str(lineage.chain_path),
+                   str(lineage.fullchain_path), str(lineage.key_path))
+
+
+def new_changes(tree: Tree) -> Changes:
+    return Changes(read=tree.read)
+
+
+# ---------------------------------------------------------------------------------------------------- install
+def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Changes) -> list[str]:
+    """SSL vhosts for every :80 vhost serving the certificate's names; returns the ServerNames now on HTTPS."""
+    targets = [v for v in tree.vhosts if is_http(v, https_port) and any(v.serves(n) for n in cert.names)]
+    if not targets:
+        raise UsageError(f"no port-80 virtual host serves {', '.join(cert.names)} "
+                         "(see `lehttpd apache vhosts`)")
+    done: list[str] = []
+    for vhost in targets:
+        key = vhost.server_name.lower() or ",".join(vhost.names)
+        if key in done:
+            continue
+        done.append(key)
+        twin = ssl_twin(vhost, list(tree.vhosts), https_port)
+        if twin is not None:
+            update_certificate(tree, twin, cert, changes)
+            changes.notes.append(f"{twin.file}:{twin.line}: SSL vhost for {key} exists; certificate paths checked")
+        else:
+            add_ssl_vhost(tree, vhost, cert, https_port, changes)
+        target = twin or vhost
+        address = _connect_address(target.addresses)
+        for name in target.names:
+            if "*" not in name and "?" not in name and any(_covers(n, name) for n in cert.names):
+                changes.checks.append(Check(name, address, https_port))
+    ensure_modules(tree, ("ssl", "socache_shmcb"), changes)
+    ensure_listen(tree, targets, https_port, changes)
+    return done
+
+
+def _covers(pattern: str, name: str) -> bool:
+    pattern, name = pattern.lower(), name.lower()
+    return pattern == name or (pattern.startswith("*.") and name.count(".") == pattern.count(".")
+                               and name.endswith(pattern[1:]))
+
+
+def _connect_address(addresses) -> str:
+    for address in addresses:
+        host = address.rpartition(":")[0] if ":" in address else address
+        host = host.strip("[]")
+        if host not in ("*", "_default_", "", "::", "0.0.0.0"):
+            return host
+    return "127.0.0.1"
+
+
+def cert_lines(tree: Tree, cert: Certificate, indent: str) -> dict:
+    paths = {"cert": cert.cert, "chain": cert.chain, "fullchain": cert.fullchain, "key": cert.key}
+    return render.cert_context(indent, paths, fullchain=has(tree.info.version, APACHE_CAPS["fullchain"]))
+
+
+def add_ssl_vhost(tree: Tree, vhost: VirtualHost, cert: Certificate, https_port: int, changes: Changes) -> None:
+    parsed = tree.files[vhost.file]
+    node = vhost.node
+    indent = _child_indent(parsed.data, node)
+    body = site_body(parsed.data, node)
+    addresses = [_https_address(a, https_port) for a in vhost.addresses]
+    options = str(tree.options_file) if tree.read(tree.options_file) is not None else None
+    context = render.build_vhost_context(addresses, body, indent, cert_lines(tree, cert, indent), cert.name,
+                                         f"{vhost.file}:{vhost.line}", options)
+    text = render.render(tree.info.generation, "vhost-ssl.conf.j2", context)
+    destination, link = ssl_destination(tree, vhost)
+    reason = f"SSL vhost for {vhost.server_name or vhost.file.name} ({cert.name})"
+    if destination is None:
+        end = node.end
+        prefix = b"" if parsed.data[:end].endswith(b"\n") else b"\n"
+        changes.splice(parsed.path, parsed.data, end, end, prefix + b"\n" + text.encode(), reason)
+    else:
+        changes.add_file(destination, text, reason)
+        if link is not None:
+            changes.link(link[0], link[1], f"enable {destination.name} (as a2ensite does)")
+
+
+def ssl_destination(tree: Tree, vhost: VirtualHost) -> tuple[Path | None, tuple[Path, str] | None]:
+    """Where the new SSL vhost goes: the distribution's site folder, a folder included by a glob, or the same file
+    right after the :80 block (always included, whatever the layout)."""
+    layout, root = tree.info.layout, tree.info.server_root
+    included = vhost.file
+    name = f"{included.stem}-le-ssl.conf"
+    real = included.resolve()
+    if layout.vhost_enabled and layout.vhost_available and included.parent == root / layout.vhost_enabled \
+            and real.parent == (root / layout.vhost_available).resolve():
+        return real.parent / name, (included.parent / name, f"../{layout.vhost_available}/{name}")
+    siblings = [p for p in tree.info.includes if p.parent == included.parent and p.suffix == ".conf"]
+    if included.suffix == ".conf" and len(siblings) >= 2:
+        return included.parent / name, None
+    return None, None
+
+
+def site_body(data: bytes, node: Node) -> str:
+    """The :80 block's inside, comments and layout kept, without its redirects (they would loop on :443)."""
+    open_end = data.index(b"\n", data.index(b"<", node.start)) + 1
+    close = data.rindex(b"</", node.start, node.end)
+    close = data.rfind(b"\n", node.start, close) + 1 or close
+    drop: list[tuple[int, int]] = []
+    children = list(node.children)
+    for index, child in enumerate(children):
+        if child.name.lower() in REDIRECT_DIRECTIVES or _is_https_redirect_rule(child):
+            start = child.start
+            back = index - 1
+            while child.name.lower() == "rewriterule" and back >= 0 and \
+                    children[back].name.lower() == "rewritecond":
+                start = children[back].start
+                back -= 1
+            drop.append((start, child.end))
+    begin = data.find(render.REDIRECT_BEGIN.encode(), open_end, close)
+    if begin >= 0:
+        end = data.find(render.REDIRECT_END.encode(), begin, close)
+        end = data.find(b"\n", end) + 1 if end >= 0 else begin
+        drop.append((data.rfind(b"\n", 0, begin) + 1, end))
+    pieces, cursor = [], open_end
+    for start, end in sorted(drop):
+        start = max(start, cursor)
+        pieces.append(data[cursor:start])
+        cursor = max(cursor, end)
+    pieces.append(data[cursor:close])
+    return b"".join(pieces).decode("utf-8", errors="surrogateescape")
+
+
+def _is_https_redirect_rule(node: Node) -> bool:
+    if node.name.lower() != "rewriterule" or len(node.values) < 2:
+        return False
+    flags = node.values[2].lower() if len(node.values) > 2 else ""
+    return node.values[1].lower().startswith("https://") and ("r=" in flags or "[r" in flags or ",r" in flags
+                                                              or "redirect" in flags)
+
+
+def _https_address(address: str, https_port: int) -> str:
+    host, sep, port = address.rpartition(":")
+    if sep and port.isdigit() and not address.endswith("]"):
+        return f"{host}:{https_port}"
+    return f"{address}:{https_port}"
+
+
+def _child_indent(data: bytes, node: Node) -> str:
+    for child in node.children:
+        line_start = data.rfind(b"\n", 0, _name_offset(data, child)) + 1
+        prefix = data[line_start:_name_offset(data, child)]
+        if prefix.strip() == b"":
+            return prefix.decode()
+    return "    "
+
+
+def _name_offset(data: bytes, node: Node) -> int:
+    position = data.find(node.name.encode(), node.start, node.end) if not node.is_block else \
+        data.find(b"<", node.start, node.end)
+    return position if position >= 0 else node.start
+
+
+def _line_span(data: bytes, node: Node) -> tuple[int, int, str]:
+    """The whole line(s) of a directive, and its indentation."""
+    name_at = _name_offset(data, node)
+    start = data.rfind(b"\n", 0, name_at) + 1
+    end = node.end if data[node.end - 1:node.end] == b"\n" else node.end
+    return start, end, data[start:name_at].decode(errors="replace")
+
+
+def update_certificate(tree: Tree, vhost: VirtualHost, cert: Certificate, changes: Changes) -> None:
+    """Point an existing SSL vhost at the lineage: replace, add or (from 2.4.8) drop certificate lines."""
+    parsed, node = tree.files[vhost.file], vhost.node
+    indent = _child_indent(parsed.data, node)
+    wanted = cert_lines(tree, cert, indent)
+    values = {"sslcertificatefile": wanted["cert_file"], "sslcertificatechainfile": wanted["chain_file"],
+              "sslcertificatekeyfile": wanted["key_file"]}
+    missing = []
+    for directive in CERT_DIRECTIVES:
+        found = node.named(directive)
+        value = values[directive.lower()]
+        for old in found[:-1] if value else []:
+            start, end, _ = _line_span(parsed.data, old)
+            changes.splice(parsed.path, parsed.data, start, end, b"", f"{directive} duplicate removed")
+        if not found:
+            if value:
+                missing.append(f"{indent}{directive} {value}\n")
+            continue
+        last = found[-1]
+        if value is None:
+            start, end, _ = _line_span(parsed.data, last)
+            changes.splice(parsed.path, parsed.data, start, end, b"", f"{directive} not needed from 2.4.8")
+        elif last.values[:1] != (value,):
+            start, end, line_indent = _line_span(parsed.data, last)
+            changes.splice(parsed.path, parsed.data, start, end, f"{line_indent}{directive} {value}\n",
+                           f"certificate of {vhost.server_name} -> {cert.name}")
+    if missing:
+        insert_before_close(parsed, node, "".join(missing), changes, f"certificate of {vhost.server_name}")
+
+
+def insert_before_close(parsed: ParsedFile, node: Node, text: str, changes: Changes, reason: str) -> None:
+    close = parsed.data.rindex(b"</", node.start, node.end)
+    at = parsed.data.rfind(b"\n", node.start, close) + 1 or close
+    changes.splice(parsed.path, parsed.data, at, at, text, reason)
+
+
+def ensure_modules(tree: Tree, modules, changes: Changes) -> None:
+    """Enable modules the distribution's way: a2enmod's links on Debian, a LoadModule file elsewhere."""
+    layout, root = tree.info.layout, tree.info.server_root
+    missing = [m for m in modules if not tree.info.has_module(m)]
+    if not missing:
+        return
+    if layout.mods_available and layout.mods_enabled:
+        for module in missing:
+            if tree.read(root / layout.mods_available / f"{module}.load") is None:
+                raise UsageError(f"Apache module {module} is not installed "
+                                 f"({root / layout.mods_available / module}.load missing)")
+            for suffix in (".load", ".conf"):
+                if tree.read(root / layout.mods_available / f"{module}{suffix}") is not None:
+                    changes.link(root / layout.mods_enabled / f"{module}{suffix}",
+                                 f"../{layout.mods_available}/{module}{suffix}", f"enable {module} (a2enmod)")
+        return
+    folder = root / layout.module_conf_dir if layout.module_conf_dir else None
+    target = folder / "00-lehttpd-modules.conf" if folder else tree.info.config_file
+    lines = [{"name": f"{m}_module", "path": f"{layout.module_path}/mod_{m}.so"} for m in missing]
+    text = render.render(tree.info.generation, "loadmodule.conf.j2", {"modules": lines})
+    changes.add_file(target, text, f"load {', '.join(missing)}")
+
+
+def ensure_listen(tree: Tree, vhosts, https_port: int, changes: Changes) -> None:
+    """`Listen <https port>` exactly once, inside <IfModule ssl_module>; on 2.2 its NameVirtualHost too."""
+    addresses = {_https_address(a, https_port) for v in vhosts for a in v.addresses}
+    listens: list[str] = []
+    if not tree.has_global("Listen", https_port):
+        hosts = {a.rpartition(":")[0] for a in addresses}
+        specific = sorted(h for h in hosts if h not in ("*", "_default_", "[::]"))
+        listens = [f"{h}:{https_port}" for h in specific] if specific and len(specific) == len(hosts) \
+            else [str(https_port)]
+    name_vhosts: list[str] = []
+    if tree.info.generation == "2.2":
+        known = {values[0] for d, values, _f in tree.globals if d.lower() == "namevirtualhost" and values}
+        name_vhosts = sorted(a for a in addresses if a not in known and not a.startswith("_default_"))
+    if not listens and not name_vhosts:
+        return
+    text = render.render(tree.info.generation, "listen.conf.j2", render.build_listen_context(listens, name_vhosts))
+    changes.add_file(global_file(tree), text.lstrip("\n"), f"Listen {https_port}")
+
+
+def global_file(tree: Tree) -> Path:
+    """Where server-wide lines go: the layout's ports file when Apache includes it, else the main config."""
+    layout = tree.info.layout
+    if layout.ports_file:
+        candidate = tree.info.server_root / layout.ports_file
+        if candidate in tree.info.includes:
+            return candidate
+    return tree.info.config_file

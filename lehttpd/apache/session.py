@@ -1,0 +1,106 @@
+"""Reading what a command needs, and nothing more: Apache's own listing, then Augeas on the touched files only.
+
+`open_tree` is shared by the CLI commands and by `install_lineage`, the entry point `lehttpd issue --install` calls.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lehttpd.apache.discover import ApacheInfo, discover, parse_version
+from lehttpd.apache.plan import Tree
+from lehttpd.apache.static import discover_static
+from lehttpd.apache.tree import ConfigParseError, ConfigReader, ParsedFile, parse_files
+from lehttpd.apache.vhosts import candidates, read_vhosts
+
+GLOBAL_DIRECTIVES = ("listen", "namevirtualhost", "sslstaplingcache")
+_GLOBAL_RE = re.compile(rb"(?im)^[ \t]*(listen|namevirtualhost|sslstaplingcache)[ \t]")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the Apache setup is: a control program (live), or a tree on disk (static, dry-run only)."""
+
+    apache_ctl: str | None = None
+    server_root: Path | None = None
+    config: Path | None = None
+    apache_version: str | None = None
+
+
+def read_file(path: Path) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def discover_source(source: Source, reader: ConfigReader) -> tuple[ApacheInfo, dict[Path, ParsedFile],
+                                                                  list[ConfigParseError]]:
+    if source.server_root is not None and source.apache_ctl is None:
+        version = parse_version(source.apache_version) if source.apache_version else (2, 4, 62)
+        return discover_static(source.server_root, source.config, version, reader)
+    info = discover(source.apache_ctl)
+    if source.apache_version:
+        info = _with_version(info, parse_version(source.apache_version))
+    return info, {}, []
+
+
+def _with_version(info: ApacheInfo, version) -> ApacheInfo:
+    from dataclasses import replace
+
+    return replace(info, version=version)
+
+
+def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = False, ssl_only: bool = False
+              ) -> tuple[Tree, list[ConfigParseError]]:
+    """Discover, then parse only the vhost files that can matter (those listed under `names`, or the SSL ones)."""
+    reader = ConfigReader()
+    try:
+        info, parsed, errors = discover_source(source, reader)
+        if all_vhosts or names is None and not ssl_only:
+            locations = list(info.locations)
+        else:
+            locations = candidates(info, names, https_port) if names is not None else []
+            if ssl_only or names is not None:
+                locations += [loc for loc in info.locations if https_port in loc.ports and loc not in locations]
+        vhosts, parsed, more = read_vhosts(info, locations, parsed, https_port, reader)
+        errors += more
+        globals_, more = scan_globals(info, parsed, reader)
+        errors += more
+    finally:
+        reader.close()
+    tree = Tree(info=info, vhosts=tuple(vhosts), files=parsed, globals=tuple(globals_), read=read_file)
+    return tree, _unique(errors)
+
+
+def scan_globals(info: ApacheInfo, parsed: dict[Path, ParsedFile], reader: ConfigReader):
+    """Listen / NameVirtualHost / SSLStaplingCache anywhere in the included files: a byte search first, Augeas
+    only on the few files that have one."""
+    found: list[tuple[str, tuple[str, ...], Path]] = []
+    todo = []
+    for path in info.includes:
+        if path in parsed:
+            todo.append(path)
+            continue
+        data = read_file(path)
+        if data is not None and _GLOBAL_RE.search(data):
+            todo.append(path)
+    fresh, errors = parse_files([p for p in todo if p not in parsed], reader)
+    parsed.update(fresh)
+    for path in todo:
+        if path not in parsed:
+            continue
+        for node in parsed[path].walk():
+            if not node.is_block and node.name.lower() in GLOBAL_DIRECTIVES:
+                found.append((node.name, node.values, path))
+    return found, errors
+
+
+def _unique(errors: list[ConfigParseError]) -> list[ConfigParseError]:
+    seen, result = set(), []
+    for error in errors:
+        if error.message not in seen:
+            seen.add(error.message)
+            result.append(error)
+    return result
