@@ -19,6 +19,7 @@ from lehttpd.errors import ExitStatus, LehttpdError
 COMMAND_MODULES = (
     "lehttpd.issuance.commands",
     "lehttpd.apache.commands",
+    "lehttpd.scan.commands",
 )
 
 

@@ -1,0 +1,151 @@
+"""`lehttpd scan`: flags in, one call per stage, results out through the Console."""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Iterator
+
+from lehttpd.console import Console
+from lehttpd.errors import ExitStatus, ScanError, UsageError
+from lehttpd.scan.crawl import CrawlOptions, crawl
+from lehttpd.scan.engine import scan_files
+from lehttpd.scan.fix import Prober, fix_page
+from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, PageResult
+from lehttpd.scan.pages import CSS_SUFFIXES, DEFAULT_SITE_URL, ScanOptions, scan_bytes, walk
+from lehttpd.scan.report import JsonReport, SarifReport, Summary, TextReport, hints_for
+from lehttpd.scan.urls import host_of
+
+
+def register(subparsers, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser("scan", parents=[common], help="find (and fix) mixed content",
+                              description="Find the http:// subresources that break the padlock once a site "
+                                          "is on https, rank them by what browsers do, and optionally fix them.")
+    p.add_argument("target", nargs="?", help="a folder of site files, one file, or a URL to fetch")
+    p.add_argument("--site-url", help="the site's https URL (which host is the site, and the files' URLs)")
+    p.add_argument("--vhost", metavar="NAME", help="scan the DocumentRoot of the Apache vhost serving NAME")
+    p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    p.add_argument("--fail-on", default=f"{BLOCKABLE},{INSECURE_BASE}", metavar="CLASSES",
+                   help=f"classes that make the exit code 8 (comma-separated, from: {', '.join(CLASSES)}, none)")
+    p.add_argument("--jobs", type=int, default=0, help="worker processes for a folder (default: one per core)")
+    p.add_argument("--max-page-size", type=float, default=10, metavar="MB", help="skip larger pages (10)")
+    crawl_group = p.add_argument_group("live site")
+    crawl_group.add_argument("--crawl", action="store_true", help="follow same-site links from the URL")
+    crawl_group.add_argument("--max-pages", type=int, default=200)
+    crawl_group.add_argument("--max-depth", type=int, default=3)
+    crawl_group.add_argument("--concurrency", type=int, default=2, help="requests in flight at once (2)")
+    crawl_group.add_argument("--timeout", type=float, default=10, help="seconds per request (10)")
+    crawl_group.add_argument("--ca-bundle", help="trust this CA bundle (TLS verification is never disabled)")
+    fix_group = p.add_argument_group("fixing")
+    fix_group.add_argument("--fix", action="store_true", help="rewrite the findings in the files (backups kept)")
+    fix_group.add_argument("--dry-run", action="store_true", help="with --fix: show the unified diff only")
+    fix_group.add_argument("--probe", action="store_true",
+                           help="with --fix: upgrade third-party URLs whose host answers over https")
+    p.set_defaults(handler=run_scan)
+
+
+def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
+    """(target, site URL, target is a URL) or a UsageError naming the bad flag."""
+    if args.vhost:
+        if args.target:
+            raise UsageError("give either a target or --vhost, not both")
+        root, name = _vhost_root(args.vhost)
+        args.target, args.site_url = root, args.site_url or f"https://{name}/"
+    if not args.target:
+        raise UsageError("scan needs a folder, a file or a URL (or --vhost NAME)")
+    is_url = args.target.lower().startswith(("http://", "https://"))
+    if is_url and (args.fix or args.dry_run):
+        raise UsageError("--fix rewrites files: give the site's folder, not its URL")
+    if (args.dry_run or args.probe) and not args.fix:
+        raise UsageError("--dry-run and --probe go with --fix")
+    if not is_url and not os.path.exists(args.target):
+        raise ScanError(f"{args.target}: no such file or folder")
+    if args.crawl and not is_url:
+        raise UsageError("--crawl needs a URL (https://…)")
+    for flag in ("max_pages", "max_depth", "concurrency", "jobs"):
+        if getattr(args, flag) < 0 or (flag in ("max_pages", "concurrency") and getattr(args, flag) == 0):
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive")
+    site = args.site_url or (args.target if is_url else DEFAULT_SITE_URL)
+    if not host_of(site) or not site.lower().startswith(("http://", "https://")):
+        raise UsageError(f"--site-url {site!r} is not an http(s) URL with a host")
+    site = "https:" + site[5:] if site.lower().startswith("http:") else site  # pages are judged over https
+    return args.target, site if site.endswith("/") else site + "/", is_url
+
+
+def _vhost_root(name: str) -> tuple[str, str]:
+    from lehttpd.apache.discover import discover  # only --vhost needs Apache
+    from lehttpd.apache.vhosts import read_vhosts
+
+    vhosts, _, _ = read_vhosts(discover())
+    for vhost in vhosts:
+        if vhost.serves(name) and vhost.document_root:
+            return vhost.document_root, name
+    raise UsageError(f"no Apache vhost with a DocumentRoot serves {name}")
+
+
+def _fail_on(text: str) -> tuple[str, ...]:
+    classes = tuple(c.strip() for c in text.split(",") if c.strip() and c.strip() != "none")
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown:
+        raise UsageError(f"--fail-on: unknown class {unknown[0]!r} (from: {', '.join(CLASSES)})")
+    return classes
+
+
+def _results(args: argparse.Namespace, target: str, site: str, is_url: bool
+             ) -> tuple[Iterator[PageResult], int]:
+    """The pages to report, and how many are expected (for the progress bar)."""
+    max_bytes = int(args.max_page_size * 1024 * 1024)
+    if is_url:
+        options = CrawlOptions(max_pages=args.max_pages, max_depth=args.max_depth if args.crawl else 0,
+                               concurrency=args.concurrency, timeout=args.timeout, max_bytes=max_bytes,
+                               follow=args.crawl, verify=args.ca_bundle or True)
+        return crawl(target, options), args.max_pages
+    options = ScanOptions(site_url=site, max_bytes=max_bytes, jobs=args.jobs)
+    if os.path.isfile(target):
+        items = [(os.path.abspath(target), os.path.basename(target))]
+    else:
+        items = list(walk(target))  # paths only: small even for a big site
+    return scan_files(items, options), len(items)
+
+
+def run_scan(args: argparse.Namespace, console: Console) -> int:
+    target, site, is_url = _validate(args)
+    fail_on = _fail_on(args.fail_on)
+    report = {"json": lambda: JsonReport(console, target, site), "sarif": lambda: SarifReport(console),
+              "text": lambda: TextReport(console)}[args.format]()
+    summary = Summary()
+    fixer = _Fixer(args, console, host_of(site)) if args.fix else None
+    report.start(target)
+    results, expected = _results(args, target, site, is_url)
+    for done, result in enumerate(results, 1):
+        if fixer is not None and result.findings:
+            result = fixer.fix(result, summary)
+        summary.add(result)
+        report.page(result)
+        console.progress(min(done, expected), expected, "pages")
+    console.progress(expected, expected, "pages")
+    report.finish(summary, hints_for(summary, fixer is not None and not args.dry_run))
+    return ExitStatus.FINDINGS if summary.failing(fail_on) else ExitStatus.SUCCESS
+
+
+class _Fixer:
+    """--fix for one page at a time: rewrite, count, show the diff with --dry-run."""
+
+    def __init__(self, args: argparse.Namespace, console: Console, site_host: str) -> None:
+        self.console, self.site_host, self.dry_run = console, site_host, args.dry_run
+        self.max_bytes = int(args.max_page_size * 1024 * 1024)
+        self.probe = Prober(timeout=args.timeout, verify=args.ca_bundle or True) if args.probe else None
+
+    def fix(self, result: PageResult, summary: Summary) -> PageResult:
+        outcome = fix_page(result, self.site_host, self.probe, self.dry_run, self.max_bytes)
+        if outcome.error:
+            self.console.warn(f"{result.page}: not fixed: {outcome.error}")
+            return result
+        if self.dry_run and outcome.diff:
+            self.console.result(outcome.diff.rstrip("\n"))
+        if self.dry_run or not outcome.edits:
+            return result
+        summary.fixed += len(outcome.edits)
+        self.console.detail(f"{result.page}: {len(outcome.edits)} rewritten, original in {outcome.backup}")
+        # scan the new text again: fixing a <base> also fixes the relative URLs it made insecure
+        return scan_bytes(outcome.data or b"", result.url, result.page, result.page.lower().endswith(CSS_SUFFIXES),
+                          path=result.path)

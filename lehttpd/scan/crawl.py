@@ -1,0 +1,194 @@
+"""A polite same-site crawler on requests: page and depth limits, robots.txt, sitemap, a small thread pool,
+time-outs on every request and a deadline on every body, so that a slow or looping server cannot hold it."""
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator
+from urllib import robotparser
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import requests
+
+from lehttpd import __version__
+from lehttpd.scan.model import PageResult, Problem
+from lehttpd.scan.pages import scan_bytes
+from lehttpd.scan.source import MAX_PAGE_BYTES
+from lehttpd.scan.urls import host_of
+
+_LINK = re.compile(r"""<(a|area|i?frame|link)\b([^>]*)>""", re.I)
+_ATTR = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
+_LOC = re.compile(r"<loc>\s*([^<\s]+)\s*</loc>", re.I)
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+@dataclass(frozen=True)
+class CrawlOptions:
+    max_pages: int = 200
+    max_depth: int = 3
+    concurrency: int = 2
+    timeout: float = 10.0          # connect and read time-out of one request
+    page_deadline: float = 30.0    # the whole body of one answer must arrive within this
+    max_bytes: int = MAX_PAGE_BYTES
+    max_redirects: int = 10
+    follow: bool = True            # False: only the start page and its stylesheets
+    user_agent: str = f"lehttpd-scan/{__version__}"
+    verify: bool | str = True
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str
+    data: bytes = b""
+    content_type: str = ""
+    charset: str | None = None
+    problem: str | None = None
+
+
+class Crawler:
+    def __init__(self, start: str, options: CrawlOptions, session: requests.Session | None = None) -> None:
+        self.start, self.options = start, options
+        self.host = host_of(start)
+        self.session = session or requests.Session()
+        self.session.max_redirects = options.max_redirects
+        self.session.headers["User-Agent"] = options.user_agent
+        self.robots = robotparser.RobotFileParser()
+        self.robots.parse([])
+
+    def same_site(self, url: str) -> bool:
+        return url.startswith(("http://", "https://")) and host_of(url) == self.host
+
+    def fetch(self, url: str, accept: tuple[str, ...] | None = None) -> Fetched:
+        """One GET with time-outs, a redirect limit, a size limit and a deadline for the body."""
+        try:
+            with self.session.get(url, timeout=self.options.timeout, stream=True,
+                                  verify=self.options.verify) as response:
+                if response.status_code >= 400:
+                    return Fetched(url, problem=f"HTTP {response.status_code}")
+                final = response.url
+                if not self.same_site(final):
+                    return Fetched(url, problem=f"redirected off the site to {final}")
+                content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if accept and content_type not in accept:
+                    return Fetched(final, content_type=content_type)
+                return self._body(final, response, content_type)
+        except requests.TooManyRedirects:
+            return Fetched(url, problem=f"more than {self.options.max_redirects} redirects (a redirect loop?)")
+        except requests.Timeout:
+            return Fetched(url, problem=f"no answer within {self.options.timeout:g} s")
+        except requests.RequestException as error:
+            return Fetched(url, problem=f"fetch failed: {type(error).__name__}")
+
+    def _body(self, url: str, response: requests.Response, content_type: str) -> Fetched:
+        deadline = time.monotonic() + self.options.page_deadline
+        chunks, size = [], 0
+        for chunk in response.iter_content(65536):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.options.max_bytes:
+                return Fetched(url, problem=f"over the {self.options.max_bytes // 1024 // 1024} MB page limit")
+            if time.monotonic() > deadline:
+                return Fetched(url, problem=f"too slow: body not complete after {self.options.page_deadline:g} s")
+        return Fetched(url, b"".join(chunks), content_type, response.encoding if "charset=" in
+                       response.headers.get("Content-Type", "").lower() else None)
+
+    def read_robots(self) -> list[str]:
+        """Load robots.txt (absent or unreadable: everything allowed); return the sitemap URLs it names."""
+        root = urljoin(self.start, "/")
+        fetched = self.fetch(urljoin(root, "/robots.txt"))
+        if fetched.problem is None and fetched.data:
+            self.robots.parse(fetched.data.decode("utf-8", "replace").splitlines())
+        return list(self.robots.site_maps() or []) or [urljoin(root, "/sitemap.xml")]
+
+    def sitemap_urls(self, sitemaps: list[str]) -> list[str]:
+        urls: list[str] = []
+        for sitemap in sitemaps[:5]:
+            if not self.same_site(sitemap):
+                continue
+            fetched = self.fetch(sitemap)
+            if fetched.problem is None:
+                text = fetched.data.decode("utf-8", "replace")
+                urls += [u for u in _LOC.findall(text) if self.same_site(u)]
+        return urls
+
+    def allowed(self, url: str) -> bool:
+        return self.robots.can_fetch(self.options.user_agent, url)
+
+
+def links(data: bytes, base: str) -> tuple[list[str], list[str]]:
+    """(pages, stylesheets) linked from a page: discovery only, the findings come from html.py."""
+    text = data.decode("utf-8", "replace")
+    pages, sheets = [], []
+    for m in _LINK.finditer(text):
+        attrs = {a.group(1).lower(): a.group(2) or a.group(3) or a.group(4) or "" for a in _ATTR.finditer(m.group(2))}
+        tag = m.group(1).lower()
+        target = attrs.get("src" if tag.endswith("frame") else "href")
+        if not target:
+            continue
+        url = urldefrag(urljoin(base, target.strip()))[0]
+        if tag == "link":
+            if "stylesheet" in attrs.get("rel", "").lower().split():
+                sheets.append(url)
+        else:
+            pages.append(url)
+    return pages, sheets
+
+
+def https_of(url: str) -> str:
+    """The URL a page will have once the site is on https: pages are judged there."""
+    return "https:" + url[5:] if url.lower().startswith("http:") else url
+
+
+def crawl(start: str, options: CrawlOptions, session: requests.Session | None = None) -> Iterator[PageResult]:
+    """Scan the site breadth first, at most max_pages pages, each page and stylesheet once."""
+    crawler = Crawler(start, options, session)
+    if not crawler.host:
+        return
+    seen: set[str] = set()
+    level = [urldefrag(start)[0]]
+    if options.follow:
+        level += crawler.sitemap_urls(crawler.read_robots())
+    else:
+        crawler.read_robots()
+    pages = 0
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency)) as pool:
+        for depth in range(options.max_depth + 1):
+            batch = _next_batch(crawler, level, seen, options.max_pages - pages)
+            if not batch:
+                return
+            pages += len(batch)
+            level = []
+            for url, fetched in zip(batch, pool.map(lambda u: crawler.fetch(u, _HTML_TYPES + ("text/css",)), batch)):
+                result, found, sheets = _scan_fetched(url, fetched)
+                yield result
+                if options.follow and depth < options.max_depth:
+                    level += found
+                for sheet in _next_batch(crawler, sheets, seen, 50):
+                    yield _scan_fetched(sheet, crawler.fetch(sheet, ("text/css",)), css=True)[0]
+
+
+def _next_batch(crawler: Crawler, urls: list[str], seen: set[str], room: int) -> list[str]:
+    batch = []
+    for url in urls:
+        if len(batch) >= room:
+            break
+        if url in seen or not crawler.same_site(url) or not crawler.allowed(url):
+            continue
+        seen.add(url)
+        batch.append(url)
+    return batch
+
+
+def _scan_fetched(url: str, fetched: Fetched, css: bool = False) -> tuple[PageResult, list[str], list[str]]:
+    if fetched.problem is not None:
+        return PageResult(url, https_of(url), (), (Problem(url, fetched.problem),)), [], []
+    if fetched.content_type not in _HTML_TYPES + ("text/css",):
+        return PageResult(url, "", ()), [], []  # an image or a download behind a link: not a page
+    is_css = css or fetched.content_type == "text/css"
+    result = scan_bytes(fetched.data, https_of(fetched.url), url, is_css, fetched.charset)
+    if is_css:
+        return result, [], []
+    found, sheets = links(fetched.data, fetched.url)
+    return result, found, sheets

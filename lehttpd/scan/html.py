@@ -1,0 +1,364 @@
+"""Subresource URLs in HTML, with their character offsets, classed by what a browser does with them.
+
+A small tokenizer of our own instead of a DOM parser: it keeps the offset of every attribute value, which
+--fix needs to rewrite only the URL bytes and the report needs for line and column. It follows the HTML
+tokenizer where that changes which text is markup: comments, raw-text elements (script, style, textarea…),
+unquoted and duplicate attributes, character references, `<image>` read as `<img>` outside SVG.
+"""
+from __future__ import annotations
+
+import html as _html
+import re
+from html.entities import html5 as _HTML5
+
+from lehttpd.scan.css import css_refs
+from lehttpd.scan.model import BLOCKABLE, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE, Ref
+
+_WS = "\t\n\f\r "
+# Elements always looked at; any other element only when it has one of _URL_ATTRS.
+_ELEMENTS = ("img", "image", "source", "video", "audio", "track", "script", "link", "iframe", "frame",
+             "object", "embed", "param", "applet", "input", "button", "form", "meta", "base", "use",
+             "picture", "svg", "style", "textarea", "title", "xmp", "noembed", "noframes", "plaintext")
+_URL_ATTRS = ("style", "ping", "download", "background")
+_VALUE = r"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >]*+))?"""
+_NAME_END = r"(?=[\t\n\f\r />])"
+# One search per interesting tag: the possessive loop skips text, comments, doctypes, end tags and the
+# tags that cannot fetch anything inside the regex engine, which is what makes the scan fast.
+_MARKUP = re.compile(rf"""
+(?:[^<]++
+ | <!--(?:-?>|.*?(?:--!?>|\Z))
+ | <[!?][^>]*+>?
+ | </(?!(?:picture|video|audio|svg){_NAME_END})[a-zA-Z][^>]*+>
+ | </(?![a-zA-Z])[^>]*+>?
+ | <(?!(?:{"|".join(_ELEMENTS)}){_NAME_END})[a-zA-Z][^\t\n\f\r />]*+
+   (?:[\t\n\f\r /]*+(?!(?:{"|".join(_URL_ATTRS)})[\t\n\f\r /=>])[^\t\n\f\r />][^\t\n\f\r />=]*+{_VALUE})*+
+   [\t\n\f\r /]*+>
+ | <(?![a-zA-Z/!?])
+)*+
+(?:</(?P<end>[a-zA-Z][^\t\n\f\r />]*+)[^>]*+>
+ | <(?P<start>[a-zA-Z][^\t\n\f\r />]*+)
+   (?P<attrs>(?:[\t\n\f\r /]*+[^\t\n\f\r />][^\t\n\f\r />=]*+{_VALUE})*+)
+   [\t\n\f\r /]*+>
+)?""", re.S | re.X | re.I)
+_BASE_TAG = re.compile(r"<base[\t\n\f\r />]", re.I)
+_STRIP = "".join(chr(c) for c in range(0x21))
+_ATTR = re.compile(r"""[\t\n\f\r /]*+([^\t\n\f\r />][^\t\n\f\r />=]*+)
+    (?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"([^"]*+)"|'([^']*+)'|([^\t\n\f\r >]*+)))?""", re.X)
+_CHARREF = re.compile(r"&(?:#[xX][0-9a-fA-F]+;?|#[0-9]+;?|([a-zA-Z][a-zA-Z0-9]*;?))")
+_REFRESH = re.compile(r"""[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?""", re.I)
+# Elements whose content is text, not markup: a URL in there is never fetched (style is read as CSS).
+_RAWTEXT = {"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"}
+_RAW_END = {name: re.compile(rf"</{name}[\t\n\f\r />]", re.I) for name in _RAWTEXT}
+_LINK_RELS = {"stylesheet": BLOCKABLE, "modulepreload": BLOCKABLE, "prefetch": BLOCKABLE,
+              "prerender": BLOCKABLE, "manifest": BLOCKABLE, "icon": UPGRADABLE,
+              "apple-touch-icon": UPGRADABLE, "apple-touch-icon-precomposed": UPGRADABLE,
+              "mask-icon": UPGRADABLE}
+
+
+class _Context:
+    """What the tokenizer must remember between tags: open picture/media/svg, and the first <base>."""
+
+    __slots__ = ("picture", "media", "svg", "base", "relative")
+
+    def __init__(self, relative: bool) -> None:
+        self.picture = self.media = self.svg = 0
+        self.base: Ref | None = None
+        self.relative = relative  # keep relative URLs too: a <base> may make them http
+
+
+def _maybe_http(value: str) -> bool:
+    """Cheap test before building a Ref: only an http: scheme can be insecure when there is no <base>."""
+    head = value[:16]
+    if "\t" in head or "\n" in head or "\r" in head:
+        return True  # the URL parser removes these: "ht\ttp:" is "http:"
+    return value.lstrip(_STRIP)[:5].lower() == "http:"
+
+
+def html_refs(text: str) -> tuple[list[Ref], Ref | None]:
+    """Every URL the page makes the browser fetch or submit to, and the <base href> if there is one."""
+    refs: list[Ref] = []
+    ctx = _Context(_BASE_TAG.search(text) is not None)
+    search = _MARKUP.search
+    pos = 0
+    length = len(text)
+    while pos < length:
+        m = search(text, pos)
+        name = m.group("start")
+        if name is None:
+            end = m.group("end")
+            if end is None:  # the end of the text, or a tag left open until it: browsers drop it
+                break
+            _close(ctx, end.lower())
+            pos = m.end()
+            continue
+        pos = m.end()
+        tag = name.lower()
+        _element(text, tag, m.start("attrs"), m.end("attrs"), ctx, refs)
+        if tag in _RAWTEXT:
+            pos = _skip_rawtext(text, tag, pos, refs)
+        elif tag == "plaintext":
+            break
+    return refs, ctx.base
+
+
+def _skip_rawtext(text: str, tag: str, pos: int, refs: list[Ref]) -> int:
+    closing = _RAW_END[tag].search(text, pos)
+    stop = closing.start() if closing else len(text)
+    if tag == "style":
+        refs.extend(css_refs(text, "style", "", 0, pos, stop))
+    return stop
+
+
+def _close(ctx: _Context, tag: str) -> None:
+    if tag == "picture" and ctx.picture:
+        ctx.picture -= 1
+    elif tag in ("video", "audio") and ctx.media:
+        ctx.media -= 1
+    elif tag == "svg" and ctx.svg:
+        ctx.svg -= 1
+
+
+def parse_attrs(text: str, start: int, end: int) -> dict[str, tuple[int, int]]:
+    """Attribute name (lower case) → span of its value as written; the first of duplicates wins."""
+    attrs: dict[str, tuple[int, int]] = {}
+    for a in _ATTR.finditer(text, start, end):
+        key = a.group(1).lower()
+        if key in attrs:
+            continue
+        if a.lastindex and a.lastindex > 1:
+            attrs[key] = a.span(a.lastindex)
+        else:
+            attrs[key] = (a.end(), a.end())
+    return attrs
+
+
+def _value(text: str, span: tuple[int, int]) -> str:
+    return decode_attr(text[span[0]:span[1]])[0]
+
+
+def _element(text: str, tag: str, start: int, end: int, ctx: _Context, refs: list[Ref]) -> None:
+    if tag == "image" and not ctx.svg:
+        tag = "img"  # the HTML parser renames it
+    if tag == "picture":
+        ctx.picture += 1
+    elif tag in ("video", "audio"):
+        ctx.media += 1
+    elif tag == "svg":
+        ctx.svg += 1
+    attrs = parse_attrs(text, start, end) if start != end else {}
+    if not attrs:
+        return
+    for attr, cls, kind in _rules(tag, attrs, text, ctx):
+        span = attrs.get(attr)
+        if span is None:
+            continue
+        if kind == "url":
+            _url_attr(text, tag, attr, span, cls, refs, ctx.relative)
+        elif kind == "list":
+            _list_attr(text, tag, attr, span, cls, refs, ctx.relative)
+        elif kind == "refresh":
+            _refresh_attr(text, tag, span, refs)
+        elif kind == "base":
+            if ctx.base is None:
+                ctx.base = _make_ref(text, tag, attr, span, 0, None, INSECURE_BASE)
+    if "style" in attrs:
+        _css_attr(text, tag, attrs["style"], refs)
+
+
+def _rules(tag: str, attrs: dict, text: str, ctx: _Context) -> list[tuple[str, str, str]]:
+    """(attribute, class if insecure, how to read it) for one element: the A2 table as code."""
+    if tag == "img":
+        imageset = "srcset" in attrs or ctx.picture > 0 or "crossorigin" in attrs
+        return [("src", BLOCKABLE if imageset else UPGRADABLE, "url"), ("srcset", BLOCKABLE, "list")]
+    if tag == "source":
+        rules = [("srcset", BLOCKABLE, "list")]
+        if ctx.media and not ctx.picture:
+            rules.append(("src", UPGRADABLE, "url"))
+        return rules
+    if tag in ("video", "audio"):
+        cls = BLOCKABLE if "crossorigin" in attrs else UPGRADABLE
+        return [("src", cls, "url"), ("poster", UPGRADABLE, "url")]
+    if tag in ("script", "track", "iframe", "frame", "embed"):
+        return [("src", BLOCKABLE, "url")]
+    if tag == "link":
+        return _link_rules(attrs, text)
+    if tag == "object":
+        return [("data", BLOCKABLE, "url")]
+    if tag == "param":
+        if "name" in attrs and _value(text, attrs["name"]).strip().lower() == "movie":
+            return [("value", BLOCKABLE, "url")]
+        return []
+    if tag == "applet":
+        return [("code", BLOCKABLE, "url"), ("codebase", BLOCKABLE, "url"), ("archive", BLOCKABLE, "url")]
+    if tag == "input":
+        rules = [("formaction", FORM, "url")]
+        if "type" in attrs and _value(text, attrs["type"]).strip().lower() == "image":
+            rules.append(("src", UPGRADABLE, "url"))
+        return rules
+    if tag == "button":
+        return [("formaction", FORM, "url")]
+    if tag == "form":
+        return [("action", FORM, "url")]
+    if tag in ("a", "area"):  # navigation is not mixed content; a download or a ping is a fetch
+        rules = [("ping", BLOCKABLE, "list")]
+        if "download" in attrs:
+            rules.append(("href", BLOCKABLE, "url"))
+        return rules
+    if tag == "meta":
+        if "http-equiv" in attrs and _value(text, attrs["http-equiv"]).strip().lower() == "refresh":
+            return [("content", NAVIGATION_DOWNGRADE, "refresh")]
+        return []
+    if tag == "base":
+        return [("href", INSECURE_BASE, "base")]
+    if tag in ("body", "table", "td", "th"):
+        return [("background", UPGRADABLE, "url")]
+    if tag == "image":  # SVG
+        return [("href", UPGRADABLE, "url"), ("xlink:href", UPGRADABLE, "url")]
+    if tag == "use":
+        return [(a, BLOCKABLE, "url") for a in ("href", "xlink:href")
+                if a in attrs and not _value(text, attrs[a]).strip().startswith("#")]
+    return []
+
+
+def _link_rules(attrs: dict, text: str) -> list[tuple[str, str, str]]:
+    if "rel" not in attrs:
+        return []
+    found = None
+    for token in _value(text, attrs["rel"]).lower().split():
+        if token == "preload":
+            as_ = _value(text, attrs["as"]).strip().lower() if "as" in attrs else ""
+            cls = UPGRADABLE if as_ == "image" else BLOCKABLE
+        else:
+            cls = _LINK_RELS.get(token)
+        if cls is not None and found != BLOCKABLE:
+            found = cls
+    return [("href", found, "url")] if found else []
+
+
+def _make_ref(text: str, tag: str, attr: str, span: tuple[int, int], inner_start: int,
+              inner_end: int | None, cls: str, decoded: tuple[str, list[int] | None] | None = None) -> Ref:
+    """A Ref for value[inner_start:inner_end] of the attribute at span, mapping decoded positions back."""
+    raw = text[span[0]:span[1]]
+    value, mapping = decoded or decode_attr(raw)
+    inner_end = len(value) if inner_end is None else inner_end
+    if mapping is None:
+        s, e = inner_start, inner_end
+    else:
+        s, e = mapping[inner_start], mapping[inner_end]
+    return Ref(span[0] + s, span[0] + e, raw[s:e], value[inner_start:inner_end].strip(_WS), tag, attr, cls)
+
+
+def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, refs: list[Ref],
+              relative: bool) -> None:
+    if span[0] == span[1]:
+        return
+    decoded = decode_attr(text[span[0]:span[1]])
+    value = decoded[0]
+    if not relative and not _maybe_http(value):
+        return
+    lead = len(value) - len(value.lstrip(_WS))
+    stop = len(value.rstrip(_WS))
+    if stop > lead:
+        refs.append(_make_ref(text, tag, attr, span, lead, stop, cls, decoded))
+
+
+def _list_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, refs: list[Ref],
+               relative: bool) -> None:
+    decoded = decode_attr(text[span[0]:span[1]])
+    spans = srcset_spans(decoded[0]) if attr == "srcset" else \
+        [m.span() for m in re.finditer(r"[^\t\n\f\r ]+", decoded[0])]
+    for s, e in spans:
+        if relative or _maybe_http(decoded[0][s:e]):
+            refs.append(_make_ref(text, tag, attr, span, s, e, cls, decoded))
+
+
+def _refresh_attr(text: str, tag: str, span: tuple[int, int], refs: list[Ref]) -> None:
+    decoded = decode_attr(text[span[0]:span[1]])
+    value = decoded[0]
+    m = _REFRESH.match(value)
+    start, stop = m.end(), len(value.rstrip(_WS))
+    if start < stop and value[start] in "'\"":
+        quote = value[start]
+        start += 1
+        close = value.find(quote, start)
+        stop = close if close >= 0 else stop
+    if start < stop:
+        refs.append(_make_ref(text, tag, "content", span, start, stop, NAVIGATION_DOWNGRADE, decoded))
+
+
+def _css_attr(text: str, tag: str, span: tuple[int, int], refs: list[Ref]) -> None:
+    raw = text[span[0]:span[1]]
+    if "url" not in raw.lower() and "@" not in raw and "&" not in raw:
+        return
+    value, mapping = decode_attr(raw)
+    if mapping is None:
+        refs.extend(css_refs(text, tag, "style ", 0, span[0], span[1]))
+        return
+    for r in css_refs(value, tag, "style "):
+        s, e = mapping[r.start], mapping[r.end]
+        refs.append(Ref(span[0] + s, span[0] + e, raw[s:e], r.value, r.element, r.attribute, r.cls))
+
+
+def srcset_spans(value: str) -> list[tuple[int, int]]:
+    """Spans of the image candidate URLs in a srcset, as the HTML spec parses it (URLs may hold commas)."""
+    spans = []
+    i, n = 0, len(value)
+    while True:
+        while i < n and (value[i] in _WS or value[i] == ","):
+            i += 1
+        if i >= n:
+            return spans
+        start = i
+        while i < n and value[i] not in _WS:
+            i += 1
+        end = i
+        if value[end - 1] == ",":  # "a.png," : trailing commas end the candidate, no descriptors
+            while end > start and value[end - 1] == ",":
+                end -= 1
+        else:
+            depth = 0
+            while i < n and (depth or value[i] != ","):
+                depth += value[i] == "("
+                depth -= value[i] == ")" and depth > 0
+                i += 1
+        if end > start:
+            spans.append((start, end))
+
+
+def decode_attr(raw: str) -> tuple[str, list[int] | None]:
+    """Decode character references as in an attribute value. Returns the value and, when it differs from the
+    raw text, the raw offset of each decoded character (plus one for the end)."""
+    if "&" not in raw:
+        return raw, None
+    out: list[str] = []
+    mapping: list[int] = []
+    pos = 0
+    for m in _CHARREF.finditer(raw):
+        decoded, consumed = _charref(m, raw)
+        if decoded is None:
+            continue
+        out.append(raw[pos:m.start()])
+        mapping.extend(range(pos, m.start()))
+        out.append(decoded)
+        mapping.extend([m.start()] * len(decoded))
+        pos = m.start() + consumed
+    out.append(raw[pos:])
+    mapping.extend(range(pos, len(raw) + 1))
+    value = "".join(out)
+    return (value, mapping) if value != raw else (raw, None)
+
+
+def _charref(m: re.Match, raw: str) -> tuple[str | None, int]:
+    name = m.group(1)
+    if name is None:  # numeric: html.unescape applies the browser's replacements (0, C1 controls…)
+        return _html.unescape(m.group(0) if m.group(0).endswith(";") else m.group(0) + ";"), len(m.group(0))
+    if name.endswith(";") and name in _HTML5:
+        return _HTML5[name], len(name) + 1
+    bare = name.rstrip(";")
+    for k in range(len(bare), 1, -1):  # legacy references without ';', longest match first
+        if bare[:k] in _HTML5:
+            after = raw[m.start() + 1 + k:m.start() + 2 + k]
+            if after and (after.isalnum() or after == "="):
+                return None, 0  # in attributes, "&copy=1" stays as written
+            return _HTML5[bare[:k]], k + 1
+    return None, 0

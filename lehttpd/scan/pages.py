@@ -1,0 +1,79 @@
+"""Pages of a local folder: which files, at which future https URL, and scanning one of them."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator
+from urllib.parse import quote
+
+from lehttpd.scan.css import css_refs
+from lehttpd.scan.html import html_refs
+from lehttpd.scan.model import PageResult, Problem
+from lehttpd.scan.source import MAX_PAGE_BYTES, BadInput, decode_page, read_page
+from lehttpd.scan.urls import findings_for
+
+HTML_SUFFIXES = (".html", ".htm", ".xhtml", ".shtml", ".php", ".phtml")
+CSS_SUFFIXES = (".css",)
+DEFAULT_SITE_URL = "https://site.invalid/"  # when no --site-url: relative URLs are judged as https
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    site_url: str = DEFAULT_SITE_URL
+    max_bytes: int = MAX_PAGE_BYTES
+    jobs: int = 0  # 0: one worker per core
+
+
+def walk(root: str) -> Iterator[tuple[str, str] | Problem]:
+    """(absolute path, path relative to root) of every page and stylesheet, in a stable order; a Problem for
+    each directory that cannot be read or is a symlink back into the tree."""
+    seen: set[tuple[int, int]] = set()
+    problems: list[Problem] = []
+
+    def onerror(error: OSError) -> None:
+        problems.append(Problem(os.path.relpath(error.filename or root, root), f"unreadable: {error.strerror}"))
+
+    for directory, dirnames, filenames in os.walk(root, followlinks=True, onerror=onerror):
+        st = os.stat(directory)
+        if (st.st_dev, st.st_ino) in seen:  # a symlink loop: already walked this directory
+            dirnames[:] = []
+            yield Problem(os.path.relpath(directory, root), "symlink loop: directory already scanned")
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames.sort()
+        yield from problems
+        problems.clear()
+        for name in sorted(filenames):
+            if name.lower().endswith(HTML_SUFFIXES + CSS_SUFFIXES):
+                path = os.path.join(directory, name)
+                yield path, os.path.relpath(path, root)
+    yield from problems
+
+
+def page_url(site_url: str, relative: str) -> str:
+    return site_url.rstrip("/") + "/" + quote(relative.replace(os.sep, "/"))
+
+
+def scan_bytes(data: bytes, url: str, page: str, is_css: bool, declared: str | None = None,
+               path: str | None = None) -> PageResult:
+    """Findings of one page or stylesheet given as bytes. Bad input becomes a Problem, never an exception."""
+    try:
+        text, encoding, note = decode_page(data, declared)
+    except BadInput as error:
+        return PageResult(page, url, (), (Problem(page, error.message),), len(data), path=path)
+    if is_css:
+        refs, base = css_refs(text), None
+    else:
+        refs, base = html_refs(text)
+    findings = findings_for(refs, base, url, page, text)
+    problems = (Problem(page, note, skipped=False),) if note else ()
+    return PageResult(page, url, tuple(findings), problems, len(data), encoding, path)
+
+
+def scan_file(path: str, relative: str, options: ScanOptions) -> PageResult:
+    url = page_url(options.site_url, relative)
+    try:
+        data = read_page(path, options.max_bytes)
+    except BadInput as error:
+        return PageResult(relative, url, (), (Problem(relative, error.message),), path=path)
+    return scan_bytes(data, url, relative, relative.lower().endswith(CSS_SUFFIXES), path=path)

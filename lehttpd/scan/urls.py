@@ -1,0 +1,111 @@
+"""Resolve a reference against the page's future https URL and decide whether it is mixed content."""
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urljoin
+
+from lehttpd.scan.model import BLOCKABLE, INSECURE_BASE, UPGRADABLE, Finding, Ref
+
+_AUTHORITY = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://([^/?#]*)")
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_STRIP = "".join(chr(c) for c in range(0x21))  # the URL parser strips C0 controls and spaces…
+_REMOVED = str.maketrans("", "", "\t\n\r")       # …and removes tabs and newlines anywhere
+
+
+def clean(value: str) -> str:
+    value = value.strip(_STRIP)
+    return value.translate(_REMOVED) if ("\n" in value or "\t" in value or "\r" in value) else value
+
+
+def insecure_url(value: str, base: str) -> tuple[str, str] | None:
+    """(resolved URL, host) when fetching `value` from a page at `base` would use plain http, else None.
+
+    Fast path first: nearly every reference is either https/relative under an https base or absolute http.
+    """
+    value = clean(value)
+    m = _SCHEME.match(value)
+    if m is not None:
+        if m.group(1).lower() != "http":
+            return None
+        rest = value[m.end():].replace("\\", "/")
+        resolved = "http://" + rest.lstrip("/") if not rest.startswith("//") else "http:" + rest
+    elif base.startswith("http:"):
+        resolved = urljoin(base, value.replace("\\", "/"))
+    else:
+        return None
+    host = host_of(resolved)
+    if not host or _trustworthy(host):
+        return None
+    return resolved, host
+
+
+def host_of(url: str) -> str:
+    """The host of an http(s) URL, lower case, without userinfo, port or trailing dot (urlsplit is slow)."""
+    authority = _AUTHORITY.match(url)
+    if authority is None:
+        return ""
+    host = authority.group(1).rpartition("@")[2]
+    if host.startswith("["):
+        return host[1:host.find("]")].lower() if "]" in host else ""
+    return host.partition(":")[0].rstrip(".").lower()
+
+
+def _trustworthy(host: str) -> bool:
+    """localhost and loopback addresses are potentially trustworthy: fetching them is not mixed content."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    ip = ip_literal(host)
+    return ip is not None and ip.is_loopback
+
+
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not host or not (host[0].isdigit() or ":" in host):
+        return None
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+class LineIndex:
+    """Line and column (1-based, in characters) of offsets, counted forward from the previous one."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._offset = 0
+        self._line = 1
+
+    def position(self, offset: int) -> tuple[int, int]:
+        if offset < self._offset:  # out of order (rare): count again from the start
+            self._offset, self._line = 0, 1
+        self._line += self._text.count("\n", self._offset, offset)
+        self._offset = offset
+        return self._line, offset - self._text.rfind("\n", 0, offset)
+
+
+def findings_for(refs: list[Ref], base_ref: Ref | None, page_url: str, page: str, text: str) -> list[Finding]:
+    """The refs that are mixed content once resolved against the page URL and its <base>."""
+    base = page_url
+    out: list[Finding] = []
+    lines: LineIndex | None = None
+    if base_ref is not None:
+        base = urljoin(page_url, clean(base_ref.value)) or page_url
+        if not base.lower().startswith(("http:", "https:")):
+            base = page_url
+        refs = [base_ref, *refs] if base.lower().startswith("http:") else refs
+    for ref in refs:
+        insecure = insecure_url(ref.value, base) if ref.cls != INSECURE_BASE else (base, host_of(base))
+        if insecure is None:
+            continue
+        resolved, host = insecure
+        cls = ref.cls
+        if cls == UPGRADABLE and ip_literal(host) is not None:
+            cls = BLOCKABLE  # browsers do not upgrade requests to IP literals
+        if lines is None:
+            lines = LineIndex(text)
+        line, column = lines.position(ref.start)
+        out.append(Finding(page, line, column, ref.element, ref.attribute, ref.written, resolved, cls, host,
+                           ref.start, ref.end))
+    out.sort(key=lambda f: f.start)
+    return out
