@@ -10,10 +10,8 @@ from pathlib import Path
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, HookError, UsageError
 from lehttpd.hooks import run_hook
-from lehttpd.issuance.account import Registration
 from lehttpd.issuance.keys import check_key_spec
 from lehttpd.issuance.names import normalize_names
-from lehttpd.issuance.order import obtain
 from lehttpd.model import (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, ChallengeSetup, Hooks, IssueRequest,
                            KeySpec, Lineage)
 from lehttpd.renewal import needs_renewal
@@ -118,6 +116,10 @@ def build_request(args: argparse.Namespace) -> IssueRequest:
 
 
 def run_issue(args: argparse.Namespace, console: Console) -> int:
+    # The ACME stack (acme, josepy, requests) is imported here, not at start-up: other commands don't need it.
+    from lehttpd.issuance.account import Registration
+    from lehttpd.issuance.order import obtain
+
     request = build_request(args)
     store = CertStore(args.config_dir)
     if store.exists(request.lineage_name) and not args.force_renewal:

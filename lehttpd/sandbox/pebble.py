@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -76,6 +77,8 @@ class Pebble:
     env: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.api_port, self.management_port = free_port(), free_port()
         self.dns_port, self.dns_management_port = free_port(), free_port()
         self._procs: list[subprocess.Popen] = []
@@ -113,7 +116,11 @@ class Pebble:
         self._procs.append(subprocess.Popen(
             [PEBBLE, "-config", str(self.workdir / "pebble.json"), "-dnsserver", f"127.0.0.1:{self.dns_port}"],
             stdout=log, stderr=log, env=env, cwd=self.workdir))
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
@@ -155,3 +162,27 @@ class Pebble:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main() -> int:
+    """`python -m lehttpd.sandbox.pebble`: run a local Pebble until Ctrl-C and print the flags to use it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run a throwaway Pebble ACME server on loopback.")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/lehttpd-pebble"), help="working folder")
+    parser.add_argument("--http-port", type=int, default=5002, help="where Pebble looks for http-01 answers")
+    parser.add_argument("--config-dir", type=Path, default=Path("/tmp/lehttpd-pebble/letsencrypt"))
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop Pebble on SIGTERM too, not only Ctrl-C
+    with Pebble(args.dir, args.http_port) as pebble:
+        print("Pebble is running; issue with:\n  lehttpd issue a.example.test " + " ".join(
+            pebble.client_args(args.config_dir)) + "\nCtrl-C stops it.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
