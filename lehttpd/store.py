@@ -72,7 +72,7 @@ def check_lineage_name(name: str) -> str:
 
 class CertStore:
     def __init__(self, config_dir: Path) -> None:
-        self.config_dir = Path(config_dir)
+        self.config_dir = Path(config_dir).absolute()  # renewal files and links must not depend on the cwd
 
     # -- paths ---------------------------------------------------------------------------------------
     def archive_dir(self, name: str) -> Path:
