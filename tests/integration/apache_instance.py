@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,7 +153,9 @@ class ApacheInstance:
 
 def make_instance(base: Path, http_port: int | None = None, https_port: int | None = None) -> ApacheInstance:
     """Copy Debian's stock tree into base/apache2-lehttpd, private envvars and ports, no default site."""
-    base.chmod(0o711)
+    for folder in (base, *base.parents):  # mktemp dirs are 0700: let www-data traverse them
+        if str(folder).startswith(tempfile.gettempdir() + "/"):
+            folder.chmod(folder.stat().st_mode | 0o711)
     inst = ApacheInstance(base=base, http_port=http_port or free_port(), https_port=https_port or free_port())
     shutil.copytree(SYSTEM_TREE, inst.confdir, symlinks=True)
     for sub in ("run", "lock", "log"):
@@ -173,3 +176,40 @@ def make_instance(base: Path, http_port: int | None = None, https_port: int | No
     (base / "www").mkdir(exist_ok=True)
     (base / "www").chmod(0o755)
     return inst
+
+
+def make_lineage(config_dir: Path, name: str, names: tuple[str, ...]):
+    """A throwaway CA and a leaf for `names`, saved through the real CertStore (certbot layout)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from lehttpd.model import CertificateFiles
+    from lehttpd.store import CertStore
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lehttpd test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+          .not_valid_after(now + dt.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    files = CertificateFiles(
+        cert_pem=leaf.public_bytes(serialization.Encoding.PEM),
+        chain_pem=ca.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    store = CertStore(config_dir)
+    lineage = store.save_version(name, files)
+    # Apache's workers never read keys (the parent does, as root); the store's 0700 dirs are fine.
+    return lineage
