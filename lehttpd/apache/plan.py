@@ -264,8 +264,9 @@ def ensure_modules(tree: Tree, modules, changes: Changes) -> None:
     if layout.mods_available and layout.mods_enabled:
         for module in missing:
             if tree.read(root / layout.mods_available / f"{module}.load") is None:
-                raise UsageError(f"Apache module {module} is not installed "
-                                 f"({root / layout.mods_available / module}.load missing)")
+                changes.notes.append(f"cannot enable Apache module {module}: {layout.mods_available}/"
+                                     f"{module}.load is missing (Apache's config test will tell if it matters)")
+                continue
             for suffix in (".load", ".conf"):
                 if tree.read(root / layout.mods_available / f"{module}{suffix}") is not None:
                     changes.link(root / layout.mods_enabled / f"{module}{suffix}",

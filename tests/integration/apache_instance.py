@@ -153,6 +153,7 @@ class ApacheInstance:
 
 def make_instance(base: Path, http_port: int | None = None, https_port: int | None = None) -> ApacheInstance:
     """Copy Debian's stock tree into base/apache2-lehttpd, private envvars and ports, no default site."""
+    base.mkdir(parents=True, exist_ok=True)
     for folder in (base, *base.parents):  # mktemp dirs are 0700: let www-data traverse them
         if str(folder).startswith(tempfile.gettempdir() + "/"):
             folder.chmod(folder.stat().st_mode | 0o711)
