@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "lehttpd.issuance.commands",
     "lehttpd.apache.commands",
     "lehttpd.scan.commands",
+    "lehttpd.renew.commands",
 )
 
 

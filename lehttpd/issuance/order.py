@@ -9,7 +9,7 @@ import contextlib
 import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from acme import challenges, messages
 from acme import client as acme_client
@@ -23,7 +23,7 @@ from lehttpd.issuance.account import Account, Registration, load_account, regist
 from lehttpd.issuance.network import RetryingNetwork, describe_problem, retry_after_seconds, translate_errors
 from lehttpd.model import CertificateFiles, IssueRequest, Lineage
 from lehttpd.renewal_conf import render as render_renewal_conf
-from lehttpd.store import CertStore
+from lehttpd.store import CertStore, lineage_from_cert
 
 ORDER_DEADLINE = dt.timedelta(seconds=90)
 POLL_INTERVAL = 0.15
@@ -36,15 +36,22 @@ class Issued:
 
 
 def obtain(request: IssueRequest, store: CertStore, console: Console, registration: Registration,
-           solver: solvers.StandaloneServer | None = None, account_id: str | None = None) -> Issued:
+           solver: solvers.StandaloneServer | None = None, account_id: str | None = None, *,
+           replaces: str | None = None, recheck: Callable[[], None] | None = None,
+           dry_run: bool = False) -> Issued:
     """Obtain a certificate for request.names and store it as a new version of the lineage.
 
     `solver` is a standalone server already listening (renewal shares one across lineages); when None and
     the request is standalone, one is started for this order and shut down when it ends.
+    Renewal adds: `replaces` (RFC 9773 certificate id, dropped if the server refuses it), `recheck`
+    (called under the lineage lock before anything else; it raises to abort when another process renewed
+    meanwhile) and `dry_run` (the whole order, nothing stored).
     """
     name = request.lineage_name
     deadline = dt.datetime.now() + ORDER_DEADLINE
     with store.lock(name), translate_errors(request.server):
+        if recheck is not None:
+            recheck()
         client = _connect(request, console)
         account = _account(client, store, request.server, registration, console, account_id)
         key_pem = store.read_current("privkey", name) if request.reuse_key and store.exists(name) else None
@@ -52,7 +59,7 @@ def obtain(request: IssueRequest, store: CertStore, console: Console, registrati
         csr_pem = keys.make_csr(key, request.names)
 
         console.step(f"Ordering a certificate for {', '.join(request.names)}")
-        orderr = _new_order(client, csr_pem, store, request.server, registration, console)
+        orderr = _new_order(client, csr_pem, store, request.server, registration, console, replaces)
 
         pending = _pending_tokens(orderr, account)
         with _answering(request, solver, pending, console):
@@ -65,6 +72,9 @@ def obtain(request: IssueRequest, store: CertStore, console: Console, registrati
         cert_pem, chain_pem = _choose_chain(orderr, request.preferred_chain, console)
 
         files = CertificateFiles(cert_pem=cert_pem, chain_pem=chain_pem, key_pem=keys.key_to_pem(key))
+        if dry_run:
+            lineage = lineage_from_cert(name, store.config_dir, x509.load_pem_x509_certificate(cert_pem), 0)
+            return Issued(lineage, account.id)
         lineage = store.save_version(name, files, render_renewal_conf(request, account.id, store.config_dir))
     console.step(f"Certificate saved: {lineage.live_dir}/ (version {lineage.version}, "
                  f"expires {lineage.not_after:%Y-%m-%d})")
@@ -90,9 +100,9 @@ def _account(client: acme_client.ClientV2, store: CertStore, server: str, regist
 
 
 def _new_order(client: acme_client.ClientV2, csr_pem: bytes, store: CertStore, server: str,
-               registration: Registration, console: Console) -> messages.OrderResource:
+               registration: Registration, console: Console, replaces: str | None = None) -> messages.OrderResource:
     try:
-        return client.new_order(csr_pem)
+        return _order(client, csr_pem, replaces, console)
     except messages.Error as error:
         if error.code != "accountDoesNotExist":
             raise
@@ -100,7 +110,23 @@ def _new_order(client: acme_client.ClientV2, csr_pem: bytes, store: CertStore, s
     console.warn(f"{server} no longer knows the stored account; registering a new one")
     client.net.account = None
     register(client, store, server, registration, console)
-    return client.new_order(csr_pem)
+    return client.new_order(csr_pem)  # a new account cannot replace the old account's certificate
+
+
+def _order(client: acme_client.ClientV2, csr_pem: bytes, replaces: str | None,
+           console: Console) -> messages.OrderResource:
+    if not replaces:
+        return client.new_order(csr_pem)
+    from lehttpd.renew.ari import new_order_replacing
+    try:
+        return new_order_replacing(client, csr_pem, replaces)
+    except messages.Error as error:
+        if error.code in ("rateLimited", "accountDoesNotExist", "badNonce"):
+            raise
+        # RFC 9773 lets the server refuse `replaces` (already replaced, another account...): order without it.
+        console.warn(f"the ACME server refused to mark {replaces} as replaced ({describe_problem(error)}); "
+                     "ordering without it")
+        return client.new_order(csr_pem)
 
 
 def _pending_tokens(orderr: messages.OrderResource, account: Account) -> dict[str, tuple[messages.ChallengeBody, str]]:

@@ -1,0 +1,1 @@
+"""`lehttpd renew`, `revoke`, `delete` and `timer`: keeping many lineages fresh, unattended."""

@@ -1,0 +1,159 @@
+"""`lehttpd renew`, `revoke`, `delete`, `timer`: flags in, one call, results out.
+
+Imports stay light at the top: a run where nothing is due must start fast (cron runs it twice a day on
+machines with thousands of lineages); the ACME machinery is imported only when something is due.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lehttpd.console import Console
+from lehttpd.errors import ExitStatus, UsageError
+from lehttpd.hooks import HOOK_TIMEOUT
+from lehttpd.issuance.commands import add_server_options, server_url
+from lehttpd.model import Hooks
+from lehttpd.store import DEFAULT_CONFIG_DIR, CertStore, check_lineage_name
+
+
+def register(subparsers, common: argparse.ArgumentParser) -> None:
+    _register_renew(subparsers, common)
+    revoke = subparsers.add_parser("revoke", parents=[common], help="revoke a lineage's current certificate",
+                                   description="Revoke the current certificate of a lineage at its ACME server.")
+    revoke.add_argument("--cert-name", required=True, metavar="NAME")
+    from lehttpd.renew.manage import REASONS
+    revoke.add_argument("--reason", choices=sorted(REASONS), default="unspecified", type=str.lower)
+    revoke.add_argument("--delete-after-revoke", action="store_true",
+                        help="delete the lineage afterwards (otherwise the next renew replaces it)")
+    revoke.add_argument("--ca-bundle", type=Path, metavar="FILE", help="CA certificate(s) for the ACME server's TLS")
+    revoke.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    revoke.set_defaults(handler=run_revoke)
+
+    delete = subparsers.add_parser("delete", parents=[common], help="delete a lineage (certificates, keys, renewal)",
+                                   description="Delete a lineage: live/, archive/ and its renewal file.")
+    delete.add_argument("--cert-name", required=True, action="append", metavar="NAME",
+                        help="lineage to delete (repeatable)")
+    delete.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    delete.set_defaults(handler=run_delete)
+
+    timer = subparsers.add_parser("timer", parents=[common], help="install or remove the twice-daily renewal",
+                                  description="Install a systemd timer or a cron file running `lehttpd renew "
+                                              "--quiet` twice a day with a random delay.")
+    timer.add_argument("action", choices=("install", "remove"))
+    timer.add_argument("--kind", choices=("auto", "systemd", "cron"), default="auto",
+                       help="auto: systemd when it runs this machine, cron otherwise")
+    timer.add_argument("--root", type=Path, default=Path("/"), help="install under this root (default /)")
+    timer.add_argument("--lehttpd", metavar="PATH", help="the lehttpd command to run (default: this one)")
+    timer.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    timer.add_argument("--no-enable", action="store_true", help="only write the files (no systemctl)")
+    timer.set_defaults(handler=run_timer)
+
+
+def _register_renew(subparsers, common: argparse.ArgumentParser) -> None:
+    renew = subparsers.add_parser(
+        "renew", parents=[common], help="renew every certificate that is due (run it from cron or a timer)",
+        description="Renew every lineage in renewal/*.conf that is due, with what it was issued with.")
+    renew.add_argument("--cert-name", action="append", default=[], metavar="NAME",
+                       help="only these lineages (repeatable, or comma-separated)")
+    renew.add_argument("--force", "--force-renewal", action="store_true", dest="force",
+                       help="renew even when not due (and ignore back-off)")
+    renew.add_argument("--dry-run", action="store_true",
+                       help="rehearse against the staging server (or --server): nothing saved, no deploy hooks")
+    add_server_options(renew)
+    hooks = renew.add_argument_group("hooks (remembered in the renewal file of each lineage renewed)")
+    hooks.add_argument("--pre-hook", help="run once before the first renewal, when something is due")
+    hooks.add_argument("--post-hook", help="run once after the renewals, when something was due")
+    hooks.add_argument("--deploy-hook", help="run once per renewed lineage, with RENEWED_LINEAGE and "
+                                             "RENEWED_DOMAINS set (e.g. 'apache2ctl graceful')")
+    hooks.add_argument("--hook-timeout", type=float, default=HOOK_TIMEOUT, metavar="SECONDS",
+                       help=f"give up on a hook after this long (default {HOOK_TIMEOUT:.0f})")
+    run = renew.add_argument_group("run")
+    run.add_argument("--workers", type=int, default=8, metavar="N", help="renew up to N lineages at once (default 8)")
+    run.add_argument("--wait", type=float, nargs="?", const=3600.0, default=None, metavar="SECONDS",
+                     help="when another renew is running, wait for it (default: exit at once, status 0)")
+    run.add_argument("--no-ari", action="store_true", help="do not ask the CA for renewal information (RFC 9773)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    renew.set_defaults(handler=run_renew)
+
+
+def build_options(args: argparse.Namespace):
+    from lehttpd.renew.runner import RenewOptions
+
+    names = tuple(dict.fromkeys(check_lineage_name(n.strip()) for value in args.cert_name
+                                for n in value.split(",") if n.strip()))
+    if (args.server or args.staging) and not args.dry_run:
+        raise UsageError("--server and --staging only apply to --dry-run; "
+                         "a renewal uses the server each lineage was issued by")
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    if not 1 <= args.workers <= 64:
+        raise UsageError(f"--workers {args.workers}: use 1 to 64")
+    if args.hook_timeout <= 0:
+        raise UsageError("--hook-timeout must be positive")
+    if args.wait is not None and args.wait < 0:
+        raise UsageError("--wait must not be negative")
+    return RenewOptions(
+        config_dir=args.config_dir, cert_names=names, force=args.force, dry_run=args.dry_run,
+        server=server_url(args) if (args.server or args.staging) else None,
+        ca_bundle=args.ca_bundle.resolve() if args.ca_bundle else None,
+        hooks=Hooks(args.pre_hook, args.post_hook, args.deploy_hook), hook_timeout=args.hook_timeout,
+        workers=args.workers, wait=args.wait, ari=not args.no_ari)
+
+
+def run_renew(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.renew.outcome import show
+    from lehttpd.renew.runner import renew_all
+
+    summary = renew_all(build_options(args), console)
+    show(summary, console, args.json)
+    return summary.exit_status
+
+
+def run_revoke(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.renew import manage
+
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    store = CertStore(args.config_dir)
+    serial = manage.revoke(store, args.cert_name, args.reason, args.ca_bundle, console)
+    console.result(f"Revoked {args.cert_name} (serial {serial}, reason {args.reason})")
+    if args.delete_after_revoke:
+        manage.delete(store, args.cert_name)
+        console.result(f"Deleted {args.cert_name}")
+    else:
+        console.step("The next `lehttpd renew` replaces it; or remove it with `lehttpd delete`")
+    return ExitStatus.SUCCESS
+
+
+def run_delete(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.renew import manage
+
+    store = CertStore(args.config_dir)
+    names = [check_lineage_name(n) for n in args.cert_name]
+    for name in names:
+        manage.delete(store, name)
+        console.result(f"Deleted {name}: live/, archive/ and renewal/{name}.conf")
+    console.step("Any Apache configuration still pointing at these files must be changed before its next reload")
+    return ExitStatus.SUCCESS
+
+
+def run_timer(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.renew import timer
+
+    root = args.root.resolve()
+    enable = not args.no_enable and root == Path("/")
+    if args.action == "remove":
+        removed = timer.remove(root, enable)
+        console.result("Removed " + ", ".join(map(str, removed)) if removed else "Nothing installed")
+        return ExitStatus.SUCCESS
+    kind = timer.default_kind(root) if args.kind == "auto" else args.kind
+    lehttpd = args.lehttpd or timer.lehttpd_path()
+    command = timer.renew_command(lehttpd, args.config_dir)
+    installed = timer.install(kind, root, command, enable)
+    for path in installed.paths:
+        console.result(f"Wrote {path}")
+    if installed.enabled:
+        console.result(f"Enabled and started {timer.TIMER} (systemctl list-timers {timer.TIMER})")
+    console.step(f"It runs: {command}")
+    return ExitStatus.SUCCESS
+

@@ -1,0 +1,108 @@
+"""Finding what to renew: every renewal/NAME.conf, read and checked, turned into a candidate or a skip.
+
+A file that cannot be trusted (corrupt, half-written, written by a version we do not know, pointing at no
+certificate) becomes an `Unreadable` with the reason; it is never rewritten, so nothing the user had is lost.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lehttpd import __version__
+from lehttpd.errors import LehttpdError, UsageError
+from lehttpd.model import IssueRequest, Lineage
+from lehttpd.renew.state import RenewState, load_state
+from lehttpd.renewal_conf import RenewalConf, parse, to_request
+from lehttpd.store import CertStore, check_lineage_name
+
+# renewal files are read from certbot (format unchanged from 0.x to 5.x) and from lehttpd itself; a newer
+# major version may have changed the meaning of a key, so such a file is left alone.
+KNOWN_CERTBOT_MAJOR = 5
+_LEHTTPD_MARK = re.compile(r"written by lehttpd (\S+)")
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A lineage that can be renewed: its current certificate, how it was issued, what we remember."""
+
+    lineage: Lineage
+    request: IssueRequest
+    account_id: str | None
+    conf_path: Path
+    state: RenewState
+
+    @property
+    def name(self) -> str:
+        return self.lineage.name
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    name: str
+    conf_path: Path
+    reason: str
+
+
+def discover(store: CertStore, wanted: tuple[str, ...] = ()) -> list[Candidate | Unreadable]:
+    """Every lineage with a renewal file (only `wanted` ones when given), sorted by name."""
+    renewal_dir = store.config_dir / "renewal"
+    files = sorted(renewal_dir.glob("*.conf")) if renewal_dir.is_dir() else []
+    by_name = {path.name[:-len(".conf")]: path for path in files}
+    if wanted:
+        missing = [name for name in wanted if name not in by_name]
+        if missing:
+            raise UsageError(f"no renewal file for {', '.join(missing)} in {renewal_dir}")
+        by_name = {name: by_name[name] for name in wanted}
+    return [read_candidate(store, name, path) for name, path in sorted(by_name.items())]
+
+
+def read_candidate(store: CertStore, name: str, path: Path) -> Candidate | Unreadable:
+    try:
+        check_lineage_name(name)
+        text = path.read_text(encoding="utf-8")
+        conf = parse(text, str(path))
+        check_version(text, conf, str(path))
+        _check_paths(store, name, conf, str(path))
+        lineage = store.load(name)
+        if not lineage.names:
+            raise UsageError(f"{lineage.cert_path}: the certificate names no domain")
+        request = to_request(conf, lineage.names, name, str(path))
+    except UnicodeDecodeError:
+        return Unreadable(name, path, f"{path}: not a text file (corrupt?)")
+    except OSError as error:
+        return Unreadable(name, path, f"cannot read {path}: {error.strerror}")
+    except LehttpdError as error:
+        return Unreadable(name, path, error.message)
+    return Candidate(lineage, request, conf.params.get("account") or None, path,
+                     load_state(store.config_dir, name))
+
+
+def check_version(text: str, conf: RenewalConf, where: str) -> None:
+    """Refuse files from a version whose format we do not know (newer major), or with no version at all."""
+    raw = conf.top.get("version")
+    if raw is None:
+        raise UsageError(f"{where}: no 'version' line: not a renewal file written by certbot or lehttpd")
+    mark = _LEHTTPD_MARK.search(text)
+    match = _VERSION.match(raw)
+    if not match:
+        raise UsageError(f"{where}: unknown format version {raw!r}")
+    major = int(match.group(1))
+    if mark:
+        ours = int(_VERSION.match(__version__).group(1))  # type: ignore[union-attr]
+        if major > ours:
+            raise UsageError(f"{where}: written by lehttpd {raw}, newer than this lehttpd {__version__}; "
+                             "upgrade lehttpd to renew it")
+    elif major > KNOWN_CERTBOT_MAJOR:
+        raise UsageError(f"{where}: written by certbot {raw}, a format version lehttpd {__version__} "
+                         f"does not know (up to {KNOWN_CERTBOT_MAJOR}.x)")
+
+
+def _check_paths(store: CertStore, name: str, conf: RenewalConf, where: str) -> None:
+    """The file must describe this lineage's live files (a copied or edited file could point elsewhere)."""
+    live = store.live_dir(name)
+    for kind in ("cert", "privkey", "fullchain"):
+        path = Path(conf.top[kind])
+        if path.name != f"{kind}.pem" or path.parent.name != name:
+            raise UsageError(f"{where}: {kind} = {path} is not {live / (kind + '.pem')}")

@@ -1,0 +1,68 @@
+"""`lehttpd revoke` and `lehttpd delete`: the end of a lineage's life."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from lehttpd.console import Console
+from lehttpd.errors import AcmeServerError, UsageError
+from lehttpd.renew.lineages import Candidate, read_candidate
+from lehttpd.renew.state import delete_state, load_state, save_state
+from lehttpd.store import CertStore, check_lineage_name, utcnow
+
+# RFC 5280 reason codes accepted by ACME servers (RFC 8555 7.6; Let's Encrypt takes these five).
+REASONS = {"unspecified": 0, "keycompromise": 1, "affiliationchanged": 3, "superseded": 4,
+           "cessationofoperation": 5}
+
+
+def revoke(store: CertStore, name: str, reason: str, ca_bundle: Path | None, console: Console) -> str:
+    """Revoke the lineage's current certificate with the account that obtained it; returns its serial."""
+    from acme import client as acme_client
+    from cryptography import x509
+
+    from lehttpd.issuance.account import load_account
+    from lehttpd.issuance.network import RetryingNetwork, translate_errors
+
+    candidate = _candidate(store, name)
+    request = candidate.request
+    server = request.server
+    cert = x509.load_pem_x509_certificate(candidate.lineage.cert_path.read_bytes())
+    account = load_account(store, server, candidate.account_id)
+    if account is None:
+        raise UsageError(f"no account for {server} under {store.config_dir}/accounts: cannot revoke")
+    bundle = ca_bundle or request.ca_bundle
+    with translate_errors(server):
+        net = RetryingNetwork(account.key, alg=account.alg, verify=str(bundle) if bundle else True,
+                              log=console.detail)
+        net.account = account.regr
+        client = acme_client.ClientV2(acme_client.ClientV2.get_directory(server, net), net)
+        console.step(f"Revoking {name} (serial {cert.serial_number:x}) at {server}")
+        client.revoke(cert, REASONS[reason])
+    serial = hex(cert.serial_number)
+    with store.lock(name):
+        save_state(store.config_dir, name, replace(load_state(store.config_dir, name), revoked_serial=serial))
+    return serial
+
+
+def delete(store: CertStore, name: str) -> None:
+    """Remove live/, archive/, the renewal file and renewal state of one lineage, under its lock."""
+    check_lineage_name(name)
+    if not (store.renewal_conf(name).exists() or store.live_dir(name).exists() or store.archive_dir(name).exists()):
+        raise UsageError(f"no certificate named {name!r} under {store.config_dir}")
+    with store.lock(name):
+        store.delete(name)
+        delete_state(store.config_dir, name)
+
+
+def _candidate(store: CertStore, name: str) -> Candidate:
+    check_lineage_name(name)
+    conf = store.renewal_conf(name)
+    if not conf.exists():
+        raise UsageError(f"no certificate named {name!r} under {store.config_dir} (no {conf})")
+    found = read_candidate(store, name, conf)
+    if not isinstance(found, Candidate):
+        raise UsageError(found.reason)
+    if found.lineage.not_after < utcnow():
+        raise AcmeServerError(f"the certificate of {name} expired on {found.lineage.not_after:%Y-%m-%d}; "
+                              "there is nothing left to revoke")
+    return found
