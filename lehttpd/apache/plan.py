@@ -88,7 +88,8 @@ def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Change
         for name in target.names:
             if "*" not in name and "?" not in name and any(_covers(n, name) for n in cert.names):
                 changes.checks.append(Check(name, address, https_port))
-    ensure_modules(tree, ("ssl", "socache_shmcb"), changes)
+    # 2.2's mod_ssl has shmcb built in; 2.4 needs socache_shmcb for the session cache Debian's ssl.conf sets up
+    ensure_modules(tree, ("ssl",) if tree.info.generation == "2.2" else ("ssl", "socache_shmcb"), changes)
     ensure_listen(tree, targets, https_port, changes)
     return done
 
