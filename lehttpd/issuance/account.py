@@ -87,6 +87,8 @@ def register(client: acme_client.ClientV2, store: CertStore, server: str, how: R
     new_reg = messages.NewRegistration.from_data(
         email=how.email, terms_of_service_agreed=True, external_account_binding=eab)
     regr = client.new_account(new_reg)
+    # The stored registration keeps what the server said, not the one-time binding we sent.
+    regr = regr.update(body=regr.body.update(external_account_binding=None))
     account = Account(account_id(key), key, regr)
     save_account(store, server, account.id, {
         "private_key.json": key.json_dumps().encode(),

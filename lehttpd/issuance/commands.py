@@ -151,11 +151,10 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
 
 
 def show_lineage(lineage: Lineage, console: Console) -> None:
-    console.result(f"Subject: CN={lineage.names[0] if lineage.names else '?'}")
-    console.result(f"SANs:    {', '.join(lineage.names)}")
-    console.result(f"Expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC "
-                   f"({lineage.days_left(utcnow()):.0f} days)")
-    console.result(f"Files:   {lineage.live_dir}/{{cert,chain,fullchain,privkey}}.pem")
+    console.step(f"Subject: CN={lineage.names[0] if lineage.names else '?'}")
+    console.step(f"SANs:    {', '.join(lineage.names)}")
+    console.step(f"Expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC ({lineage.days_left(utcnow()):.0f} days)")
+    console.step(f"Files:   {lineage.live_dir}/{{cert,chain,fullchain,privkey}}.pem")
 
 
 def lineage_document(lineage: Lineage, now: dt.datetime) -> dict:

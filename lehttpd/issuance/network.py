@@ -26,9 +26,10 @@ TIMEOUT = 30
 
 class RetryingNetwork(acme_client.ClientNetwork):
     def __init__(self, key: jose.JWK, *, alg: jose.JWASignature, verify: bool | str,
-                 log: Callable[[str], None] = lambda _: None, max_retry_after: float = MAX_RETRY_AFTER) -> None:
+                 log: Callable[[str], None] = lambda _: None, max_retry_after: float = MAX_RETRY_AFTER,
+                 timeout: int = TIMEOUT) -> None:
         super().__init__(key, alg=alg, verify_ssl=verify,  # type: ignore[arg-type]  # requests takes a CA path
-                         user_agent=f"lehttpd/{__version__}", timeout=TIMEOUT)
+                         user_agent=f"lehttpd/{__version__}", timeout=timeout)
         self._log = log
         self.max_retry_after = max_retry_after
 
@@ -100,7 +101,7 @@ def describe_problem(error: messages.Error) -> str:
 
 
 @contextlib.contextmanager
-def translate_errors(server: str) -> Iterator[None]:
+def translate_errors(server: str, timeout: float = TIMEOUT) -> Iterator[None]:
     """Turn library and network exceptions into one-line lehttpd errors that name the server."""
     try:
         yield
@@ -116,7 +117,7 @@ def translate_errors(server: str) -> Iterator[None]:
             f"the TLS certificate of {server} is not trusted ({_reason(error)}); "
             "for a private CA pass its certificate with --ca-bundle") from None
     except requests.exceptions.Timeout:
-        raise NetworkError(f"{server} did not answer within {TIMEOUT} s") from None
+        raise NetworkError(f"{server} did not answer within {timeout:g} s") from None
     except requests.exceptions.ConnectionError as error:
         raise NetworkError(f"cannot reach {server}: {_reason(error)}") from None
     except requests.exceptions.RequestException as error:

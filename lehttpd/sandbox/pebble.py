@@ -75,6 +75,7 @@ class Pebble:
     http_port: int
     validity_seconds: int | None = None
     env: dict[str, str] | None = None
+    eab_keys: dict[str, str] | None = None  # kid -> base64url HMAC key; makes external account binding required
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir).resolve()
@@ -100,7 +101,8 @@ class Pebble:
             "managementListenAddress": f"127.0.0.1:{self.management_port}",
             "certificate": str(leaf), "privateKey": str(key),
             "httpPort": self.http_port, "tlsPort": free_port(),
-            "ocspResponderURL": "", "externalAccountBindingRequired": False,
+            "ocspResponderURL": "", "externalAccountBindingRequired": bool(self.eab_keys),
+            "externalAccountMACKeys": self.eab_keys or {},
         }}
         if self.validity_seconds:
             config["pebble"]["certificateValidityPeriod"] = self.validity_seconds

@@ -31,9 +31,9 @@ def make_pebble(tmp_path_factory):
     _require_pebble()
     started = []
 
-    def start(env=None, validity_seconds=None):
+    def start(env=None, validity_seconds=None, eab_keys=None):
         server = Pebble(tmp_path_factory.mktemp("pebble"), http_port=free_port(), env=env,
-                        validity_seconds=validity_seconds).start()
+                        validity_seconds=validity_seconds, eab_keys=eab_keys).start()
         started.append(server)
         return server
 

@@ -210,3 +210,46 @@ def test_sigkill_midway_leaves_the_old_version_live_and_the_next_run_succeeds(pe
     after = issue(pebble, config, "kill.example.test", extra=["--force-renewal"])
     assert after.returncode == 0, after.stderr
     assert (live / "cert.pem").read_bytes() != old_cert
+
+
+def test_without_agree_tos_and_no_terminal_it_is_a_clear_error(pebble, tmp_path):
+    args = [a for a in pebble.client_args(tmp_path / "le") if a != "--agree-tos"]
+    result = run_lehttpd("issue", "tos.example.test", *args)
+    assert result.returncode == 2
+    assert "must agree to the ACME server's terms of service" in result.stderr and "--agree-tos" in result.stderr
+    assert not (tmp_path / "le" / "accounts").exists() or not list((tmp_path / "le" / "accounts").rglob("*.json"))
+
+
+def test_external_account_binding(make_pebble, tmp_path):
+    hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+    server = make_pebble(eab_keys={"kid-1": hmac})
+    refused = issue(server, tmp_path / "le", "eab.example.test")
+    assert refused.returncode == 2 and "requires external account binding" in refused.stderr
+    accepted = issue(server, tmp_path / "le", "eab.example.test", extra=["--eab-kid", "kid-1", "--eab-hmac-key", hmac])
+    assert accepted.returncode == 0, accepted.stderr
+    wrong = issue(server, tmp_path / "other", "eab2.example.test",
+                  extra=["--eab-kid", "kid-1", "--eab-hmac-key", "A" * 64])
+    assert wrong.returncode == 3 and "the ACME server refused" in wrong.stderr
+
+
+def test_quiet_prints_nothing_and_verbose_shows_the_exchange_without_secrets(pebble, tmp_path):
+    quiet = issue(pebble, tmp_path / "le", "quiet.example.test", extra=["--quiet"])
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+    verbose = issue(pebble, tmp_path / "le", "verbose.example.test", extra=["-v"])
+    assert "POST " + pebble.directory_url.rsplit("/", 1)[0] in verbose.stderr
+    key_body = (tmp_path / "le/live/verbose.example.test/privkey.pem").read_text().splitlines()[1]
+    assert key_body not in verbose.stderr + verbose.stdout
+    assert "BEGIN" not in verbose.stderr
+
+
+def test_two_processes_on_one_lineage_take_turns(pebble, tmp_path):
+    config = tmp_path / "le"
+    assert issue(pebble, config, "turns.example.test").returncode == 0
+    argv = [sys.executable, "-m", "lehttpd", "issue", "turns.example.test", *pebble.client_args(config),
+            "--force-renewal", "--quiet"]
+    procs = [subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    archive = config / "archive/turns.example.test"
+    assert sorted(p.name for p in archive.glob("cert*.pem")) == ["cert1.pem", "cert2.pem", "cert3.pem"]
+    assert os.readlink(config / "live/turns.example.test/privkey.pem").endswith("privkey3.pem")

@@ -110,3 +110,19 @@ def test_problem_with_subproblems_names_each_identifier():
         "subproblems": [{"type": "urn:ietf:params:acme:error:rejectedIdentifier", "detail": "blocked by policy",
                          "identifier": {"type": "dns", "value": "bad.example"}}]})
     assert describe_problem(error) == "rejectedIdentifier: some names were refused; bad.example: blocked by policy"
+
+
+def test_a_server_that_never_answers_is_a_time_out_error():
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections, never answers
+    base = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    net = RetryingNetwork(key, alg=jose.ES256, verify=True, timeout=1)
+    try:
+        with pytest.raises(NetworkError, match=r"did not answer within 1 s"):
+            with translate_errors(base, timeout=1):
+                post(net, base)
+    finally:
+        silent.close()
