@@ -268,12 +268,12 @@ def save_account(store: CertStore, server: str, account_id: str, files: dict[str
 
 
 def load_accounts(store: CertStore, server: str) -> dict[str, dict[str, bytes]]:
-    """Every complete account stored for this server, by id, oldest first."""
+    """Every complete account stored for this server, by id, newest first (a replaced account goes last)."""
     base = store.account_dir(server)
     if not base.is_dir():
         return {}
     accounts = {}
-    for directory in sorted(base.iterdir(), key=lambda d: d.stat().st_mtime):
+    for directory in sorted(base.iterdir(), key=lambda d: d.stat().st_mtime, reverse=True):
         files = {name: (directory / name).read_bytes() for name in AccountFiles.FILES if (directory / name).is_file()}
         if "private_key.json" in files and "regr.json" in files:
             accounts[directory.name] = files

@@ -59,7 +59,8 @@ def obtain(request: IssueRequest, store: CertStore, console: Console, registrati
         csr_pem = keys.make_csr(key, request.names)
 
         console.step(f"Ordering a certificate for {', '.join(request.names)}")
-        orderr = _new_order(client, csr_pem, store, request.server, registration, console, replaces)
+        orderr, account = _new_order(client, account, csr_pem, store, request.server, registration, console,
+                                     replaces)
 
         pending = _pending_tokens(orderr, account)
         with _answering(request, solver, pending, console):
@@ -99,18 +100,20 @@ def _account(client: acme_client.ClientV2, store: CertStore, server: str, regist
     return account
 
 
-def _new_order(client: acme_client.ClientV2, csr_pem: bytes, store: CertStore, server: str,
-               registration: Registration, console: Console, replaces: str | None = None) -> messages.OrderResource:
+def _new_order(client: acme_client.ClientV2, account: Account, csr_pem: bytes, store: CertStore, server: str,
+               registration: Registration, console: Console,
+               replaces: str | None = None) -> tuple[messages.OrderResource, Account]:
+    """The new order, and the account it was placed with (a new one if the server forgot the stored one)."""
     try:
-        return _order(client, csr_pem, replaces, console)
+        return _order(client, csr_pem, replaces, console), account
     except messages.Error as error:
         if error.code != "accountDoesNotExist":
             raise
     # The server forgot the stored account (a test CA restarted, or the account was deactivated elsewhere).
     console.warn(f"{server} no longer knows the stored account; registering a new one")
     client.net.account = None
-    register(client, store, server, registration, console)
-    return client.new_order(csr_pem)  # a new account cannot replace the old account's certificate
+    account = register(client, store, server, registration, console)
+    return client.new_order(csr_pem), account  # a new account cannot replace the old account's certificate
 
 
 def _order(client: acme_client.ClientV2, csr_pem: bytes, replaces: str | None,

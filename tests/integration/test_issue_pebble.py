@@ -253,3 +253,24 @@ def test_two_processes_on_one_lineage_take_turns(pebble, tmp_path):
     archive = config / "archive/turns.example.test"
     assert sorted(p.name for p in archive.glob("cert*.pem")) == ["cert1.pem", "cert2.pem", "cert3.pem"]
     assert os.readlink(config / "live/turns.example.test/privkey.pem").endswith("privkey3.pem")
+
+
+def test_a_server_that_forgot_the_account_gets_a_new_one(make_pebble, tmp_path):
+    from lehttpd.sandbox.pebble import Pebble
+    first = make_pebble()
+    config = tmp_path / "le"
+    assert issue(first, config, "forgot1.example.test").returncode == 0
+    first.stop()
+    # Same address, fresh state: Pebble keeps nothing across restarts, as a CA that deactivated the account.
+    second = Pebble(tmp_path / "pebble2", http_port=first.http_port)
+    second.api_port = first.api_port
+    second.start()
+    try:
+        result = issue(second, config, "forgot2.example.test")
+        again = issue(second, config, "forgot3.example.test")
+    finally:
+        second.stop()
+    assert result.returncode == 0, result.stderr
+    assert "no longer knows the stored account; registering a new one" in result.stderr
+    assert again.returncode == 0 and "registering" not in again.stderr, "the new account is used from then on"
+    assert len(list((config / "accounts").rglob("private_key.json"))) == 2
