@@ -11,6 +11,7 @@ from urllib import robotparser
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
+import urllib3
 
 from lehttpd import __version__
 from lehttpd.scan.model import PageResult, Problem
@@ -82,15 +83,22 @@ class Crawler:
             return Fetched(url, problem=f"fetch failed: {type(error).__name__}")
 
     def _body(self, url: str, response: requests.Response, content_type: str) -> Fetched:
+        # read1 returns what has arrived (one socket read, bounded by the read time-out), so the deadline is
+        # checked at least that often even against a server trickling one byte at a time.
         deadline = time.monotonic() + self.options.page_deadline
         chunks, size = [], 0
-        for chunk in response.iter_content(65536):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self.options.max_bytes:
-                return Fetched(url, problem=f"over the {self.options.max_bytes // 1024 // 1024} MB page limit")
-            if time.monotonic() > deadline:
-                return Fetched(url, problem=f"too slow: body not complete after {self.options.page_deadline:g} s")
+        try:
+            while chunk := response.raw.read1(65536, decode_content=True):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > self.options.max_bytes:
+                    return Fetched(url, problem=f"over the {self.options.max_bytes // 1024 // 1024} MB page limit")
+                if time.monotonic() > deadline:
+                    return Fetched(url, problem=f"too slow: body not complete after {self.options.page_deadline:g} s")
+        except urllib3.exceptions.ReadTimeoutError:
+            return Fetched(url, problem=f"no answer within {self.options.timeout:g} s")
+        except urllib3.exceptions.HTTPError as error:
+            return Fetched(url, problem=f"body cut short: {type(error).__name__}")
         return Fetched(url, b"".join(chunks), content_type, response.encoding if "charset=" in
                        response.headers.get("Content-Type", "").lower() else None)
 
