@@ -4,16 +4,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lehttpd.apache import operations
-from lehttpd.apache.apply import rollback
-from lehttpd.apache.discover import parse_version
-from lehttpd.apache.operations import DEFAULT_WORK_DIR, HardenRequest, Options
-from lehttpd.apache.policy import PROFILES
-from lehttpd.apache.session import Source, discover_source, open_tree
-from lehttpd.apache.tree import ConfigReader
 from lehttpd.console import Console
 from lehttpd.errors import UsageError
-from lehttpd.store import DEFAULT_CONFIG_DIR, CertStore
+
+# Only what building the parser needs is imported here; the work modules are imported by the handlers, so that
+# `lehttpd --help` and the other areas' commands do not pay for Augeas, Jinja2 and the planner.
+DEFAULT_WORK_DIR = Path("/var/lib/lehttpd")
+DEFAULT_CONFIG_DIR = Path("/etc/letsencrypt")
+PROFILES = ("modern", "intermediate", "old")
 
 
 def _apache_flags() -> argparse.ArgumentParser:
@@ -83,12 +81,16 @@ def register(subparsers, common) -> None:
     back.set_defaults(handler=cmd_rollback)
 
 
-def _source(args) -> Source:
+def _source(args):
+    from lehttpd.apache.session import Source
+
     return Source(apache_ctl=args.apache_ctl, server_root=args.server_root, config=args.apache_config,
                   apache_version=args.apache_version)
 
 
-def _options(args) -> Options:
+def _options(args):
+    from lehttpd.apache.operations import Options
+
     return Options(source=_source(args), https_port=args.https_port, work_dir=args.work_dir,
                    dry_run=args.dry_run, reload=not args.no_reload, force=args.force)
 
@@ -99,6 +101,8 @@ def _warn_errors(console: Console, errors) -> None:
 
 
 def cmd_vhosts(args, console: Console) -> int:
+    from lehttpd.apache.session import open_tree
+
     tree, errors = open_tree(_source(args), args.https_port, all_vhosts=True)
     _warn_errors(console, errors)
     if args.json:
@@ -131,6 +135,9 @@ def _report(outcome, console: Console, dry_run: bool) -> int:
 
 
 def cmd_install(args, console: Console) -> int:
+    from lehttpd.apache import operations
+    from lehttpd.store import CertStore
+
     lineage = CertStore(args.config_dir).load(args.cert_name)
     outcome, errors = operations.install(lineage, _options(args), args.redirect, console.step)
     _warn_errors(console, errors)
@@ -138,6 +145,9 @@ def cmd_install(args, console: Console) -> int:
 
 
 def cmd_redirect(args, console: Console) -> int:
+    from lehttpd.apache import operations
+    from lehttpd.store import CertStore
+
     names = list(args.domain)
     if args.cert_name:
         names += list(CertStore(args.config_dir).load(args.cert_name).names)
@@ -149,6 +159,10 @@ def cmd_redirect(args, console: Console) -> int:
 
 
 def cmd_harden(args, console: Console) -> int:
+    from lehttpd.apache import operations
+    from lehttpd.apache.discover import parse_version
+    from lehttpd.apache.operations import HardenRequest
+
     request = HardenRequest(profile=args.profile, hsts=args.hsts, hsts_subdomains=args.hsts_include_subdomains,
                             hsts_preload=args.hsts_preload, staple_ocsp=args.staple_ocsp, uir=args.uir,
                             log_format=args.log_format,
@@ -159,6 +173,10 @@ def cmd_harden(args, console: Console) -> int:
 
 
 def cmd_rollback(args, console: Console) -> int:
+    from lehttpd.apache.apply import rollback
+    from lehttpd.apache.session import discover_source
+    from lehttpd.apache.tree import ConfigReader
+
     if args.checkpoints < 1:
         raise UsageError("--checkpoints must be 1 or more")
     reader = ConfigReader()

@@ -124,3 +124,12 @@ def test_site_body_keeps_comments_and_drops_redirects(tmp_path):
     assert existing_redirect(parsed.nodes[0])
     plain = ConfigReader().parse_bytes(tmp_path / "b.conf", b"<VirtualHost *:80>\nServerName b\n</VirtualHost>\n")
     assert not existing_redirect(plain.nodes[0])
+
+
+def test_cli_defaults_match_the_modules_they_stand_for():
+    from lehttpd.apache import commands, operations, policy
+    from lehttpd import store
+
+    assert commands.DEFAULT_WORK_DIR == operations.DEFAULT_WORK_DIR
+    assert commands.DEFAULT_CONFIG_DIR == store.DEFAULT_CONFIG_DIR
+    assert commands.PROFILES == policy.PROFILES
