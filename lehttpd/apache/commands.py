@@ -103,7 +103,7 @@ def _warn_errors(console: Console, errors) -> None:
 def cmd_vhosts(args, console: Console) -> int:
     from lehttpd.apache.session import open_tree
 
-    tree, errors = open_tree(_source(args), args.https_port, all_vhosts=True)
+    tree, errors = open_tree(_source(args), args.https_port, all_vhosts=True, listing=True)
     _warn_errors(console, errors)
     if args.json:
         console.json({"server_root": str(tree.info.server_root), "version": ".".join(map(str, tree.info.version)),

@@ -52,9 +52,10 @@ def _with_version(info: ApacheInfo, version) -> ApacheInfo:
     return replace(info, version=version)
 
 
-def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = False, ssl_only: bool = False
-              ) -> tuple[Tree, list[ConfigParseError]]:
-    """Discover, then parse only the vhost files that can matter (those listed under `names`, or the SSL ones)."""
+def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = False, ssl_only: bool = False,
+              listing: bool = False) -> tuple[Tree, list[ConfigParseError]]:
+    """Discover, then parse only the vhost files that can matter (those listed under `names`, or the SSL ones).
+    `listing` reads shallowly (only the directives a listing shows): such a Tree is never planned against."""
     reader = ConfigReader()
     try:
         info, parsed, errors = discover_source(source, reader)
@@ -64,7 +65,7 @@ def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = Fa
             locations = candidates(info, names, https_port) if names is not None else []
             if ssl_only or names is not None:
                 locations += [loc for loc in info.locations if https_port in loc.ports and loc not in locations]
-        vhosts, parsed, more = read_vhosts(info, locations, parsed, https_port, reader)
+        vhosts, parsed, more = read_vhosts(info, locations, parsed, https_port, reader, shallow=listing)
         errors += more
         globals_, more = scan_globals(info, parsed, reader)
         errors += more

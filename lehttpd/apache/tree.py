@@ -89,7 +89,10 @@ class ConfigReader:
     def close(self) -> None:
         self._aug.close()
 
-    def parse_bytes(self, path: Path, data: bytes) -> ParsedFile:
+    def parse_bytes(self, path: Path, data: bytes, only: frozenset[str] | None = None) -> ParsedFile:
+        """Parse one file. `only` (lower-case directive names) makes a shallow read for listings: other
+        directives are skipped and sections other than VirtualHost/If* are not descended into. Such a
+        ParsedFile is for reading only, never for planning edits."""
         if data.startswith(b"\xef\xbb\xbf"):
             raise ConfigParseError(path, 1, "UTF-8 byte-order mark at the start (Apache 2.4 refuses it too)")
         self._count += 1
@@ -103,18 +106,18 @@ class ConfigReader:
         finally:
             self._aug.remove(f"/input/{key}")
         try:
-            nodes = tuple(self._nodes(f"/text/{key}", data))
+            nodes = tuple(self._nodes(f"/text/{key}", data, only))
         finally:
             self._aug.remove(f"/text/{key}")
             self._aug.remove(f"/augeas/text/text/{key}")
         return ParsedFile(path=path, data=data, nodes=nodes)
 
-    def parse(self, path: Path) -> ParsedFile:
+    def parse(self, path: Path, only: frozenset[str] | None = None) -> ParsedFile:
         try:
             data = Path(path).read_bytes()
         except OSError as error:
             raise ApacheConfigError(f"{path}: cannot read: {error.strerror}") from None
-        return self.parse_bytes(Path(path), data)
+        return self.parse_bytes(Path(path), data, only)
 
     def _error(self, path: Path, key: str) -> ConfigParseError:
         base = f"/augeas/text/text/{key}/error"
@@ -123,11 +126,18 @@ class ConfigReader:
         self._aug.remove(f"/augeas/text/text/{key}")
         return ConfigParseError(path, int(line), message)
 
-    def _nodes(self, tree_path: str, data: bytes):
+    def _nodes(self, tree_path: str, data: bytes, only: frozenset[str] | None = None):
         for match in self._aug.match(f"{tree_path}/*"):
             label = match.rsplit("/", 1)[-1].split("[", 1)[0]
             if label in _SKIP_LABELS:
                 continue
+            if only is not None:
+                if label == "directive":
+                    name = self._aug.get(match) or ""
+                    if name.lower() not in only:
+                        continue
+                elif label.lower() != "virtualhost" and not label.lower().startswith("if"):
+                    continue
             span = self._aug.span(match)
             start, end = span[5], span[6]
             args = tuple(self._aug.get(arg) or "" for arg in self._aug.match(f"{match}/arg"))
@@ -139,12 +149,13 @@ class ConfigReader:
                 # a section: its span starts at "<", the line is where the tag is written
                 tag = data.rfind(b"<", 0, span[1] + 1) if span[1] else start
                 line = data.count(b"\n", 0, max(tag, start)) + 1
-                children = tuple(self._nodes(match, data))
+                children = tuple(self._nodes(match, data, only))
                 yield Node(name=label, args=args, start=start, end=end, line=line, is_block=True,
                            children=children)
 
 
-def parse_files(paths, reader: ConfigReader | None = None) -> tuple[dict[Path, ParsedFile], list[ConfigParseError]]:
+def parse_files(paths, reader: ConfigReader | None = None, only: frozenset[str] | None = None
+                ) -> tuple[dict[Path, ParsedFile], list[ConfigParseError]]:
     """Parse each file; the ones Augeas rejects are returned as errors and do not stop the others."""
     own = reader is None
     reader = reader or ConfigReader()
@@ -156,7 +167,7 @@ def parse_files(paths, reader: ConfigReader | None = None) -> tuple[dict[Path, P
             if path in parsed:
                 continue
             try:
-                parsed[path] = reader.parse(path)
+                parsed[path] = reader.parse(path, only)
             except ConfigParseError as error:
                 errors.append(error)
             except ApacheConfigError as error:

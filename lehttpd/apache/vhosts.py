@@ -76,14 +76,19 @@ def vhost_from_block(location: VhostLocation, parsed: ParsedFile, node: Node, ht
         managed=MANAGED_MARK in parsed.data[node.start:node.end], node=node)
 
 
+LISTING_DIRECTIVES = frozenset({"servername", "serveralias", "documentroot", "sslengine", "sslcertificatefile",
+                                "sslcertificatekeyfile", "sslcertificatechainfile", "listen", "namevirtualhost",
+                                "sslstaplingcache"})
+
+
 def read_vhosts(info: ApacheInfo, locations=None, parsed: dict[Path, ParsedFile] | None = None,
-                https_port: int = 443, reader: ConfigReader | None = None
+                https_port: int = 443, reader: ConfigReader | None = None, shallow: bool = False
                 ) -> tuple[list[VirtualHost], dict[Path, ParsedFile], list[ConfigParseError]]:
     """Read the blocks of the given locations (all by default), parsing each file once."""
     locations = list(info.locations if locations is None else locations)
     parsed = dict(parsed or {})
     todo = [loc.file for loc in locations if loc.file not in parsed]
-    fresh, errors = parse_files(dict.fromkeys(todo), reader)
+    fresh, errors = parse_files(dict.fromkeys(todo), reader, LISTING_DIRECTIVES if shallow else None)
     parsed.update(fresh)
     result: list[VirtualHost] = []
     for location in locations:
