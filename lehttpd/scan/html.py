@@ -66,6 +66,13 @@ class _Context:
         self.relative = relative  # keep relative URLs too: a <base> may make them http
 
 
+def _cannot_be_http(raw: str) -> bool:
+    """True when no attribute of this tag can hold an http URL (no <base> in the page): no "http:" in any
+    case, and nothing that could hide one (references, CSS escapes, characters the URL parser removes)."""
+    return ("http:" not in raw.lower() and "&" not in raw and "\\" not in raw
+            and "\t" not in raw and "\n" not in raw and "\r" not in raw)
+
+
 def _maybe_http(value: str) -> bool:
     """Cheap test before building a Ref: only an http: scheme can be insecure when there is no <base>."""
     head = value[:16]
@@ -145,6 +152,8 @@ def _element(text: str, tag: str, start: int, end: int, ctx: _Context, refs: lis
         ctx.media += 1
     elif tag == "svg":
         ctx.svg += 1
+    if not ctx.relative and _cannot_be_http(text[start:end]):
+        return
     attrs = parse_attrs(text, start, end) if start != end else {}
     if not attrs:
         return
