@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 from acme import challenges, messages
 from acme import client as acme_client
+from acme import errors as acme_errors
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -123,12 +124,13 @@ def _order(client: acme_client.ClientV2, csr_pem: bytes, replaces: str | None,
     from lehttpd.renew.ari import new_order_replacing
     try:
         return new_order_replacing(client, csr_pem, replaces)
-    except messages.Error as error:
-        if error.code in ("rateLimited", "accountDoesNotExist", "badNonce"):
+    except (messages.Error, acme_errors.ConflictError) as error:
+        if isinstance(error, messages.Error) and error.code in ("rateLimited", "accountDoesNotExist", "badNonce"):
             raise
         # RFC 9773 lets the server refuse `replaces` (already replaced, another account...): order without it.
-        console.warn(f"the ACME server refused to mark {replaces} as replaced ({describe_problem(error)}); "
-                     "ordering without it")
+        # acme raises ConflictError, without the problem document, for the 409 of alreadyReplaced.
+        why = describe_problem(error) if isinstance(error, messages.Error) else "409 Conflict"
+        console.warn(f"the ACME server refused to mark {replaces} as replaced ({why}); ordering without it")
         return client.new_order(csr_pem)
 
 

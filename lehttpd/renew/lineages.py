@@ -5,6 +5,7 @@ certificate) becomes an `Unreadable` with the reason; it is never rewritten, so 
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +15,14 @@ from lehttpd.errors import LehttpdError, UsageError
 from lehttpd.model import IssueRequest, Lineage
 from lehttpd.renew.state import RenewState, load_state
 from lehttpd.renewal_conf import RenewalConf, parse, to_request
-from lehttpd.store import CertStore, check_lineage_name
+from lehttpd.store import KINDS, CertStore, check_lineage_name
 
 # renewal files are read from certbot (format unchanged from 0.x to 5.x) and from lehttpd itself; a newer
 # major version may have changed the meaning of a key, so such a file is left alone.
 KNOWN_CERTBOT_MAJOR = 5
 _LEHTTPD_MARK = re.compile(r"written by lehttpd (\S+)")
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+_NUMBER = re.compile(r"(\d+)\.pem$")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ def read_candidate(store: CertStore, name: str, path: Path) -> Candidate | Unrea
         conf = parse(text, str(path))
         check_version(text, conf, str(path))
         _check_paths(store, name, conf, str(path))
+        if not live_links_consistent(store, name):
+            with store.lock(name):  # the lock finishes a link switch a killed process left half done
+                pass
         lineage = store.load(name)
         if not lineage.names:
             raise UsageError(f"{lineage.cert_path}: the certificate names no domain")
@@ -77,6 +82,16 @@ def read_candidate(store: CertStore, name: str, path: Path) -> Candidate | Unrea
         return Unreadable(name, path, error.message)
     return Candidate(lineage, request, conf.params.get("account") or None, path,
                      load_state(store.config_dir, name))
+
+
+def live_links_consistent(store: CertStore, name: str) -> bool:
+    """Do the four live/ links point at one version? (Not so only after a crash in the middle of a switch.)"""
+    live = store.live_dir(name)
+    try:
+        targets = {_NUMBER.search(os.readlink(live / f"{kind}.pem")) for kind in KINDS}
+    except OSError:
+        return True  # not links (or missing): nothing to finish; load() reports what is wrong
+    return len({m.group(1) if m else None for m in targets}) == 1
 
 
 def check_version(text: str, conf: RenewalConf, where: str) -> None:

@@ -74,7 +74,9 @@ def _run(store: CertStore, options: RenewOptions, console: Console) -> Summary:
     ari_servers: set[str] = set()
     if options.ari and not options.force and not options.dry_run and candidates:
         from lehttpd.renew import ari
-        candidates, ari_servers = ari.refresh(candidates, store.config_dir, lambda s: _verify(options, s),
+        bundles = {c.request.server: c.request.ca_bundle for c in candidates if c.request.ca_bundle}
+        candidates, ari_servers = ari.refresh(candidates, store.config_dir,
+                                              lambda server: _verify(options.ca_bundle or bundles.get(server)),
                                               _workers(options), console.detail, now)
     due = []
     for candidate in candidates:
@@ -105,8 +107,8 @@ def _backing_off(candidate: Candidate, now: dt.datetime) -> dt.datetime | None:
     return until if until is not None and until > now else None
 
 
-def _verify(options: RenewOptions, server: str) -> bool | str:
-    return str(options.ca_bundle) if options.ca_bundle else True
+def _verify(ca_bundle: Path | None) -> bool | str:
+    return str(ca_bundle) if ca_bundle else True
 
 
 def _workers(options: RenewOptions) -> int:
