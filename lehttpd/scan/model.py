@@ -40,6 +40,12 @@ class Finding:
     start: int = -1   # character offsets in the decoded page, for --fix
     end: int = -1
 
+    def __reduce__(self):
+        # Findings cross from the worker processes by the hundred thousand: a plain tuple pickles several
+        # times faster than the default slots state.
+        return (Finding, (self.page, self.line, self.column, self.element, self.attribute, self.written,
+                          self.resolved, self.cls, self.host, self.start, self.end))
+
     def as_json(self) -> dict:
         return {"line": self.line, "column": self.column, "element": self.element,
                 "attribute": self.attribute, "url": self.written, "resolved": self.resolved,

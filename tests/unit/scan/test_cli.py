@@ -91,3 +91,21 @@ def test_fix_through_the_cli_reports_what_is_left(site):
 def test_bad_input_is_one_line_and_exit_2(site, argv, message):
     code, out, err = scan(*[a.replace("{site}", str(site)) for a in argv])
     assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("lehttpd: error: ")
+
+
+def test_vhost_scans_the_document_root_of_the_apache_vhost(site, monkeypatch):
+    from lehttpd.apache import discover, vhosts
+
+    class FakeVhost:
+        document_root = str(site)
+
+        def serves(self, name):
+            return name == "blog.test"
+
+    monkeypatch.setattr(discover, "discover", lambda *a, **k: object())
+    monkeypatch.setattr(vhosts, "read_vhosts", lambda info, *a, **k: ([FakeVhost()], {}, []))
+    code, out, _ = scan("--vhost", "blog.test", "--format", "json")
+    doc = json.loads(out)
+    assert code == 8 and doc["target"] == str(site) and doc["site_url"] == "https://blog.test/"
+    code, _, err = scan("--vhost", "other.test")
+    assert code == 2 and "no Apache vhost with a DocumentRoot serves other.test" in err
