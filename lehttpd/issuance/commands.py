@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lehttpd.console import Console
-from lehttpd.errors import ExitStatus, HookError, UsageError
+from lehttpd.errors import ExitStatus, HookError, LehttpdError, UsageError
 from lehttpd.hooks import run_hook
 from lehttpd.issuance.keys import check_key_spec
 from lehttpd.issuance.names import normalize_names
@@ -66,6 +66,13 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     key.add_argument("--elliptic-curve", default="secp256r1")
     key.add_argument("--reuse-key", action="store_true", help="keep the current private key of the lineage")
     issue.add_argument("--preferred-chain", metavar="ISSUER", help="pick an alternate chain by its issuer's name")
+    apache = issue.add_argument_group("installing into Apache (what `lehttpd install` does)")
+    apache.add_argument("--install", action="store_true", help="then serve the certificate from Apache")
+    apache.add_argument("--redirect", action="store_true", help="with --install: redirect HTTP to HTTPS too")
+    apache.add_argument("--apache-ctl", metavar="PATH", help="apache2ctl/apachectl/httpd to use (default: found)")
+    apache.add_argument("--https-port", type=int, default=443, metavar="PORT", help="HTTPS port (default 443)")
+    apache.add_argument("--work-dir", type=Path, default=Path("/var/lib/lehttpd"), metavar="DIR",
+                        help="where Apache checkpoints are kept (default /var/lib/lehttpd)")
     issue.set_defaults(handler=run_issue)
 
     certificates = subparsers.add_parser("certificates", parents=[common], help="list stored certificates")
@@ -97,6 +104,8 @@ def build_request(args: argparse.Namespace) -> IssueRequest:
             ipaddress.ip_address(args.http_address.strip("[]"))
         except ValueError:
             raise UsageError(f"--http-address {args.http_address!r}: not an IP address") from None
+    if args.redirect and not args.install:
+        raise UsageError("--redirect goes with --install (or use `lehttpd redirect`)")
     if args.webroot is not None and not args.webroot.is_dir():
         raise UsageError(f"--webroot {args.webroot}: not a directory")
     if args.cert_name:
@@ -147,7 +156,25 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
         except HookError as error:
             raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {error}") from None
     show_lineage(issued.lineage, console)
+    if args.install:
+        install_into_apache(issued.lineage, args, console)
     return ExitStatus.SUCCESS
+
+
+def install_into_apache(lineage: Lineage, args: argparse.Namespace, console: Console) -> None:
+    """`issue --install`: the same safe path as `lehttpd install` (checkpoint, config test, reload, rollback)."""
+    from lehttpd.apache import install_lineage
+
+    try:
+        outcome = install_lineage(lineage, apache_ctl=args.apache_ctl, https_port=args.https_port,
+                                  redirect=args.redirect, work_dir=args.work_dir, log=console.step)
+    except LehttpdError as error:
+        error.message = f"certificate saved in {lineage.live_dir}, but installing it into Apache failed: {error}"
+        raise
+    if outcome.plan.empty:
+        console.step("Apache already serves this certificate; nothing to change")
+    else:
+        console.step(f"Installed into Apache; undo with `lehttpd rollback` (checkpoint {outcome.checkpoint})")
 
 
 def show_lineage(lineage: Lineage, console: Console) -> None:
