@@ -85,6 +85,9 @@ class ApacheInstance:
     def run_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.ctl), *args], capture_output=True, text=True, check=check, timeout=60)
 
+    def docroot(self, name: str) -> Path:
+        return self.base / "www" / name
+
     def add_site(self, name: str, text: str | None = None) -> Path:
         docroot = self.base / "www" / name
         docroot.mkdir(parents=True, exist_ok=True)
