@@ -23,8 +23,9 @@ def _work(item: tuple[str, str]) -> PageResult:
 def scan_files(items: Iterable[tuple[str, str] | Problem], options: ScanOptions) -> Iterator[PageResult]:
     """Yield one PageResult per file, in input order; problems from the walk come through as empty pages.
 
-    Workers read the files themselves, so only paths and findings cross process boundaries, and imap keeps
-    a bounded number of results in flight whatever the corpus size.
+    Workers read the files themselves, so only paths and findings cross process boundaries. Pool.imap
+    queues its whole input and buffers results as fast as workers produce them, so files are handed over
+    in windows: a slow reader (a terminal, a pipe) cannot make results pile up in memory.
     """
     files: list[tuple[str, str]] = []
     for item in items:
@@ -38,5 +39,11 @@ def scan_files(items: Iterable[tuple[str, str] | Problem], options: ScanOptions)
             yield scan_file(item[0], item[1], options)
         return
     context = multiprocessing.get_context("fork")
+    window = 512 * jobs
     with context.Pool(jobs, initializer=_init, initargs=(options,)) as pool:
-        yield from pool.imap(_work, files, chunksize=32)
+        pending = pool.imap(_work, files[:window], chunksize=32)
+        for start in range(window, len(files) + window, window):
+            # start the next window before draining this one, so that workers never wait for the reader
+            following = pool.imap(_work, files[start:start + window], chunksize=32) if start < len(files) else None
+            yield from pending
+            pending = following
