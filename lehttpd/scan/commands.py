@@ -13,7 +13,7 @@ from lehttpd.scan.fix import Prober, fix_page
 from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, PageResult
 from lehttpd.scan.pages import CSS_SUFFIXES, DEFAULT_SITE_URL, ScanOptions, scan_bytes, walk
 from lehttpd.scan.report import JsonReport, SarifReport, Summary, TextReport, hints_for
-from lehttpd.scan.urls import host_of
+from lehttpd.scan.urls import host_of, https_of
 
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
@@ -67,7 +67,7 @@ def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
     site = args.site_url or (args.target if is_url else DEFAULT_SITE_URL)
     if not host_of(site) or not site.lower().startswith(("http://", "https://")):
         raise UsageError(f"--site-url {site!r} is not an http(s) URL with a host")
-    site = "https:" + site[5:] if site.lower().startswith("http:") else site  # pages are judged over https
+    site = https_of(site)  # pages are judged as served over https
     return args.target, site if site.endswith("/") else site + "/", is_url
 
 

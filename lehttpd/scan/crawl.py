@@ -17,7 +17,7 @@ from lehttpd import __version__
 from lehttpd.scan.model import PageResult, Problem
 from lehttpd.scan.pages import scan_bytes
 from lehttpd.scan.source import MAX_PAGE_BYTES
-from lehttpd.scan.urls import host_of
+from lehttpd.scan.urls import host_of, https_of
 
 _LINK = re.compile(r"""<(a|area|i?frame|link)\b([^>]*)>""", re.I)
 _ATTR = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
@@ -142,11 +142,6 @@ def links(data: bytes, base: str) -> tuple[list[str], list[str]]:
         else:
             pages.append(url)
     return pages, sheets
-
-
-def https_of(url: str) -> str:
-    """The URL a page will have once the site is on https: pages are judged there."""
-    return "https:" + url[5:] if url.lower().startswith("http:") else url
 
 
 def crawl(start: str, options: CrawlOptions, session: requests.Session | None = None) -> Iterator[PageResult]:

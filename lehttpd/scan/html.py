@@ -13,6 +13,7 @@ from html.entities import html5 as _HTML5
 
 from lehttpd.scan.css import css_refs
 from lehttpd.scan.model import BLOCKABLE, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE, Ref
+from lehttpd.scan.urls import URL_STRIP
 
 _WS = "\t\n\f\r "
 # Elements always looked at; any other element only when it has one of _URL_ATTRS.
@@ -41,7 +42,6 @@ _MARKUP = re.compile(rf"""
    [\t\n\f\r /]*+>
 )?""", re.S | re.X | re.I)
 _BASE_TAG = re.compile(r"<base[\t\n\f\r />]", re.I)
-_STRIP = "".join(chr(c) for c in range(0x21))
 _ATTR = re.compile(r"""[\t\n\f\r /]*+([^\t\n\f\r />][^\t\n\f\r />=]*+)
     (?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"([^"]*+)"|'([^']*+)'|([^\t\n\f\r >]*+)))?""", re.X)
 _CHARREF = re.compile(r"&(?:#[xX][0-9a-fA-F]+;?|#[0-9]+;?|([a-zA-Z][a-zA-Z0-9]*;?))")
@@ -78,7 +78,7 @@ def _maybe_http(value: str) -> bool:
     head = value[:16]
     if "\t" in head or "\n" in head or "\r" in head:
         return True  # the URL parser removes these: "ht\ttp:" is "http:"
-    return value.lstrip(_STRIP)[:5].lower() == "http:"
+    return value.lstrip(URL_STRIP)[:5].lower() == "http:"
 
 
 def html_refs(text: str) -> tuple[list[Ref], Ref | None]:

@@ -9,12 +9,12 @@ from lehttpd.scan.model import BLOCKABLE, INSECURE_BASE, UPGRADABLE, Finding, Re
 
 _AUTHORITY = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://([^/?#]*)")
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
-_STRIP = "".join(chr(c) for c in range(0x21))  # the URL parser strips C0 controls and spaces…
+URL_STRIP = "".join(chr(c) for c in range(0x21))  # the URL parser strips C0 controls and spaces…
 _REMOVED = str.maketrans("", "", "\t\n\r")       # …and removes tabs and newlines anywhere
 
 
 def clean(value: str) -> str:
-    value = value.strip(_STRIP)
+    value = value.strip(URL_STRIP)
     return value.translate(_REMOVED) if ("\n" in value or "\t" in value or "\r" in value) else value
 
 
@@ -38,6 +38,11 @@ def insecure_url(value: str, base: str) -> tuple[str, str] | None:
     if not host or _trustworthy(host):
         return None
     return resolved, host
+
+
+def https_of(url: str) -> str:
+    """The same URL over https: what a page's URL will be once the site has moved."""
+    return "https:" + url[5:] if url.lower().startswith("http:") else url
 
 
 def host_of(url: str) -> str:
