@@ -1,6 +1,7 @@
 """The ACME account: created once per server, stored with its key, reused by every later order."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import sys
@@ -93,7 +94,9 @@ def register(client: acme_client.ClientV2, store: CertStore, server: str, how: R
     save_account(store, server, account.id, {
         "private_key.json": key.json_dumps().encode(),
         "regr.json": regr.json_dumps().encode(),
-        "meta.json": json.dumps({"creation_host": "lehttpd", "server": server}).encode(),
+        # certbot refuses an account whose meta.json lacks creation_dt: keep its format so it can renew too.
+        "meta.json": json.dumps({"creation_dt": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                 "creation_host": "lehttpd", "server": server}).encode(),
     })
     console.step(f"Registered ACME account {account.id}" + (f" for {how.email}" if how.email else ""))
     return account

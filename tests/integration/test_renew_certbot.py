@@ -78,3 +78,18 @@ def test_certbot_can_renew_after_lehttpd_rewrote_the_renewal_file(certbot_lineag
                              capture_output=True, text=True, env=env, timeout=120)
     assert renewed.returncode == 0, renewed.stderr[-2000:]
     assert os.readlink(config / "live" / NAME / "cert.pem").endswith(f"cert{before + 1}.pem")
+
+
+def test_lineage_issued_by_lehttpd_can_be_renewed_by_certbot(certbot_lineage, tmp_path):
+    """The way back: lehttpd's renewal file and account (meta.json with creation_dt) satisfy certbot."""
+    from tests.integration.renew_fixtures import issue_lineages
+
+    certbot, pebble, _, _, env = certbot_lineage
+    config = tmp_path / "le"
+    (name,) = issue_lineages(config, [("from-lehttpd.example.test",)], pebble.directory_url, pebble.ca_bundle,
+                             pebble.http_port)
+    dirs = ["--config-dir", str(config), "--work-dir", str(tmp_path / "work"), "--logs-dir", str(tmp_path / "logs")]
+    renewed = subprocess.run([certbot, "renew", "--force-renewal", "--no-random-sleep-on-renew", *dirs, "-n"],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert renewed.returncode == 0, renewed.stdout[-1500:] + renewed.stderr[-1500:]
+    assert os.readlink(config / "live" / name / "cert.pem") == f"../../archive/{name}/cert2.pem"
