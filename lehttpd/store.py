@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from lehttpd.errors import LockHeldError, StorageError, UsageError
-from lehttpd.issuance.keys import key_type_of
 from lehttpd.model import CertificateFiles, Lineage
+
+if TYPE_CHECKING:  # cryptography is imported where certificates are read, not when the CLI starts
+    from cryptography import x509
 
 KINDS = ("cert", "chain", "fullchain", "privkey")
 DEFAULT_CONFIG_DIR = Path("/etc/letsencrypt")
@@ -101,6 +103,8 @@ class CertStore:
         return sorted(p.name for p in live.iterdir() if (p / "cert.pem").exists() and _SAFE_NAME.match(p.name))
 
     def load(self, name: str) -> Lineage:
+        from cryptography import x509
+
         cert_path = self.live_dir(name) / "cert.pem"
         try:
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -234,6 +238,10 @@ def file_lock(path: Path, timeout: float, what: str) -> Iterator[None]:
 
 
 def lineage_from_cert(name: str, config_dir: Path, cert: x509.Certificate, version: int) -> Lineage:
+    from cryptography import x509
+
+    from lehttpd.issuance.keys import key_type_of
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = tuple(san.get_values_for_type(x509.DNSName)) + tuple(

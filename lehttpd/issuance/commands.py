@@ -10,7 +10,6 @@ from pathlib import Path
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, HookError, LehttpdError, UsageError
 from lehttpd.hooks import run_hook
-from lehttpd.issuance.keys import check_key_spec
 from lehttpd.issuance.names import normalize_names
 from lehttpd.model import (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, ChallengeSetup, Hooks, IssueRequest,
                            KeySpec, Lineage)
@@ -92,6 +91,8 @@ def server_url(args: argparse.Namespace) -> str:
 
 def build_request(args: argparse.Namespace) -> IssueRequest:
     """Validate everything the user typed, before any network call."""
+    from lehttpd.issuance.keys import check_key_spec
+
     server = server_url(args)
     raw = [part for value in [*args.domains, *args.more_domains] for part in value.split(",") if part.strip()]
     names = normalize_names(raw, allow_ip=server not in SERVERS_WITHOUT_IP)

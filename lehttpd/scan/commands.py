@@ -7,9 +7,6 @@ from typing import Iterator
 
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, ScanError, UsageError
-from lehttpd.scan.crawl import CrawlOptions, crawl
-from lehttpd.scan.engine import scan_files
-from lehttpd.scan.fix import Prober, fix_page
 from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, PageResult
 from lehttpd.scan.pages import CSS_SUFFIXES, DEFAULT_SITE_URL, ScanOptions, scan_bytes, walk
 from lehttpd.scan.report import JsonReport, SarifReport, Summary, TextReport, hints_for
@@ -95,10 +92,14 @@ def _results(args: argparse.Namespace, target: str, site: str, is_url: bool
     """The pages to report, and how many are expected (for the progress bar)."""
     max_bytes = int(args.max_page_size * 1024 * 1024)
     if is_url:
+        from lehttpd.scan.crawl import CrawlOptions, crawl  # requests is imported only for live sites
+
         options = CrawlOptions(max_pages=args.max_pages, max_depth=args.max_depth if args.crawl else 0,
                                concurrency=args.concurrency, timeout=args.timeout, max_bytes=max_bytes,
                                follow=args.crawl, verify=args.ca_bundle or True)
         return crawl(target, options), args.max_pages
+    from lehttpd.scan.engine import scan_files  # multiprocessing is imported only for folder scans
+
     options = ScanOptions(site_url=site, max_bytes=max_bytes, jobs=args.jobs)
     if os.path.isfile(target):
         items = [(os.path.abspath(target), os.path.basename(target))]
@@ -133,10 +134,13 @@ class _Fixer:
     def __init__(self, args: argparse.Namespace, console: Console, site_host: str) -> None:
         self.console, self.site_host, self.dry_run = console, site_host, args.dry_run
         self.max_bytes = int(args.max_page_size * 1024 * 1024)
-        self.probe = Prober(timeout=args.timeout, verify=args.ca_bundle or True) if args.probe else None
+        from lehttpd.scan import fix  # requests is imported only when fixing
+
+        self._fix_page = fix.fix_page
+        self.probe = fix.Prober(timeout=args.timeout, verify=args.ca_bundle or True) if args.probe else None
 
     def fix(self, result: PageResult, summary: Summary) -> PageResult:
-        outcome = fix_page(result, self.site_host, self.probe, self.dry_run, self.max_bytes)
+        outcome = self._fix_page(result, self.site_host, self.probe, self.dry_run, self.max_bytes)
         if outcome.error:
             self.console.warn(f"{result.page}: not fixed: {outcome.error}")
             return result
