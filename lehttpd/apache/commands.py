@@ -101,21 +101,21 @@ def _warn_errors(console: Console, errors) -> None:
 
 
 def cmd_vhosts(args, console: Console) -> int:
-    from lehttpd.apache.session import open_tree
+    from lehttpd.apache.session import list_vhosts
 
-    tree, errors = open_tree(_source(args), args.https_port, all_vhosts=True, listing=True)
+    info, vhosts, errors = list_vhosts(_source(args), args.https_port)
     _warn_errors(console, errors)
     if args.json:
-        console.json({"server_root": str(tree.info.server_root), "version": ".".join(map(str, tree.info.version)),
-                      "layout": tree.info.layout.family, "vhosts": [v.as_json() for v in tree.vhosts],
+        console.json({"server_root": str(info.server_root), "version": ".".join(map(str, info.version)),
+                      "layout": info.layout.family, "vhosts": [v.as_json() for v in vhosts],
                       "errors": [e.message for e in errors]})
         return 0
-    for v in tree.vhosts:
+    lines = []
+    for v in vhosts:
         ssl = f"SSL {v.cert_file or '(no certificate)'}" if v.ssl else "http"
         names = " ".join([v.server_name or "-"] + [f"+{a}" for a in v.aliases])
-        console.result(f"{v.file}:{v.line}  {' '.join(v.addresses)}  {names}  root={v.document_root or '-'}  {ssl}")
-    if not tree.vhosts:
-        console.result(f"no virtual hosts found under {tree.info.server_root}")
+        lines.append(f"{v.file}:{v.line}  {' '.join(v.addresses)}  {names}  root={v.document_root or '-'}  {ssl}")
+    console.result("\n".join(lines) if lines else f"no virtual hosts found under {info.server_root}")
     return 0
 
 

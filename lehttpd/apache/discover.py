@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from lehttpd.apache.layouts import ApacheLayout, layout_for, layout_for_tree, read_os_release
 from lehttpd.errors import ApacheConfigError, EnvironmentProblem
@@ -60,6 +61,14 @@ class ApacheInfo:
 def port_of(address: str) -> int:
     head, sep, port = address.rpartition(":")
     return int(port) if sep and port.isdigit() else 0
+
+
+_VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def expand(value: str, defines: Mapping[str, str]) -> str:
+    """${VAR} replaced by its Define'd value, as Apache does when it reads a line; unknown ones are kept."""
+    return _VAR.sub(lambda m: defines.get(m.group(1), m.group(0)), value) if "${" in value else value
 
 
 def parse_version(text: str) -> Version:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lehttpd.apache.discover import ApacheInfo, discover, parse_version
-from lehttpd.apache.plan import Tree
 from lehttpd.apache.static import discover_static
 from lehttpd.apache.tree import ConfigParseError, ConfigReader, ParsedFile, parse_files
-from lehttpd.apache.vhosts import candidates, read_vhosts
+from lehttpd.apache.vhosts import VirtualHost, candidates, read_listing, read_vhosts
+
+if TYPE_CHECKING:
+    from lehttpd.apache.plan import Tree
 
 GLOBAL_DIRECTIVES = ("listen", "namevirtualhost", "sslstaplingcache")
 _GLOBAL_RE = re.compile(rb"(?im)^[ \t]*(listen|namevirtualhost|sslstaplingcache)[ \t]")
@@ -35,7 +38,7 @@ def read_file(path: Path) -> bytes | None:
         return None
 
 
-def discover_source(source: Source, reader: ConfigReader) -> tuple[ApacheInfo, dict[Path, ParsedFile],
+def discover_source(source: Source, reader: ConfigReader | None) -> tuple[ApacheInfo, dict[Path, ParsedFile],
                                                                   list[ConfigParseError]]:
     if source.server_root is not None and source.apache_ctl is None:
         version = parse_version(source.apache_version) if source.apache_version else (2, 4, 62)
@@ -52,10 +55,27 @@ def _with_version(info: ApacheInfo, version) -> ApacheInfo:
     return replace(info, version=version)
 
 
-def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = False, ssl_only: bool = False,
-              listing: bool = False) -> tuple[Tree, list[ConfigParseError]]:
-    """Discover, then parse only the vhost files that can matter (those listed under `names`, or the SSL ones).
-    `listing` reads shallowly (only the directives a listing shows): such a Tree is never planned against."""
+def list_vhosts(source: Source, https_port: int) -> tuple[ApacheInfo, list[VirtualHost], list[ConfigParseError]]:
+    """What `lehttpd apache vhosts` shows. Live, each block Apache located is read from its bytes (blocks.py),
+    Augeas only for what that reader declines; a static tree was walked through Augeas already. Reading only."""
+    if source.server_root is not None and source.apache_ctl is None:
+        reader = ConfigReader()
+        try:
+            info, parsed, errors = discover_source(source, reader)
+            vhosts, _parsed, more = read_vhosts(info, None, parsed, https_port, reader, shallow=True)
+        finally:
+            reader.close()
+        return info, vhosts, _unique(errors + more)
+    info, _parsed, errors = discover_source(source, None)
+    vhosts, more = read_listing(info, https_port)
+    return info, vhosts, _unique(errors + more)
+
+
+def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = False, ssl_only: bool = False
+              ) -> tuple[Tree, list[ConfigParseError]]:
+    """Discover, then parse only the vhost files that can matter (those listed under `names`, or the SSL ones)."""
+    from lehttpd.apache.plan import Tree  # the planner (and Jinja2) is not needed before a plan is made
+
     reader = ConfigReader()
     try:
         info, parsed, errors = discover_source(source, reader)
@@ -65,7 +85,7 @@ def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = Fa
             locations = candidates(info, names, https_port) if names is not None else []
             if ssl_only or names is not None:
                 locations += [loc for loc in info.locations if https_port in loc.ports and loc not in locations]
-        vhosts, parsed, more = read_vhosts(info, locations, parsed, https_port, reader, shallow=listing)
+        vhosts, parsed, more = read_vhosts(info, locations, parsed, https_port, reader)
         errors += more
         globals_, more = scan_globals(info, parsed, reader)
         errors += more

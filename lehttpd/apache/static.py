@@ -13,13 +13,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lehttpd.apache.discover import ApacheInfo, Version, VhostLocation
+from lehttpd.apache.discover import ApacheInfo, Version, VhostLocation, expand
 from lehttpd.apache.layouts import GENERIC, layout_for_tree
 from lehttpd.apache.tree import ConfigParseError, ConfigReader, Node, ParsedFile
 from lehttpd.errors import UsageError
 
 CONFIG_NAMES = ("apache2.conf", "httpd.conf", "conf/httpd.conf")
-_VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 MAX_DEPTH = 32
 
 
@@ -73,10 +72,6 @@ def _envvars(server_root: Path) -> dict[str, str]:
     for match in re.finditer(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(\S*)", text, re.M):
         values[match.group(1)] = match.group(2).replace("$SUFFIX", "").strip("\"'")
     return values
-
-
-def expand(value: str, defines: dict[str, str]) -> str:
-    return _VAR.sub(lambda m: defines.get(m.group(1), m.group(0)), value)
 
 
 def _visit_file(walk: _Walk, path: Path, depth: int) -> None:

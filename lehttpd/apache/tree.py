@@ -11,8 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import augeas
-
 from lehttpd.errors import ApacheConfigError
 
 LENS = "Httpd.lns"
@@ -82,6 +80,8 @@ class ConfigReader:
     """One Augeas handle, the httpd lens only (no autoload of the ~200 other lenses)."""
 
     def __init__(self) -> None:
+        import augeas  # here, not at the top: the listing's plain reader (blocks.py) needs only Node
+
         flags = augeas.Augeas.NO_MODL_AUTOLOAD | augeas.Augeas.ENABLE_SPAN | augeas.Augeas.NO_LOAD
         self._aug = augeas.Augeas(flags=flags)
         self._count = 0

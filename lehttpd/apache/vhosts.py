@@ -1,12 +1,14 @@
-"""Virtual hosts: what each one is (from Apache's own listing plus its block read through Augeas) and which
-ones serve a given set of names."""
+"""Virtual hosts: what each one is (from Apache's own listing plus its block, read through Augeas, or by the plain
+reader of blocks.py for a listing) and which ones serve a given set of names."""
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lehttpd.apache.discover import ApacheInfo, VhostLocation, port_of
+from typing import Mapping
+
+from lehttpd.apache.discover import ApacheInfo, VhostLocation, expand, port_of
 from lehttpd.apache.tree import ConfigParseError, ConfigReader, Node, ParsedFile, parse_files
 
 MANAGED_MARK = b"# Managed by lehttpd for certificate"
@@ -55,24 +57,30 @@ class VirtualHost:
                 "key": self.key_file, "chain": self.chain_file, "managed": self.managed}
 
 
-def _first(node: Node, name: str) -> str | None:
-    found = node.named(name)
-    return found[-1].values[0] if found and found[-1].values else None
+def vhost_from_block(location: VhostLocation, parsed: ParsedFile, node: Node, https_port: int,
+                     defines: Mapping[str, str] | None = None) -> VirtualHost:
+    """The VirtualHost a block describes; ${VAR} in its values is replaced by the Define'd value, as Apache does."""
+    defines = defines or {}
 
+    def values(name: str) -> list[tuple[str, ...]]:
+        return [tuple(expand(v, defines) for v in child.values) for child in node.named(name)]
 
-def vhost_from_block(location: VhostLocation, parsed: ParsedFile, node: Node, https_port: int) -> VirtualHost:
-    names = [child.values[0] for child in node.named("ServerName") if child.values]
-    aliases = tuple(v for child in node.named("ServerAlias") for v in child.values)
-    engine = (_first(node, "SSLEngine") or "").lower()
+    def last(name: str) -> str | None:
+        found = values(name)
+        return found[-1][0] if found and found[-1] else None
+
+    names = [v[0] for v in values("ServerName") if v]
+    aliases = tuple(a for v in values("ServerAlias") for a in v)
+    engine = (last("SSLEngine") or "").lower()
     ports = {port_of(a) for a in location.addresses}
     ssl = engine in ("on", "optional") or (engine != "off" and https_port in ports and 80 not in ports
                                           and bool(node.named("SSLCertificateFile")))
     server_name = names[-1].split(":")[0] if names else location.name if not node.named("ServerName") else ""
     return VirtualHost(
         file=location.file, line=location.line, addresses=location.addresses, server_name=server_name,
-        aliases=aliases, document_root=_first(node, "DocumentRoot"), ssl=ssl,
-        cert_file=_first(node, "SSLCertificateFile"), key_file=_first(node, "SSLCertificateKeyFile"),
-        chain_file=_first(node, "SSLCertificateChainFile"),
+        aliases=aliases, document_root=last("DocumentRoot"), ssl=ssl,
+        cert_file=last("SSLCertificateFile"), key_file=last("SSLCertificateKeyFile"),
+        chain_file=last("SSLCertificateChainFile"),
         managed=MANAGED_MARK in parsed.data[node.start:node.end], node=node)
 
 
@@ -100,8 +108,38 @@ def read_vhosts(info: ApacheInfo, locations=None, parsed: dict[Path, ParsedFile]
             errors.append(ConfigParseError(location.file, location.line, "Apache lists a vhost here that "
                                                                           "Augeas does not see"))
             continue
-        result.append(vhost_from_block(location, file, node, https_port))
+        result.append(vhost_from_block(location, file, node, https_port, dict(info.defines)))
     return result, parsed, errors
+
+
+def read_listing(info: ApacheInfo, https_port: int = 443) -> tuple[list[VirtualHost], list[ConfigParseError]]:
+    """Every vhost Apache listed, for showing only: each block is read from the file's bytes by the plain reader
+    (blocks.py); the files it declines go through Augeas (shallow). Never planned against (see read_vhosts)."""
+    from lehttpd.apache.blocks import FileLines, read_block
+
+    defines = dict(info.defines)
+    files: dict[Path, tuple[ParsedFile, FileLines] | None] = {}
+    found: dict[tuple[Path, int], VirtualHost] = {}
+    declined: list[VhostLocation] = []
+    for location in info.locations:
+        if location.file not in files:
+            try:
+                data = location.file.read_bytes()
+            except OSError:
+                data = None  # Augeas' side reports it with its reason
+            files[location.file] = None if data is None else (ParsedFile(location.file, data, ()), FileLines(data))
+        entry = files[location.file]
+        node = read_block(entry[1], location.line) if entry else None
+        if node is None:
+            declined.append(location)
+        else:
+            found[(location.file, location.line)] = vhost_from_block(location, entry[0], node, https_port, defines)
+    errors: list[ConfigParseError] = []
+    if declined:
+        slow, _parsed, errors = read_vhosts(info, declined, None, https_port, shallow=True)
+        found.update(((v.file, v.line), v) for v in slow)
+    result = [found[key] for key in ((loc.file, loc.line) for loc in info.locations) if key in found]
+    return result, errors
 
 
 def candidates(info: ApacheInfo, names, https_port: int) -> list[VhostLocation]:
