@@ -12,43 +12,16 @@ import re
 from html.entities import html5 as _HTML5
 
 from lehttpd.scan.css import css_refs
+from lehttpd.scan.markup import RAWTEXT, lowered
 from lehttpd.scan.model import BLOCKABLE, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE, Ref
 from lehttpd.scan.urls import URL_STRIP
 
 _WS = "\t\n\f\r "
-# Elements always looked at; any other element only when it has one of _URL_ATTRS.
-_ELEMENTS = ("img", "image", "source", "video", "audio", "track", "script", "link", "iframe", "frame",
-             "object", "embed", "param", "applet", "input", "button", "form", "meta", "base", "use",
-             "picture", "svg", "style", "textarea", "title", "xmp", "noembed", "noframes", "plaintext")
-_URL_ATTRS = ("style", "ping", "download", "background")
-_VALUE = r"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >]*+))?"""
-_NAME_END = r"(?=[\t\n\f\r />])"
-# One search per interesting tag: the possessive loop skips text, comments, doctypes, end tags and the
-# tags that cannot fetch anything inside the regex engine, which is what makes the scan fast.
-_MARKUP = re.compile(rf"""
-(?:[^<]++
- | <!--(?:-?>|.*?(?:--!?>|\Z))
- | <[!?][^>]*+>?
- | </(?!(?:picture|video|audio|svg){_NAME_END})[a-zA-Z][^>]*+>
- | </(?![a-zA-Z])[^>]*+>?
- | <(?!(?:{"|".join(_ELEMENTS)}){_NAME_END})[a-zA-Z][^\t\n\f\r />]*+
-   (?:[\t\n\f\r /]*+(?!(?:{"|".join(_URL_ATTRS)})[\t\n\f\r /=>])[^\t\n\f\r />][^\t\n\f\r />=]*+{_VALUE})*+
-   [\t\n\f\r /]*+>
- | <(?![a-zA-Z/!?])
-)*+
-(?:</(?P<end>[a-zA-Z][^\t\n\f\r />]*+)[^>]*+>
- | <(?P<start>[a-zA-Z][^\t\n\f\r />]*+)
-   (?P<attrs>(?:[\t\n\f\r /]*+[^\t\n\f\r />][^\t\n\f\r />=]*+{_VALUE})*+)
-   [\t\n\f\r /]*+>
-)?""", re.S | re.X | re.I)
-_BASE_TAG = re.compile(r"<base[\t\n\f\r />]", re.I)
 _ATTR = re.compile(r"""[\t\n\f\r /]*+([^\t\n\f\r />][^\t\n\f\r />=]*+)
     (?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"([^"]*+)"|'([^']*+)'|([^\t\n\f\r >]*+)))?""", re.X)
 _CHARREF = re.compile(r"&(?:#[xX][0-9a-fA-F]+;?|#[0-9]+;?|([a-zA-Z][a-zA-Z0-9]*;?))")
 _REFRESH = re.compile(r"""[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?""", re.I)
-# Elements whose content is text, not markup: a URL in there is never fetched (style is read as CSS).
-_RAWTEXT = {"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"}
-_RAW_END = {name: re.compile(rf"</{name}[\t\n\f\r />]", re.I) for name in _RAWTEXT}
+_RAWTEXT = frozenset(RAWTEXT)
 _LINK_RELS = {"stylesheet": BLOCKABLE, "modulepreload": BLOCKABLE, "prefetch": BLOCKABLE,
               "prerender": BLOCKABLE, "manifest": BLOCKABLE, "icon": UPGRADABLE,
               "apple-touch-icon": UPGRADABLE, "apple-touch-icon-precomposed": UPGRADABLE,
@@ -84,12 +57,14 @@ def _maybe_http(value: str) -> bool:
 def html_refs(text: str) -> tuple[list[Ref], Ref | None]:
     """Every URL the page makes the browser fetch or submit to, and the <base href> if there is one."""
     refs: list[Ref] = []
-    ctx = _Context(_BASE_TAG.search(text) is not None)
-    search = _MARKUP.search
+    low, mode = lowered(text)  # the patterns are lower case; offsets in low are offsets in text
+    ctx = _Context(mode.base_tag.search(low) is not None)
+    # without a <base> only http: URLs can be insecure, and tags without one are skipped in the regex
+    search = (mode.markup if ctx.relative else mode.markup_http).search
     pos = 0
     length = len(text)
     while pos < length:
-        m = search(text, pos)
+        m = search(low, pos)
         name = m.group("start")
         if name is None:
             end = m.group("end")
@@ -102,14 +77,14 @@ def html_refs(text: str) -> tuple[list[Ref], Ref | None]:
         tag = name.lower()
         _element(text, tag, m.start("attrs"), m.end("attrs"), ctx, refs)
         if tag in _RAWTEXT:
-            pos = _skip_rawtext(text, tag, pos, refs)
+            pos = _skip_rawtext(text, low, mode.raw_end[tag], tag, pos, refs)
         elif tag == "plaintext":
             break
     return refs, ctx.base
 
 
-def _skip_rawtext(text: str, tag: str, pos: int, refs: list[Ref]) -> int:
-    closing = _RAW_END[tag].search(text, pos)
+def _skip_rawtext(text: str, low: str, raw_end: re.Pattern, tag: str, pos: int, refs: list[Ref]) -> int:
+    closing = raw_end.search(low, pos)
     stop = closing.start() if closing else len(text)
     if tag == "style":
         refs.extend(css_refs(text, "style", "", 0, pos, stop))

@@ -1,0 +1,100 @@
+"""The tokenizer's regular expressions, and the lower-case copy of a page they run on.
+
+One search per tag that may matter: a possessive loop skips text, comments, doctypes, end tags and the tags
+that cannot fetch anything inside the regex engine, so Python only runs for tags that may hold a finding.
+Case-insensitive matching costs the regex engine about 40%, so the patterns are written in lower case and run
+on `str.lower()` of the page, which keeps every offset (checked: same length, no character that folds to ASCII).
+"""
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+_WS = r"[\t\n\f\r ]"
+_NAME_END = r"(?=[\t\n\f\r />])"
+# Elements always looked at; any other element only when it has one of URL_ATTRS.
+ELEMENTS = ("img", "image", "source", "video", "audio", "track", "script", "link", "iframe", "frame",
+            "object", "embed", "param", "applet", "input", "button", "form", "meta", "base", "use",
+            "picture", "svg", "style", "textarea", "title", "xmp", "noembed", "noframes", "plaintext")
+URL_ATTRS = ("style", "ping", "download", "background")
+# Elements whose content is text, not markup: a URL in there is never fetched (style is read as CSS).
+RAWTEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
+# Tags Python must see even when they hold no URL: they open a context (picture, media, svg) or CSS.
+_STATEFUL = ("picture", "video", "audio", "svg", "style", "plaintext")
+_VALUE = r"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >]*+))?"""
+
+# A tag "without http": no "http:" in any case and none of the characters that could hide one (character
+# references, CSS escapes, the tabs and newlines the URL parser removes). Every class below is the tokenizer's
+# own class minus those characters, and a value must be read the tokenizer's way (quoted when it starts with
+# a quote) or not at all, so such a tag either ends at the very ">" the tokenizer would end it at, or fails
+# to match and is handed to Python like any other tag.
+_COLON = r":(?<!http:)"
+_X = r"&\\\t\n\r:"
+_SAFE_NAME = rf"(?:[^\t\n\f\r />{_X}]|{_COLON})(?:[^\t\n\f\r />={_X}]++|{_COLON})*+"
+_SAFE_VALUE = (rf"""(?:[\f ]*+=[\f ]*+(?:"(?:[^"{_X}]++|{_COLON})*+"|'(?:[^'{_X}]++|{_COLON})*+'"""
+               rf"""|(?!["'])(?:[^\t\n\f\r >{_X}]++|{_COLON})*+)|(?!{_WS}*+=))""")
+_SAFE_TAG = rf"(?:[^\t\n\f\r />{_X}]++|{_COLON})*+(?:[\f /]*+{_SAFE_NAME}{_SAFE_VALUE})*+[\f /]*+>"
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return "|".join(names)
+
+
+def _markup(skip_safe: bool) -> str:
+    safe = ""
+    if skip_safe:  # tags without http, and raw-text elements with their content up to the end tag
+        raw = _names(tuple(n for n in RAWTEXT if n != "style"))
+        safe = rf"""
+ | <(?=(?:{raw}){_NAME_END})(?P<raw>[a-z]++){_SAFE_TAG}(?:[^<]++|<(?!/(?P=raw)[\t\n\f\r />]))*+
+ | <(?!(?:{_names(_STATEFUL)}|{raw}){_NAME_END})[a-z]{_SAFE_TAG}"""
+    return rf"""
+(?:[^<]++
+ | <!--(?:-?>|.*?(?:--!?>|\Z))
+ | <[!?][^>]*+>?
+ | </(?!(?:picture|video|audio|svg){_NAME_END})[a-z][^>]*+>
+ | </(?![a-z])[^>]*+>?
+ | <(?!(?:{_names(ELEMENTS)}){_NAME_END})[a-z][^\t\n\f\r />]*+
+   (?:[\t\n\f\r /]*+(?!(?:{_names(URL_ATTRS)})[\t\n\f\r /=>])[^\t\n\f\r />][^\t\n\f\r />=]*+{_VALUE})*+
+   [\t\n\f\r /]*+>{safe}
+ | <(?![a-z/!?])
+)*+
+(?:</(?P<end>[a-z][^\t\n\f\r />]*+)[^>]*+>
+ | <(?P<start>[a-z][^\t\n\f\r />]*+)
+   (?P<attrs>(?:[\t\n\f\r /]*+[^\t\n\f\r />][^\t\n\f\r />=]*+{_VALUE})*+)
+   [\t\n\f\r /]*+>
+)?"""
+
+
+class Mode(NamedTuple):
+    """The compiled patterns for one way of reading a page: on its lower-case copy, or case-insensitively
+    on the text itself when lowering would move offsets or fold a non-ASCII letter into ASCII."""
+
+    markup: re.Pattern       # stops at every tag that may fetch something (a page with <base>)
+    markup_http: re.Pattern  # also skips the tags without http (a page without <base>)
+    raw_end: dict            # raw-text element → pattern of its end tag
+    base_tag: re.Pattern
+
+
+def _mode(flags: int) -> Mode:
+    flags |= re.S | re.X
+    markup = re.compile(_markup(False), flags)
+    # Case-insensitive matching folds "ſ" into "s": "<ſcript>" would pass for a raw-text element. Pages read
+    # that way are rare, so they do without the skipping rather than reproduce the folding exactly.
+    return Mode(markup, re.compile(_markup(True), flags) if not flags & re.I else markup,
+                {name: re.compile(rf"</{name}[\t\n\f\r />]", flags) for name in RAWTEXT},
+                re.compile(r"<base[\t\n\f\r />]", flags))
+
+
+LOWER = _mode(0)
+FOLD = _mode(re.I)
+# Non-ASCII characters that re.IGNORECASE matches against ASCII letters or whose lower() is not one
+# character of non-ASCII (İ ı ſ K): a page holding one is read the slow, case-insensitive way.
+_FOLDS = re.compile("[\u0130\u0131\u017f\u212a]")
+
+
+def lowered(text: str) -> tuple[str, Mode]:
+    """The text to tokenize and the patterns to use: the lower-case copy when it keeps every offset."""
+    low = text.lower()
+    if text.isascii() or (len(low) == len(text) and _FOLDS.search(text) is None):
+        return low, LOWER
+    return text, FOLD

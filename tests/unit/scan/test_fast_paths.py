@@ -1,0 +1,80 @@
+"""The shortcuts that make the scan fast must not change what it finds.
+
+Without a <base>, tags that hold no "http:" (in any case) and nothing that could hide one are skipped inside
+the regex, raw-text elements with them; the pattern runs on a lower-case copy of the page. Each test here is a
+way an http URL can hide from those shortcuts, and the last one compares the fast path with the slow one
+(every tag handed to Python) on random pages built from awkward pieces.
+"""
+import random
+
+import pytest
+
+from lehttpd.scan import html, markup
+from tests.unit.scan.helpers import found, triples
+
+
+@pytest.mark.parametrize("value", [
+    "&#104;ttp://h.test/a.png", "h&#116;tp://h.test/a.png", "http&colon;//h.test/a.png", "&#X48;TTP://h.test/a.png",
+    "HtTp://h.test/a.png", "ht\ttp://h.test/a.png", "ht\ntp://h.test/a.png", " \r\nhttp://h.test/a.png",
+])
+def test_http_hidden_by_entities_case_or_whitespace_is_found(value):
+    assert [f.host for f in found(f'<p>text</p><img alt="x" src="{value}"><p>more</p>')] == ["h.test"]
+
+
+def test_http_in_a_style_attribute_behind_a_css_escape_or_an_entity():
+    assert triples('<div style="background:url(\\68ttp://h.test/a.png)">') == [("div", "style url()", "upgradable")]
+    assert triples('<div style="background:url(&#104;ttp://h.test/a.png)">') == [("div", "style url()", "upgradable")]
+
+
+def test_a_quoted_gt_or_ampersand_does_not_end_a_skipped_tag_early():
+    assert triples('<img alt="x>y&amp;z" src=http://h.test/a.png>') == [("img", "src", "upgradable")]
+    assert triples('<img alt="x>y" title="a&b"><img src=http://h.test/b.png>') == [("img", "src", "upgradable")]
+    assert triples("<img alt='a \"quote\"' title=\"it's\" src=http://h.test/c.png>") == [("img", "src", "upgradable")]
+
+
+def test_raw_text_elements_skipped_in_the_regex_still_end_where_browsers_end_them():
+    page = ('<script>var a = "<img src=http://no.test/a>";</SCRIPT ><img src=http://yes.test/b>'
+            '<title>http://no.test/t</title><textarea><img src=http://no.test/c></textarea>'
+            '<iframe title=x><img src=http://no.test/d></iframe><img src=http://yes.test/e>')
+    assert [f.host for f in found(page)] == ["yes.test", "yes.test"]
+    assert triples('<script type=module>never closed <img src=http://no.test/x>') == []
+    assert triples('<scripts><img src=http://yes.test/x>') == [("img", "src", "upgradable")]
+
+
+def test_context_tags_are_seen_even_without_http():
+    page = '<picture><source srcset="/a.webp"><img src="http://h.test/a.jpg"></picture><img src="http://h.test/b.jpg">'
+    assert [f.cls for f in found(page)] == ["blockable", "upgradable"]
+
+
+def test_pages_whose_lower_case_copy_would_move_offsets_are_read_case_insensitively():
+    # "İ".lower() is two characters; "ı" and "K" fold to ASCII letters under re.IGNORECASE
+    for prefix in ("İstanbul\n", "kapı ", "\u212a "):
+        (f,) = found(prefix + '<IMG SRC="HTTP://H.TEST/A.PNG">')
+        assert (f.line, f.written) == (prefix.count("\n") + 1, "HTTP://H.TEST/A.PNG")
+        assert f.column == len(prefix.rpartition("\n")[2]) + 11
+
+
+_PIECES = (
+    '<img src="http://a.test/1.png">', "<IMG SRC=HTTP://B.TEST/2.PNG>", '<img src="&#104;ttp://c.test/">',
+    '<img src="ht\ttp://d.test/">', '<img\nsrc="http://e.test/">', '<img srcset="http://f.test/a,1.jpg 1x, /b.jpg 2x">',
+    "<picture>", "</picture>", "<video>", "</video>", "<svg>", "</svg>", '<image href="http://g.test/">',
+    '<use href="#x">', '<source src="http://h.test/a.mp3">', '<script src="http://i.test/a.js"></script>',
+    '<script>"<img src=http://no.test/>"</script>', "<script>", "</script>", "<style>.a{background:url(http://j.test/)}</style>",
+    "<textarea>", "</textarea>", "<title>", "</title>", "<!--", "-->", "<!doctype html>", '<a href="http://nav.test/">',
+    '<a download href="http://k.test/f">', '<link rel=stylesheet href=http://l.test/a.css>', '<link rel=canonical href=http://x.test/>',
+    '<meta http-equiv=refresh content="0; url=http://m.test/">', '<base href="http://base.test/">', "<img src=rel.png>",
+    '<form action="http://n.test/">', '<div style="background:url(http://o.test/a.png)">', '<p title="a > b">',
+    '<p title="<img src=http://no.test/>">', '<p title="unclosed>', "<p title='x&y'>", '<img alt="x>y&z" src=http://p.test/>',
+    '<div alt="a" =b>', '<a <img src=http://q.test/x>', "<plaintext>", '<iframe src="http://r.test/"></iframe>', "<iframe>",
+    "text http://plain.test/ ", "<", ">", '"', "'", "=", "&", "\\", ":", "http:", "<img", " src=", "\n", "\t", "İ", "ı", "é",
+)
+
+
+def test_fast_path_finds_what_the_slow_path_finds(monkeypatch):
+    rng = random.Random(5)
+    pages = ["".join(rng.choice(_PIECES) for _ in range(rng.randrange(1, 30))) for _ in range(400)]
+    fast = [found(page) for page in pages]
+    slow_mode = markup.LOWER._replace(markup_http=markup.LOWER.markup)  # every tag handed to Python
+    monkeypatch.setattr(html, "lowered", lambda text: (text.lower(), slow_mode) if text.isascii()
+                        else (text, markup.FOLD))
+    assert [found(page) for page in pages] == fast
