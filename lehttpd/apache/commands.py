@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 from pathlib import Path
 
 from lehttpd.console import Console
@@ -88,10 +89,21 @@ def _source(args):
                   apache_version=args.apache_version)
 
 
-def _options(args):
+@contextmanager
+def _started(args):
+    """The source with Apache's discovery calls already running: the command imports its modules and reads its
+    inputs meanwhile. They are stopped if the command fails before reading them."""
+    source = _source(args).start()
+    try:
+        yield source
+    finally:
+        source.cancel()
+
+
+def _options(args, source):
     from lehttpd.apache.operations import Options
 
-    return Options(source=_source(args), https_port=args.https_port, work_dir=args.work_dir,
+    return Options(source=source, https_port=args.https_port, work_dir=args.work_dir,
                    dry_run=args.dry_run, reload=not args.no_reload, force=args.force)
 
 
@@ -101,9 +113,10 @@ def _warn_errors(console: Console, errors) -> None:
 
 
 def cmd_vhosts(args, console: Console) -> int:
-    from lehttpd.apache.session import list_vhosts
+    with _started(args) as source:
+        from lehttpd.apache.session import list_vhosts
 
-    info, vhosts, errors = list_vhosts(_source(args), args.https_port)
+        info, vhosts, errors = list_vhosts(source, args.https_port)
     _warn_errors(console, errors)
     if args.json:
         console.json({"server_root": str(info.server_root), "version": ".".join(map(str, info.version)),
@@ -135,25 +148,29 @@ def _report(outcome, console: Console, dry_run: bool) -> int:
 
 
 def cmd_install(args, console: Console) -> int:
-    from lehttpd.apache import operations
-    from lehttpd.store import CertStore
+    with _started(args) as source:
+        from lehttpd.apache import operations
+        from lehttpd.store import CertStore
 
-    lineage = CertStore(args.config_dir).load(args.cert_name)
-    outcome, errors = operations.install(lineage, _options(args), args.redirect, console.step)
+        lineage = CertStore(args.config_dir).load(args.cert_name)
+        outcome, errors = operations.install(lineage, _options(args, source), args.redirect, console.step)
     _warn_errors(console, errors)
     return _report(outcome, console, args.dry_run)
 
 
 def cmd_redirect(args, console: Console) -> int:
-    from lehttpd.apache import operations
-    from lehttpd.store import CertStore
-
-    names = list(args.domain)
-    if args.cert_name:
-        names += list(CertStore(args.config_dir).load(args.cert_name).names)
-    if not names:
+    if not args.domain and not args.cert_name:
         raise UsageError("redirect: give --cert-name NAME or -d NAME")
-    outcome, errors = operations.redirect(names, _options(args), console.step)
+    with _started(args) as source:
+        from lehttpd.apache import operations
+        from lehttpd.store import CertStore
+
+        names = list(args.domain)
+        if args.cert_name:
+            names += list(CertStore(args.config_dir).load(args.cert_name).names)
+        if not names:
+            raise UsageError("redirect: give --cert-name NAME or -d NAME")
+        outcome, errors = operations.redirect(names, _options(args, source), console.step)
     _warn_errors(console, errors)
     return _report(outcome, console, args.dry_run)
 
@@ -167,7 +184,8 @@ def cmd_harden(args, console: Console) -> int:
                             hsts_preload=args.hsts_preload, staple_ocsp=args.staple_ocsp, uir=args.uir,
                             log_format=args.log_format,
                             openssl_version=parse_version(args.openssl_version) if args.openssl_version else None)
-    outcome, errors = operations.harden(request, _options(args), console.step)
+    with _started(args) as source:
+        outcome, errors = operations.harden(request, _options(args, source), console.step)
     _warn_errors(console, errors)
     return _report(outcome, console, args.dry_run)
 

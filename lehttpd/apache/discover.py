@@ -104,32 +104,58 @@ def apache_message(stderr: str) -> str:
     return " ".join(lines)[:600] or "no message"
 
 
+class Discovery:
+    """The two calls of the control program, started at once; `result()` waits for them and reads their output.
+
+    Starting them early lets a command import its modules and read its inputs while Apache parses its tree."""
+
+    def __init__(self, ctl_name: str | None = None, os_release: Path = Path("/etc/os-release")) -> None:
+        self.layout = layout_for(read_os_release(os_release))
+        self.ctl = find_ctl(ctl_name, self.layout)
+        self._procs = (_run(self.ctl, "-V"), _run(self.ctl, "-t", "-D", "DUMP_VHOSTS", "-D", "DUMP_RUN_CFG",
+                                                   "-D", "DUMP_INCLUDES", "-D", "DUMP_MODULES"))
+        self._reading = False
+
+    def cancel(self) -> None:
+        """Stop the calls if their answer was never read (the command failed before needing it)."""
+        if not self._reading:
+            self._reading = True
+            for proc in self._procs:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.communicate()
+
+    def result(self) -> ApacheInfo:
+        """Once only (the output is read once)."""
+        if self._reading:
+            raise RuntimeError("discovery already read or cancelled")
+        self._reading = True
+        version_proc, dump_proc = self._procs
+        ctl, layout = self.ctl, self.layout
+        try:
+            version_out, _version_err = version_proc.communicate(timeout=60)
+            dump_out, dump_err = dump_proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            version_proc.kill()
+            dump_proc.kill()
+            raise ApacheConfigError(f"{ctl[0]} did not answer within the time limit") from None
+        if dump_proc.returncode != 0:
+            raise ApacheConfigError(f"{ctl[0]} -t failed: {apache_message(dump_err + dump_out)}")
+        values = parse_dump(dump_out)
+        server_root = Path(values["server_root"] or layout.server_root)
+        includes = values["includes"]
+        config_file = includes[0] if includes else server_root / "apache2.conf"
+        return ApacheInfo(
+            ctl=ctl, version=parse_version(_field(version_out, "Server version")),
+            server_root=server_root, config_file=config_file, mpm=_field(version_out, "Server MPM") or "unknown",
+            modules=frozenset(values["modules"]), includes=tuple(includes), locations=tuple(values["locations"]),
+            layout=layout_for_tree(server_root, layout), run_dir=values["run_dir"],
+            defines=tuple(values["defines"]))
+
+
 def discover(ctl_name: str | None = None, os_release: Path = Path("/etc/os-release")) -> ApacheInfo:
     """Everything lehttpd needs to know about a running Apache setup, from two calls of its control program."""
-    layout = layout_for(read_os_release(os_release))
-    ctl = find_ctl(ctl_name, layout)
-    version_proc = _run(ctl, "-V")
-    dump_proc = _run(ctl, "-t", "-D", "DUMP_VHOSTS", "-D", "DUMP_RUN_CFG", "-D", "DUMP_INCLUDES",
-                     "-D", "DUMP_MODULES")
-    try:
-        version_out, version_err = version_proc.communicate(timeout=60)
-        dump_out, dump_err = dump_proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        version_proc.kill()
-        dump_proc.kill()
-        raise ApacheConfigError(f"{ctl[0]} did not answer within the time limit") from None
-    if dump_proc.returncode != 0:
-        raise ApacheConfigError(f"{ctl[0]} -t failed: {apache_message(dump_err + dump_out)}")
-    values = parse_dump(dump_out)
-    server_root = Path(values["server_root"] or layout.server_root)
-    includes = values["includes"]
-    config_file = includes[0] if includes else server_root / "apache2.conf"
-    return ApacheInfo(
-        ctl=ctl, version=parse_version(_field(version_out, "Server version")),
-        server_root=server_root, config_file=config_file, mpm=_field(version_out, "Server MPM") or "unknown",
-        modules=frozenset(values["modules"]), includes=tuple(includes), locations=tuple(values["locations"]),
-        layout=layout_for_tree(server_root, layout), run_dir=values["run_dir"],
-        defines=tuple(values["defines"]))
+    return Discovery(ctl_name, os_release).result()
 
 
 def _field(text: str, key: str) -> str:

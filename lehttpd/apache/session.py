@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lehttpd.apache.discover import ApacheInfo, discover, parse_version
+from lehttpd.apache.discover import ApacheInfo, Discovery, discover, parse_version
 from lehttpd.apache.static import discover_static
 from lehttpd.apache.tree import ConfigParseError, ConfigReader, ParsedFile, parse_files
 from lehttpd.apache.vhosts import VirtualHost, candidates, read_listing, read_vhosts
@@ -23,12 +23,31 @@ _GLOBAL_RE = re.compile(rb"(?im)^[ \t]*(listen|namevirtualhost|sslstaplingcache)
 
 @dataclass(frozen=True)
 class Source:
-    """Where the Apache setup is: a control program (live), or a tree on disk (static, dry-run only)."""
+    """Where the Apache setup is: a control program (live), or a tree on disk (static, dry-run only).
+    `started`: that control program's discovery calls, already running (see `start`)."""
 
     apache_ctl: str | None = None
     server_root: Path | None = None
     config: Path | None = None
     apache_version: str | None = None
+    started: Discovery | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def static(self) -> bool:
+        return self.server_root is not None and self.apache_ctl is None
+
+    def start(self) -> "Source":
+        """The same source with Apache's discovery calls running from now on (live mode; static has none).
+        Call `cancel()` if the command fails before reading."""
+        if self.static or self.started is not None:
+            return self
+        from dataclasses import replace
+
+        return replace(self, started=Discovery(self.apache_ctl))
+
+    def cancel(self) -> None:
+        if self.started is not None:
+            self.started.cancel()
 
 
 def read_file(path: Path) -> bytes | None:
@@ -40,10 +59,10 @@ def read_file(path: Path) -> bytes | None:
 
 def discover_source(source: Source, reader: ConfigReader | None) -> tuple[ApacheInfo, dict[Path, ParsedFile],
                                                                   list[ConfigParseError]]:
-    if source.server_root is not None and source.apache_ctl is None:
+    if source.static:
         version = parse_version(source.apache_version) if source.apache_version else (2, 4, 62)
         return discover_static(source.server_root, source.config, version, reader)
-    info = discover(source.apache_ctl)
+    info = source.started.result() if source.started is not None else discover(source.apache_ctl)
     if source.apache_version:
         info = _with_version(info, parse_version(source.apache_version))
     return info, {}, []
@@ -58,7 +77,7 @@ def _with_version(info: ApacheInfo, version) -> ApacheInfo:
 def list_vhosts(source: Source, https_port: int) -> tuple[ApacheInfo, list[VirtualHost], list[ConfigParseError]]:
     """What `lehttpd apache vhosts` shows. Live, each block Apache located is read from its bytes (blocks.py),
     Augeas only for what that reader declines; a static tree was walked through Augeas already. Reading only."""
-    if source.server_root is not None and source.apache_ctl is None:
+    if source.static:
         reader = ConfigReader()
         try:
             info, parsed, errors = discover_source(source, reader)

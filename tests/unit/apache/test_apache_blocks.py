@@ -140,3 +140,54 @@ def test_listing_substitutes_defines_and_falls_back_to_augeas_in_apache_order(tm
     # the Augeas path (what install plans on) substitutes the same way
     full, _parsed, _errors = read_vhosts(info, [locations[2]])
     assert full[0] == vhosts[1]
+
+
+FAKE_CTL = """#!/bin/sh
+if [ "$1" = "-V" ]; then printf 'Server version: Apache/2.4.62 (Debian)\\nServer MPM:     event\\n'; exit 0; fi
+[ -n "$SLOW" ] && exec sleep 30
+cat <<'DUMP'
+VirtualHost configuration:
+*:80                   is a NameVirtualHost
+         port 80 namevhost a.test ({site}:1)
+                 alias www.a.test
+ServerRoot: "{root}"
+Define: DUMP_VHOSTS
+Define: SITE=a.test
+DUMP
+"""
+
+
+def _fake_ctl(tmp_path: Path) -> Path:
+    site = tmp_path / "a.conf"
+    site.write_text("<VirtualHost *:80>\n    ServerName ${SITE}\n    ServerAlias www.${SITE}\n</VirtualHost>\n")
+    ctl = tmp_path / "fakectl"
+    ctl.write_text(FAKE_CTL.format(site=site, root=tmp_path))
+    ctl.chmod(0o755)
+    return ctl
+
+
+def test_discovery_started_early_is_read_once_and_listed(tmp_path):
+    from lehttpd.apache.session import Source, list_vhosts
+
+    source = Source(apache_ctl=str(_fake_ctl(tmp_path))).start()
+    assert source.started is not None and Source(server_root=tmp_path).start().started is None  # static: none
+    info, vhosts, errors = list_vhosts(source, 443)
+    assert not errors and info.version == (2, 4, 62) and info.server_root == tmp_path
+    assert [(v.server_name, v.aliases, v.line) for v in vhosts] == [("a.test", ("www.a.test",), 1)]
+    source.cancel()  # after reading: nothing to stop, no error
+    with pytest.raises(RuntimeError):
+        source.started.result()
+
+
+def test_discovery_started_early_is_stopped_when_the_command_fails_first(tmp_path, monkeypatch):
+    import time
+
+    from lehttpd.apache.session import Source
+
+    monkeypatch.setenv("SLOW", "1")
+    source = Source(apache_ctl=str(_fake_ctl(tmp_path))).start()
+    procs = source.started._procs
+    began = time.monotonic()
+    source.cancel()
+    assert time.monotonic() - began < 5
+    assert all(proc.returncode is not None for proc in procs)
