@@ -3,9 +3,9 @@
 `lehttpd apache vhosts` shows a handful of directives written directly in each block (ServerName, ServerAlias,
 DocumentRoot, SSLEngine, the certificate lines). Feeding 1,000 files through Augeas' httpd lens to get them costs
 about 0.3 s; this reader gets the same values from the bytes in a few milliseconds. It only understands the plain
-subset of the syntax (directives with bare or simply quoted arguments, comments, nested sections, continuation
-lines) and answers None for anything else (a brace word list, an escaped quote, a <Perl> section, a tag that does
-not start the listed line...); the caller then reads that file through Augeas (tree.py) as before. The nodes it
+subset of the syntax (directives with bare or quoted arguments, comments, nested sections, continuation lines) and
+answers None for anything else (a brace word list, a quote glued to another argument, a <Perl> section, a tag that
+does not start the listed line...); the caller then reads that file through Augeas (tree.py) as before. The nodes it
 returns have the shape tree.py gives (arguments as written, quotes included), so vhosts.vhost_from_block builds the
 VirtualHost the same way for both, and a test checks they agree on every corpus vhost.
 
@@ -17,13 +17,15 @@ import re
 
 from lehttpd.apache.tree import Node
 
-# A directive: its name (the lens' `word`), then arguments that are bare (no quote, brace or backslash anywhere)
-# or double/single-quoted without escapes; anything else on a directive line makes the block "not plain".
+# A directive: its name (the lens' `word`), then arguments as the lens' `bare` (a run of non-blanks that does not
+# start with a quote or a brace and does not end with a backslash) or double/single-quoted (backslash escapes kept
+# as written); anything else on a directive line (a brace word list, a quote glued to the next argument, an
+# unterminated quote) makes the block "not plain".
 # A continuation (backslash-newline) is whitespace between arguments, as in the lens; a quoted argument may not span
 # one (the lens would keep the newline in its value), so the joined line keeps a "\n" there, which quotes refuse.
 _NAME = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9._-]*)(?=[ \t\n]|\Z)")
-_ARG = re.compile(r"""[ \t\n]+("(?:[^"\\\r\n]|\\[^\r\n])*"|'(?:[^'\\\r\n]|\\[^\r\n])*'|[^\s"'{\\][^\s"'\\]*)"""
-                  r"(?=[ \t\n]|\Z)")
+_ARG = re.compile(r"""[ \t\n]+("(?:[^"\\\r\n]|\\[^\r\n])*"|'(?:[^'\\\r\n]|\\[^\r\n])*'"""
+                  r"""|[^ \t\r\n"'{][^ \t\r\n]*[^ \t\r\n\\]|[^ \t\r\n"'{\\])(?=[ \t\n]|\Z)""")
 _OPEN = re.compile(r"[ \t]*<([A-Za-z][A-Za-z0-9._-]*)([ \t][^>]*)?>[ \t]*$")
 _CLOSE = re.compile(r"[ \t]*</([A-Za-z][A-Za-z0-9._-]*)[ \t]*>[ \t]*$")
 _SPLIT = re.compile(r"[^\n]*\n|[^\n]+")
@@ -71,9 +73,10 @@ def _logical(lines: list[str], index: int) -> tuple[str, int, bool] | None:
     return line, index, joined
 
 
-def read_block(lines: FileLines, line: int) -> Node | None:
+def read_block(lines: FileLines, line: int, only: frozenset[str] | None = None) -> Node | None:
     """The <VirtualHost> section whose tag starts line `line` (1-based), with its direct directives as children;
-    None when the block is not written in the plain subset this reader knows (read it through Augeas then)."""
+    None when the block is not written in the plain subset this reader knows (read it through Augeas then).
+    `only` (lower-case names): the directives wanted; the other lines are read for the block's shape only."""
     if not 1 <= line <= len(lines.lines):
         return None
     text = lines.lines
@@ -116,6 +119,8 @@ def read_block(lines: FileLines, line: int) -> Node | None:
         name = _NAME.match(content)
         if name is None:
             return None
+        if only is not None and name.group(1).lower() not in only:
+            continue
         args = _args(content[name.end():])
         if args is None:
             return None

@@ -61,9 +61,12 @@ def vhost_from_block(location: VhostLocation, parsed: ParsedFile, node: Node, ht
                      defines: Mapping[str, str] | None = None) -> VirtualHost:
     """The VirtualHost a block describes; ${VAR} in its values is replaced by the Define'd value, as Apache does."""
     defines = defines or {}
+    by_name: dict[str, list[Node]] = {}
+    for child in node.children:  # one pass (named() per directive is a pass each)
+        by_name.setdefault(child.name.lower(), []).append(child)
 
     def values(name: str) -> list[tuple[str, ...]]:
-        return [tuple(expand(v, defines) for v in child.values) for child in node.named(name)]
+        return [tuple(expand(v, defines) for v in child.values) for child in by_name.get(name.lower(), ())]
 
     def last(name: str) -> str | None:
         found = values(name)
@@ -74,8 +77,8 @@ def vhost_from_block(location: VhostLocation, parsed: ParsedFile, node: Node, ht
     engine = (last("SSLEngine") or "").lower()
     ports = {port_of(a) for a in location.addresses}
     ssl = engine in ("on", "optional") or (engine != "off" and https_port in ports and 80 not in ports
-                                          and bool(node.named("SSLCertificateFile")))
-    server_name = names[-1].split(":")[0] if names else location.name if not node.named("ServerName") else ""
+                                          and "sslcertificatefile" in by_name)
+    server_name = names[-1].split(":")[0] if names else location.name if "servername" not in by_name else ""
     return VirtualHost(
         file=location.file, line=location.line, addresses=location.addresses, server_name=server_name,
         aliases=aliases, document_root=last("DocumentRoot"), ssl=ssl,
@@ -129,7 +132,7 @@ def read_listing(info: ApacheInfo, https_port: int = 443) -> tuple[list[VirtualH
                 data = None  # Augeas' side reports it with its reason
             files[location.file] = None if data is None else (ParsedFile(location.file, data, ()), FileLines(data))
         entry = files[location.file]
-        node = read_block(entry[1], location.line) if entry else None
+        node = read_block(entry[1], location.line, LISTING_DIRECTIVES) if entry else None
         if node is None:
             declined.append(location)
         else:

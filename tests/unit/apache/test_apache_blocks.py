@@ -9,7 +9,7 @@ from lehttpd.apache.blocks import FileLines, read_block
 from lehttpd.apache.discover import ApacheInfo, VhostLocation
 from lehttpd.apache.layouts import DEBIAN
 from lehttpd.apache.tree import ConfigParseError, ConfigReader
-from lehttpd.apache.vhosts import read_listing, read_vhosts, vhost_from_block
+from lehttpd.apache.vhosts import LISTING_DIRECTIVES, read_listing, read_vhosts, vhost_from_block
 
 CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "apache-configs"
 
@@ -38,6 +38,8 @@ def _agree(path: Path, data: bytes, reader: ConfigReader) -> tuple[int, int]:
         assert _directives(plain) == _directives(node), f"{path}:{node.line}"
         for mine, theirs in zip(plain.children, (c for c in node.children if not c.is_block)):
             assert mine.start <= theirs.start and not data[mine.start:theirs.start].strip()  # indentation only
+        shown = read_block(lines, node.line, LISTING_DIRECTIVES)  # what the listing reads
+        assert shown.children == tuple(c for c in plain.children if c.name.lower() in LISTING_DIRECTIVES)
         location = VhostLocation(path, node.line, tuple(node.values), "listed.name")
         for port in (443, 8443):
             assert vhost_from_block(location, parsed, plain, port, {"X": "y"}) == \
@@ -77,6 +79,11 @@ PLAIN = [
     b"</VirtualHost>\n",
     b"<virtualhost *:80>\n    # a comment that goes on \\\n    ServerName in.the.comment\n    servername a.test\n"
     b"    <Location />  \n    </Location>  \n    DocumentRoot\n</virtualhost>\n",
+    b"<VirtualHost *:80>\n    ServerName a.test\n    # BEGIN lehttpd redirect\n    RewriteEngine on\n"
+    b"    RewriteCond %{REQUEST_URI} !^/\\.well-known/acme-challenge/\n"
+    b"    RewriteRule ^ https://%{SERVER_NAME}%{REQUEST_URI} [END,NE,R=301]\n"
+    b"    RewriteRule ^/(.*)\\.php$ /$1 [L]\n    Header set X-A b\"c \\d\n    ServerAlias \\x.test\n</VirtualHost>\n",
+    "<VirtualHost *:80>\n    ServerName a\u00a0b.test\n    DocumentRoot /srv/\u00e9t\u00e9\n</VirtualHost>\n".encode(),
 ]
 
 
