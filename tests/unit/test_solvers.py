@@ -65,3 +65,27 @@ def test_webroot_must_exist(tmp_path):
     with pytest.raises(UsageError, match="not a directory"):
         with webroot_files(tmp_path / "missing", {"t": "v"}):
             pass
+
+
+def test_standalone_default_listens_on_ipv4_and_ipv6():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    with standalone(0) as server:
+        with server.serving({"both": "both.v"}):
+            assert get(server.port, "/.well-known/acme-challenge/both") == (200, b"both.v")
+            conn = http.client.HTTPConnection("::1", server.port, timeout=5)
+            conn.request("GET", "/.well-known/acme-challenge/both")
+            assert conn.getresponse().read() == b"both.v"
+
+
+def test_a_busy_port_on_ipv4_alone_is_still_reported():
+    blocker = socket.socket()
+    blocker.bind(("0.0.0.0", 0))
+    blocker.listen()
+    try:
+        from lehttpd.errors import PortInUseError
+        with pytest.raises(PortInUseError, match=f"port {blocker.getsockname()[1]} is already in use"):
+            with standalone(blocker.getsockname()[1]):
+                pass
+    finally:
+        blocker.close()
