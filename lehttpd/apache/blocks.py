@@ -13,7 +13,9 @@ Reading only, never for planning: edits are planned on Augeas spans.
 """
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from lehttpd.apache.tree import Node
 
@@ -29,6 +31,22 @@ _ARG = re.compile(r"""[ \t\n]+("(?:[^"\\\r\n]|\\[^\r\n])*"|'(?:[^'\\\r\n]|\\[^\r
 _OPEN = re.compile(r"[ \t]*<([A-Za-z][A-Za-z0-9._-]*)([ \t][^>]*)?>[ \t]*$")
 _CLOSE = re.compile(r"[ \t]*</([A-Za-z][A-Za-z0-9._-]*)[ \t]*>[ \t]*$")
 _SPLIT = re.compile(r"[^\n]*\n|[^\n]+")
+
+
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes with plain os.read (half the cost of Path.read_bytes on a thousand small files); raises
+    OSError as Path.read_bytes does."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        data = os.read(fd, 1 << 16)
+        if len(data) < 1 << 16:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class FileLines:

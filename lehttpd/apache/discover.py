@@ -181,6 +181,13 @@ def parse_dump(text: str) -> dict:
     header = None
     current = None
     section = None
+    paths: dict[str, Path] = {}  # one Path per file named (the vhost files are among the includes)
+
+    def path_of(text: str) -> Path:
+        path = paths.get(text)
+        if path is None:
+            path = paths[text] = Path(text)
+        return path
 
     def record(address: str, name: str, file: str, line: str) -> dict:
         key = (file, int(line))
@@ -202,10 +209,20 @@ def parse_dump(text: str) -> dict:
             section = "vhosts"
             continue
         if section == "includes" and (match := _INCLUDE.match(raw)):
-            result["includes"].append(Path(match.group(1).strip()))
+            result["includes"].append(path_of(match.group(1).strip()))
             continue
         if section == "modules" and raw.startswith(" ") and raw.strip():
             result["modules"].append(raw.split()[0])
+            continue
+        if raw[:1] in (" ", "\t"):  # an indented line: only these three can match (the others start at column 0)
+            if match := _NAMEVHOST.match(raw):
+                address = header if header and port_of(header) == int(match.group(1)) else f"*:{match.group(1)}"
+                current = record(address, match.group(2), match.group(3), match.group(4))
+            elif _DEFAULT.match(raw):
+                current = None
+            elif (match := _ALIAS.match(raw)) and current is not None:
+                if match.group(1) not in current["aliases"]:
+                    current["aliases"].append(match.group(1))
             continue
         if match := _HEADER.match(raw):
             header, section = match.group(1), "vhosts"
@@ -228,7 +245,7 @@ def parse_dump(text: str) -> dict:
             name, _, value = raw.split(":", 1)[1].strip().partition("=")
             result["defines"].append((name, value))
     result["locations"] = [
-        VhostLocation(file=Path(key[0]), line=key[1], addresses=tuple(found[key]["addresses"]),
+        VhostLocation(file=path_of(key[0]), line=key[1], addresses=tuple(found[key]["addresses"]),
                       name=found[key]["name"], aliases=tuple(found[key]["aliases"]))
         for key in order]
     return result

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lehttpd.apache.blocks import read_bytes
 from lehttpd.apache.discover import ApacheInfo, Discovery, discover, parse_version
 from lehttpd.apache.static import discover_static
 from lehttpd.apache.tree import ConfigParseError, ConfigReader, ParsedFile, parse_files
@@ -52,7 +53,7 @@ class Source:
 
 def read_file(path: Path) -> bytes | None:
     try:
-        return Path(path).read_bytes()
+        return read_bytes(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
 

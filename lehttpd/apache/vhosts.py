@@ -118,7 +118,7 @@ def read_vhosts(info: ApacheInfo, locations=None, parsed: dict[Path, ParsedFile]
 def read_listing(info: ApacheInfo, https_port: int = 443) -> tuple[list[VirtualHost], list[ConfigParseError]]:
     """Every vhost Apache listed, for showing only: each block is read from the file's bytes by the plain reader
     (blocks.py); the files it declines go through Augeas (shallow). Never planned against (see read_vhosts)."""
-    from lehttpd.apache.blocks import FileLines, read_block
+    from lehttpd.apache.blocks import FileLines, read_block, read_bytes
 
     defines = dict(info.defines)
     files: dict[Path, tuple[ParsedFile, FileLines] | None] = {}
@@ -127,7 +127,7 @@ def read_listing(info: ApacheInfo, https_port: int = 443) -> tuple[list[VirtualH
     for location in info.locations:
         if location.file not in files:
             try:
-                data = location.file.read_bytes()
+                data = read_bytes(location.file)
             except OSError:
                 data = None  # Augeas' side reports it with its reason
             files[location.file] = None if data is None else (ParsedFile(location.file, data, ()), FileLines(data))

@@ -198,3 +198,16 @@ def test_discovery_started_early_is_stopped_when_the_command_fails_first(tmp_pat
     source.cancel()
     assert time.monotonic() - began < 5
     assert all(proc.returncode is not None for proc in procs)
+
+
+def test_read_bytes_reads_whole_files_and_raises_like_pathlib(tmp_path):
+    from lehttpd.apache.blocks import read_bytes
+
+    for size in (0, 10, 1 << 16, (1 << 16) + 1, 3 << 20):
+        path = tmp_path / f"f{size}"
+        path.write_bytes(bytes(i % 251 for i in range(size)))
+        assert read_bytes(path) == path.read_bytes()
+    with pytest.raises(FileNotFoundError):
+        read_bytes(tmp_path / "missing")
+    with pytest.raises(IsADirectoryError):
+        read_bytes(tmp_path)
