@@ -10,10 +10,12 @@ import datetime as dt
 import math
 import random
 from dataclasses import dataclass
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from lehttpd.renewal import ari_point
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 DEFAULT_RECHECK = dt.timedelta(hours=6)  # RFC 9773 4.3.3: when the server sends no Retry-After
 MIN_RECHECK = dt.timedelta(minutes=1)
@@ -32,6 +34,8 @@ class RenewalInfo:
 
 def cert_id(cert: x509.Certificate) -> str:
     """RFC 9773 4.1: base64url(authority key identifier) "." base64url(DER serial number), no padding."""
+    from cryptography import x509
+
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
     if not aki:
         raise ValueError("the certificate has no authority key identifier")
@@ -96,6 +100,7 @@ def new_order_replacing(client, csr_pem: bytes, replaces: str):
     import josepy as jose
     from acme import messages
     from acme.crypto_util import get_identifiers_from_x509
+    from cryptography import x509
 
     class NewOrderReplacing(messages.NewOrder):
         replaces: str = jose.field("replaces", omitempty=True)
@@ -113,11 +118,13 @@ def new_order_replacing(client, csr_pem: bytes, replaces: str):
                                   authorizations=authorizations, csr_pem=csr_pem)
 
 
-def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt.datetime) -> tuple[list, set[str]]:
+def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt.datetime,
+            index=None) -> tuple[list, set[str]]:
     """Bring every candidate's ARI advice up to date; returns (candidates, servers that offer ARI).
 
-    The directory is read once per server; renewalInfo is fetched only for certificates whose stored advice
-    is for another serial or past its Retry-After. A failure is a warning: the lifetime rule decides then.
+    The directory is read once per server (and then remembered in the index for a few hours); renewalInfo
+    is fetched only for certificates whose stored advice is for another serial or past its Retry-After. A
+    failure is a warning: the lifetime rule decides then.
     """
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
@@ -126,11 +133,18 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
 
     servers: dict[str, str | None] = {}
     for server in sorted({c.request.server for c in candidates}):
+        known, url = index.renewal_info_url(server, now) if index is not None else (False, None)
+        if known:
+            servers[server] = url
+            continue
         try:
             servers[server] = renewal_info_url(server, verify_for(server))
         except Exception as error:  # noqa: BLE001 (any failure: fall back to the lifetime rule)
             log(f"renewal information: cannot read the directory of {server}: {str(error)[:160]}")
             servers[server] = None
+            continue
+        if index is not None:
+            index.remember_server(server, servers[server], now)
 
     def stale(candidate) -> bool:
         advice = candidate.state.ari
@@ -138,6 +152,8 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
                 (advice is None or advice.serial != hex(candidate.lineage.serial) or advice.next_check <= now))
 
     def update(candidate):
+        from cryptography import x509
+
         try:
             cert = x509.load_pem_x509_certificate(candidate.lineage.cert_path.read_bytes())
             info = fetch(servers[candidate.request.server], cert, verify_for(candidate.request.server), now)

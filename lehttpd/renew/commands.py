@@ -60,6 +60,10 @@ def _register_renew(subparsers, common: argparse.ArgumentParser) -> None:
     renew.add_argument("--dry-run", action="store_true",
                        help="rehearse against the staging server (or --server): nothing saved, no deploy hooks")
     add_server_options(renew)
+    for action in renew._actions:  # same flags as `issue`, but here they only steer a rehearsal
+        if action.dest in ("server", "staging"):
+            action.help = "with --dry-run: rehearse against this server (default: staging for Let's Encrypt)" \
+                if action.dest == "server" else "with --dry-run: rehearse against Let's Encrypt's staging server"
     hooks = renew.add_argument_group("hooks (remembered in the renewal file of each lineage renewed)")
     hooks.add_argument("--pre-hook", help="run once before the first renewal, when something is due")
     hooks.add_argument("--post-hook", help="run once after the renewals, when something was due")

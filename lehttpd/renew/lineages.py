@@ -13,7 +13,8 @@ from pathlib import Path
 from lehttpd import __version__
 from lehttpd.errors import LehttpdError, UsageError
 from lehttpd.model import IssueRequest, Lineage
-from lehttpd.renew.state import RenewState, load_state
+from lehttpd.renew.index import Index, signature
+from lehttpd.renew.state import RenewState, load_state, state_names
 from lehttpd.renewal_conf import RenewalConf, parse, to_request
 from lehttpd.store import KINDS, CertStore, check_lineage_name
 
@@ -47,8 +48,11 @@ class Unreadable:
     reason: str
 
 
-def discover(store: CertStore, wanted: tuple[str, ...] = ()) -> list[Candidate | Unreadable]:
-    """Every lineage with a renewal file (only `wanted` ones when given), sorted by name."""
+def discover(store: CertStore, wanted: tuple[str, ...] = (), index: Index | None = None) -> list[Candidate | Unreadable]:
+    """Every lineage with a renewal file (only `wanted` ones when given), sorted by name.
+
+    With an `index`, certificates unchanged since the last run are not parsed again.
+    """
     renewal_dir = store.config_dir / "renewal"
     files = sorted(renewal_dir.glob("*.conf")) if renewal_dir.is_dir() else []
     by_name = {path.name[:-len(".conf")]: path for path in files}
@@ -57,20 +61,22 @@ def discover(store: CertStore, wanted: tuple[str, ...] = ()) -> list[Candidate |
         if missing:
             raise UsageError(f"no renewal file for {', '.join(missing)} in {renewal_dir}")
         by_name = {name: by_name[name] for name in wanted}
-    return [read_candidate(store, name, path) for name, path in sorted(by_name.items())]
+    if index is not None and not wanted:
+        index.forget_missing(set(by_name))
+    stateful = state_names(store.config_dir)
+    return [read_candidate(store, name, path, index, stateful) for name, path in sorted(by_name.items())]
 
 
-def read_candidate(store: CertStore, name: str, path: Path) -> Candidate | Unreadable:
+def read_candidate(store: CertStore, name: str, path: Path, index: Index | None = None,
+                   stateful: set[str] | None = None) -> Candidate | Unreadable:
+    """One lineage; `stateful` (names with a state file, listed once) spares an open() per lineage."""
     try:
         check_lineage_name(name)
         text = path.read_text(encoding="utf-8")
         conf = parse(text, str(path))
         check_version(text, conf, str(path))
-        _check_paths(store, name, conf, str(path))
-        if not live_links_consistent(store, name):
-            with store.lock(name):  # the lock finishes a link switch a killed process left half done
-                pass
-        lineage = store.load(name)
+        _check_paths(name, conf, str(path))
+        lineage = current_lineage(store, name, index)
         if not lineage.names:
             raise UsageError(f"{lineage.cert_path}: the certificate names no domain")
         request = to_request(conf, lineage.names, name, str(path))
@@ -80,15 +86,31 @@ def read_candidate(store: CertStore, name: str, path: Path) -> Candidate | Unrea
         return Unreadable(name, path, f"cannot read {path}: {error.strerror}")
     except LehttpdError as error:
         return Unreadable(name, path, error.message)
-    return Candidate(lineage, request, conf.params.get("account") or None, path,
-                     load_state(store.config_dir, name))
+    state = load_state(store.config_dir, name) if stateful is None or name in stateful else RenewState()
+    return Candidate(lineage, request, conf.params.get("account") or None, path, state)
+
+
+def current_lineage(store: CertStore, name: str, index: Index | None) -> Lineage:
+    """The lineage's current certificate, from the index when unchanged; a half-done link switch (a killed
+    process) is finished first, by taking the lineage lock, which repairs."""
+    cached = index.cached(store.config_dir, name) if index is not None else None
+    if cached is not None:
+        return cached
+    if not live_links_consistent(store, name):
+        with store.lock(name):
+            pass
+    seen = signature(store.config_dir, name)
+    lineage = store.load(name)
+    if index is not None:
+        index.remember(store.config_dir, name, lineage, seen)
+    return lineage
 
 
 def live_links_consistent(store: CertStore, name: str) -> bool:
     """Do the four live/ links point at one version? (Not so only after a crash in the middle of a switch.)"""
-    live = store.live_dir(name)
+    live = os.path.join(store.config_dir, "live", name)
     try:
-        targets = {_NUMBER.search(os.readlink(live / f"{kind}.pem")) for kind in KINDS}
+        targets = {_NUMBER.search(os.readlink(os.path.join(live, f"{kind}.pem"))) for kind in KINDS}
     except OSError:
         return True  # not links (or missing): nothing to finish; load() reports what is wrong
     return len({m.group(1) if m else None for m in targets}) == 1
@@ -114,10 +136,9 @@ def check_version(text: str, conf: RenewalConf, where: str) -> None:
                          f"does not know (up to {KNOWN_CERTBOT_MAJOR}.x)")
 
 
-def _check_paths(store: CertStore, name: str, conf: RenewalConf, where: str) -> None:
+def _check_paths(name: str, conf: RenewalConf, where: str) -> None:
     """The file must describe this lineage's live files (a copied or edited file could point elsewhere)."""
-    live = store.live_dir(name)
     for kind in ("cert", "privkey", "fullchain"):
-        path = Path(conf.top[kind])
-        if path.name != f"{kind}.pem" or path.parent.name != name:
-            raise UsageError(f"{where}: {kind} = {path} is not {live / (kind + '.pem')}")
+        path = conf.top[kind]
+        if os.path.basename(path) != f"{kind}.pem" or os.path.basename(os.path.dirname(path)) != name:
+            raise UsageError(f"{where}: {kind} = {path} is not live/{name}/{kind}.pem")

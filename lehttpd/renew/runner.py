@@ -22,6 +22,7 @@ from lehttpd.errors import LehttpdError, LockHeldError
 from lehttpd.hooks import HOOK_TIMEOUT
 from lehttpd.model import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, Hooks, IssueRequest
 from lehttpd.renew import hooks as run_hooks
+from lehttpd.renew.index import load_index
 from lehttpd.renew.lineages import Candidate, Unreadable, discover
 from lehttpd.renew.outcome import FAILED, NOT_DUE, RENEWED, SIMULATED, SKIPPED, Outcome, Summary
 from lehttpd.renew.state import save_state
@@ -68,7 +69,8 @@ def renew_all(options: RenewOptions, console: Console) -> Summary:
 
 def _run(store: CertStore, options: RenewOptions, console: Console) -> Summary:
     now = utcnow()
-    found = discover(store, options.cert_names)
+    index = load_index(store.config_dir)
+    found = discover(store, options.cert_names, index)
     outcomes = {u.name: Outcome(u.name, SKIPPED, u.reason) for u in found if isinstance(u, Unreadable)}
     candidates = [c for c in found if isinstance(c, Candidate)]
     ari_servers: set[str] = set()
@@ -77,7 +79,9 @@ def _run(store: CertStore, options: RenewOptions, console: Console) -> Summary:
         bundles = {c.request.server: c.request.ca_bundle for c in candidates if c.request.ca_bundle}
         candidates, ari_servers = ari.refresh(candidates, store.config_dir,
                                               lambda server: _verify(options.ca_bundle or bundles.get(server)),
-                                              _workers(options), console.detail, now)
+                                              _workers(options), console.detail, now, index)
+    if not options.dry_run:
+        index.save()
     due = []
     for candidate in candidates:
         decision = _decide(candidate, options, now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -53,6 +54,14 @@ class RenewState:
 
 def state_path(config_dir: Path, name: str) -> Path:
     return Path(config_dir) / STATE_DIR / f"{check_lineage_name(name)}.json"
+
+
+def state_names(config_dir: Path) -> set[str]:
+    """Lineages that have a state file (one directory listing instead of an open() per lineage)."""
+    try:
+        return {entry[:-len(".json")] for entry in os.listdir(Path(config_dir) / STATE_DIR) if entry.endswith(".json")}
+    except OSError:
+        return set()
 
 
 def load_state(config_dir: Path, name: str) -> RenewState:

@@ -27,7 +27,7 @@ from tests.integration.renew_fixtures import (FaultProxy, issue_lineages, live_s
 
 VALIDITY = 40
 SETS = {"concurrent": 20, "waiting": 20, "sigkill": 16, "corrupt": 4, "down": 2, "ratelimit": 3,
-        "reject": 2, "hooks": 2, "dryrun": 1, "backoff": 1, "revoke": 2, "ari": 3}  # ari last: youngest
+        "reject": 2, "hooks": 2, "dryrun": 1, "backoff": 1, "revoke": 2, "recheck": 1, "ari": 3}  # ari last: youngest
 
 
 @pytest.fixture(scope="module")
@@ -324,3 +324,23 @@ def test_revoke_then_renew_replaces_it_and_delete_removes_everything(sets, proxy
         assert not path.exists()
     missing = run_lehttpd("delete", "--config-dir", str(config), "--cert-name", deleted)
     assert missing.returncode == 2 and "no certificate named" in missing.stderr
+
+
+def test_lineage_renewed_by_someone_else_after_the_decision_is_not_renewed_again(sets, proxy):
+    """check -> lock -> re-check: `lehttpd issue --force-renewal` wins the race; the renewal notices."""
+    from lehttpd.console import Console
+    from lehttpd.renew.lineages import discover
+    from lehttpd.renew.runner import RenewOptions, effective_request, renew_one
+
+    config, (name,) = sets["recheck"]
+    store = CertStore(config)
+    (candidate,) = discover(store)  # decided on version 1
+    other = run_lehttpd("issue", name, "--config-dir", str(config), "--server", proxy.directory_url,
+                        "--ca-bundle", str(proxy.pebble.ca_bundle), "--http-port", str(proxy.pebble.http_port),
+                        "--http-address", "127.0.0.1", "--force-renewal")
+    assert other.returncode == 0, other.stderr
+    options = RenewOptions(config_dir=config, force=True)
+    outcome = renew_one(store, candidate, effective_request(candidate, options), options, Console(quiet=True),
+                        None, False)
+    assert outcome.status == "not_due" and "renewed meanwhile by another process" in outcome.reason
+    assert versions(config, name) == [1, 2]

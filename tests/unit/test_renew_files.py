@@ -234,3 +234,33 @@ def test_timer_install_and_remove_under_a_root(tmp_path, kind, files):
             assert "/opt/bin/lehttpd renew --quiet --config-dir /srv/le" in text
     assert run(["timer", "remove", "--root", str(tmp_path)], Console(stdout=io.StringIO())) == 0
     assert not any((tmp_path / name).exists() for name in files)
+
+
+def test_index_spares_parsing_unchanged_certificates_and_misses_on_any_change(store, monkeypatch):
+    from lehttpd.renew.index import load_index
+
+    make_lineage(store, "a.test")
+    make_lineage(store, "b.test")
+    index = load_index(store.config_dir)
+    first = {c.name: c.lineage for c in discover(store, index=index)}
+    index.save()
+    loads = []
+    real_load = CertStore.load
+    monkeypatch.setattr(CertStore, "load", lambda self, name: loads.append(name) or real_load(self, name))
+    again = {c.name: c.lineage for c in discover(store, index=load_index(store.config_dir))}
+    assert again == first and loads == [], "nothing parsed when nothing changed"
+    store.save_version("b.test", self_signed("b.test"))  # a new version: the live/ folder changes
+    loads.clear()
+    index = load_index(store.config_dir)
+    third = {c.name: c.lineage for c in discover(store, index=index)}
+    assert loads == ["b.test"] and third["b.test"].version == 2
+    # A half-done switch (as after SIGKILL) misses the cache, and is finished before reading.
+    live = store.live_dir("a.test")
+    store.save_version("a.test", self_signed("a.test"))
+    os.unlink(live / "chain.pem")
+    os.symlink("../../archive/a.test/chain1.pem", live / "chain.pem")
+    (candidate,) = [c for c in discover(store, index=index) if c.name == "a.test"]
+    assert candidate.lineage.version == 2
+    assert os.readlink(live / "chain.pem").endswith("chain2.pem")
+    (store.config_dir / ".lehttpd" / "renew-index.json").write_text("{broken")
+    assert load_index(store.config_dir).lineages == {}
