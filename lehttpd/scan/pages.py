@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 from lehttpd.scan.css import css_refs
 from lehttpd.scan.html import html_refs
-from lehttpd.scan.model import PageResult, Problem
+from lehttpd.scan.model import Finding, PageResult, Problem
 from lehttpd.scan.source import MAX_PAGE_BYTES, BadInput, decode_page, read_page
-from lehttpd.scan.urls import findings_for
+from lehttpd.scan.urls import finding_rows
 
 HTML_SUFFIXES = (".html", ".htm", ".xhtml", ".shtml", ".php", ".phtml")
 CSS_SUFFIXES = (".css",)
@@ -43,10 +43,11 @@ def walk(root: str) -> Iterator[tuple[str, str] | Problem]:
         dirnames.sort()
         yield from problems
         problems.clear()
+        prefix = os.path.relpath(directory, root)  # once per directory: relpath is slow
+        prefix = "" if prefix == os.curdir else prefix + os.sep
         for name in sorted(filenames):
             if name.lower().endswith(HTML_SUFFIXES + CSS_SUFFIXES):
-                path = os.path.join(directory, name)
-                yield path, os.path.relpath(path, root)
+                yield os.path.join(directory, name), prefix + name
     yield from problems
 
 
@@ -57,23 +58,42 @@ def page_url(site_url: str, relative: str) -> str:
 def scan_bytes(data: bytes, url: str, page: str, is_css: bool, declared: str | None = None,
                path: str | None = None) -> PageResult:
     """Findings of one page or stylesheet given as bytes. Bad input becomes a Problem, never an exception."""
+    rows, problems, encoding = scan_data(data, url, page, is_css, declared)
+    return PageResult(page, url, tuple([Finding(page, *row) for row in rows]), problems, len(data), encoding, path)
+
+
+def scan_data(data: bytes, url: str, page: str, is_css: bool, declared: str | None = None
+              ) -> tuple[list[tuple], tuple[Problem, ...], str]:
+    """(finding rows, problems, encoding) of one page: each row is a Finding without its page."""
     try:
         text, encoding, note = decode_page(data, declared)
     except BadInput as error:
-        return PageResult(page, url, (), (Problem(page, error.message),), len(data), path=path)
+        return [], (Problem(page, error.message),), "utf-8"
     if is_css:
         refs, base = css_refs(text), None
     else:
         refs, base = html_refs(text)
-    findings = findings_for(refs, base, url, page, text)
     problems = (Problem(page, note, skipped=False),) if note else ()
-    return PageResult(page, url, tuple(findings), problems, len(data), encoding, path)
+    return finding_rows(refs, base, url, text), problems, encoding
 
 
-def scan_file(path: str, relative: str, options: ScanOptions) -> PageResult:
+def scan_packed(path: str, relative: str, options: ScanOptions) -> tuple:
+    """scan_file as plain values (url, rows, problems, size, encoding): what a worker sends back, since
+    tuples of strings pickle several times faster than the dataclasses."""
     url = page_url(options.site_url, relative)
     try:
         data = read_page(path, options.max_bytes)
     except BadInput as error:
-        return PageResult(relative, url, (), (Problem(relative, error.message),), path=path)
-    return scan_bytes(data, url, relative, relative.lower().endswith(CSS_SUFFIXES), path=path)
+        return url, (), (Problem(relative, error.message),), 0, "utf-8"
+    rows, problems, encoding = scan_data(data, url, relative, relative.lower().endswith(CSS_SUFFIXES))
+    return url, rows, problems, len(data), encoding
+
+
+def unpack(path: str, relative: str, packed: tuple) -> PageResult:
+    url, rows, problems, size, encoding = packed
+    return PageResult(relative, url, tuple([Finding(relative, *row) for row in rows]), problems, size, encoding,
+                      path)
+
+
+def scan_file(path: str, relative: str, options: ScanOptions) -> PageResult:
+    return unpack(path, relative, scan_packed(path, relative, options))

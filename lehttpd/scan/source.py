@@ -72,7 +72,11 @@ def read_page(path: str, max_bytes: int = MAX_PAGE_BYTES) -> bytes:
             raise BadInput(f"{st.st_size // 1024 // 1024} MB, over the {max_bytes // 1024 // 1024} MB limit "
                            "(--max-page-size)")
         with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
+            # read(max_bytes + 1) would allocate max_bytes for every page: ask for the size stat gave, then
+            # for the rest if the file grew meanwhile
+            data = handle.read(st.st_size + 1)
+            if len(data) > st.st_size:
+                data += handle.read(max_bytes + 1 - len(data))
     except OSError as error:
         raise BadInput(f"unreadable: {error.strerror or error}") from error
     if len(data) > max_bytes:

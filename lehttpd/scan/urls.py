@@ -91,8 +91,13 @@ class LineIndex:
 
 def findings_for(refs: list[Ref], base_ref: Ref | None, page_url: str, page: str, text: str) -> list[Finding]:
     """The refs that are mixed content once resolved against the page URL and its <base>."""
+    return [Finding(page, *row) for row in finding_rows(refs, base_ref, page_url, text)]
+
+
+def finding_rows(refs: list[Ref], base_ref: Ref | None, page_url: str, text: str) -> list[tuple]:
+    """findings_for as plain tuples, a Finding's fields after `page`, in the order of the page."""
     base = page_url
-    out: list[Finding] = []
+    out: list[tuple] = []
     lines: LineIndex | None = None
     if base_ref is not None:
         base = urljoin(page_url, clean(base_ref.value)) or page_url
@@ -110,7 +115,10 @@ def findings_for(refs: list[Ref], base_ref: Ref | None, page_url: str, page: str
         if lines is None:
             lines = LineIndex(text)
         line, column = lines.position(ref.start)
-        out.append(Finding(page, line, column, ref.element, ref.attribute, ref.written, resolved, cls, host,
-                           ref.start, ref.end))
-    out.sort(key=lambda f: f.start)
+        out.append((line, column, ref.element, ref.attribute, ref.written, resolved, cls, host, ref.start, ref.end))
+    out.sort(key=_start)
     return out
+
+
+def _start(row: tuple) -> int:
+    return row[8]
