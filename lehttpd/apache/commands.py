@@ -83,7 +83,7 @@ def register(subparsers, common) -> None:
 
 
 def _source(args):
-    from lehttpd.apache.session import Source
+    from lehttpd.apache.discover import Source  # light: Apache's calls start before the work modules load
 
     return Source(apache_ctl=args.apache_ctl, server_root=args.server_root, config=args.apache_config,
                   apache_version=args.apache_version)

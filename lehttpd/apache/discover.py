@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -56,6 +56,33 @@ class ApacheInfo:
 
     def has_module(self, name: str) -> bool:
         return f"{name}_module" in self.modules
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the Apache setup is: a control program (live), or a tree on disk (static, dry-run only).
+    `started`: that control program's discovery calls, already running (see `start`)."""
+
+    apache_ctl: str | None = None
+    server_root: Path | None = None
+    config: Path | None = None
+    apache_version: str | None = None
+    started: Discovery | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def static(self) -> bool:
+        return self.server_root is not None and self.apache_ctl is None
+
+    def start(self) -> "Source":
+        """The same source with Apache's discovery calls running from now on (live mode; static has none).
+        Call `cancel()` if the command fails before reading."""
+        if self.static or self.started is not None:
+            return self
+        return replace(self, started=Discovery(self.apache_ctl))
+
+    def cancel(self) -> None:
+        if self.started is not None:
+            self.started.cancel()
 
 
 def port_of(address: str) -> int:

@@ -5,12 +5,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lehttpd.apache.blocks import read_bytes
-from lehttpd.apache.discover import ApacheInfo, Discovery, discover, parse_version
+from lehttpd.apache.discover import ApacheInfo, Source, discover, parse_version
 from lehttpd.apache.static import discover_static
 from lehttpd.apache.tree import ConfigParseError, ConfigReader, ParsedFile, parse_files
 from lehttpd.apache.vhosts import VirtualHost, candidates, read_listing, read_vhosts
@@ -20,35 +19,6 @@ if TYPE_CHECKING:
 
 GLOBAL_DIRECTIVES = ("listen", "namevirtualhost", "sslstaplingcache")
 _GLOBAL_RE = re.compile(rb"(?im)^[ \t]*(listen|namevirtualhost|sslstaplingcache)[ \t]")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the Apache setup is: a control program (live), or a tree on disk (static, dry-run only).
-    `started`: that control program's discovery calls, already running (see `start`)."""
-
-    apache_ctl: str | None = None
-    server_root: Path | None = None
-    config: Path | None = None
-    apache_version: str | None = None
-    started: Discovery | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def static(self) -> bool:
-        return self.server_root is not None and self.apache_ctl is None
-
-    def start(self) -> "Source":
-        """The same source with Apache's discovery calls running from now on (live mode; static has none).
-        Call `cancel()` if the command fails before reading."""
-        if self.static or self.started is not None:
-            return self
-        from dataclasses import replace
-
-        return replace(self, started=Discovery(self.apache_ctl))
-
-    def cancel(self) -> None:
-        if self.started is not None:
-            self.started.cancel()
 
 
 def read_file(path: Path) -> bytes | None:
