@@ -14,7 +14,7 @@ from html.entities import html5 as _HTML5
 from lehttpd.scan.css import css_refs
 from lehttpd.scan.markup import RAWTEXT, lowered
 from lehttpd.scan.model import BLOCKABLE, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE, Ref
-from lehttpd.scan.urls import URL_STRIP
+from lehttpd.scan.urls import URL_STRIP, URL_REMOVED
 
 _WS = "\t\n\f\r "
 _ATTR = re.compile(r"""[\t\n\f\r /]*+([^\t\n\f\r />][^\t\n\f\r />=]*+)
@@ -31,51 +31,59 @@ _LINK_RELS = {"stylesheet": BLOCKABLE, "modulepreload": BLOCKABLE, "prefetch": B
 class _Context:
     """What the tokenizer must remember between tags: open picture/media/svg, and the first <base>."""
 
-    __slots__ = ("picture", "media", "svg", "base", "relative")
+    __slots__ = ("picture", "media", "svg", "base", "relative", "low", "folded")
 
-    def __init__(self, relative: bool) -> None:
+    def __init__(self, relative: bool, low: str, folded: bool) -> None:
         self.picture = self.media = self.svg = 0
         self.base: Ref | None = None
         self.relative = relative  # keep relative URLs too: a <base> may make them http
+        self.low = low            # what the patterns run on: the lower-case copy, or the text itself…
+        self.folded = folded      # …when lowering would move offsets (names must then be lowered one by one)
 
 
 def _cannot_be_http(raw: str) -> bool:
     """True when no attribute of this tag can hold an http URL (no <base> in the page): no "http:" in any
-    case, and nothing that could hide one (references, CSS escapes, characters the URL parser removes)."""
-    return ("http:" not in raw.lower() and "&" not in raw and "\\" not in raw
+    case, and nothing that could hide one (references, CSS escapes, characters the URL parser removes).
+    `raw` is in lower case."""
+    return ("http:" not in raw and "&" not in raw and "\\" not in raw
             and "\t" not in raw and "\n" not in raw and "\r" not in raw)
 
 
 def _maybe_http(value: str) -> bool:
     """Cheap test before building a Ref: only an http: scheme can be insecure when there is no <base>."""
-    head = value[:16]
-    if "\t" in head or "\n" in head or "\r" in head:
-        return True  # the URL parser removes these: "ht\ttp:" is "http:"
-    return value.lstrip(URL_STRIP)[:5].lower() == "http:"
+    value = value.lstrip(URL_STRIP)
+    if value[:5].lower() == "http:":
+        return True
+    if "\t" in value or "\n" in value or "\r" in value:  # the URL parser removes these: "ht\ttp:" is "http:"
+        return value.translate(URL_REMOVED)[:5].lower() == "http:"
+    return False
 
 
 def html_refs(text: str) -> tuple[list[Ref], Ref | None]:
     """Every URL the page makes the browser fetch or submit to, and the <base href> if there is one."""
     refs: list[Ref] = []
     low, mode = lowered(text)  # the patterns are lower case; offsets in low are offsets in text
-    ctx = _Context(mode.base_tag.search(low) is not None)
+    folded = low is text
+    has_base = (folded or "<base" in low) and mode.base_tag.search(low) is not None
+    ctx = _Context(has_base, low, folded)
     # without a <base> only http: URLs can be insecure, and tags without one are skipped in the regex
     search = (mode.markup if ctx.relative else mode.markup_http).search
     pos = 0
     length = len(text)
     while pos < length:
         m = search(low, pos)
-        name = m.group("start")
-        if name is None:
-            end = m.group("end")
-            if end is None:  # the end of the text, or a tag left open until it: browsers drop it
+        start, end = m.span("attrs")
+        if start < 0:
+            name = m.group("end")
+            if name is None:  # the end of the text, or a tag left open until it: browsers drop it
                 break
-            _close(ctx, end.lower())
+            if ctx.picture or ctx.media or ctx.svg:
+                _close(ctx, name.lower())
             pos = m.end()
             continue
         pos = m.end()
-        tag = name.lower()
-        _element(text, tag, m.start("attrs"), m.end("attrs"), ctx, refs)
+        tag = m.group("start").lower()
+        _element(text, tag, start, end, ctx, refs)
         if tag in _RAWTEXT:
             pos = _skip_rawtext(text, low, mode.raw_end[tag], tag, pos, refs)
         elif tag == "plaintext":
@@ -100,15 +108,17 @@ def _close(ctx: _Context, tag: str) -> None:
         ctx.svg -= 1
 
 
-def parse_attrs(text: str, start: int, end: int) -> dict[str, tuple[int, int]]:
-    """Attribute name (lower case) → span of its value as written; the first of duplicates wins."""
+def parse_attrs(text: str, start: int, end: int, lowered: bool = False) -> dict[str, tuple[int, int]]:
+    """Attribute name (lower case) → span of its value as written; the first of duplicates wins.
+    `lowered`: the text is already in lower case."""
     attrs: dict[str, tuple[int, int]] = {}
     for a in _ATTR.finditer(text, start, end):
-        key = a.group(1).lower()
+        key = a.group(1) if lowered else a.group(1).lower()
         if key in attrs:
             continue
-        if a.lastindex and a.lastindex > 1:
-            attrs[key] = a.span(a.lastindex)
+        last = a.lastindex
+        if last > 1:
+            attrs[key] = a.span(last)
         else:
             attrs[key] = (a.end(), a.end())
     return attrs
@@ -127,9 +137,13 @@ def _element(text: str, tag: str, start: int, end: int, ctx: _Context, refs: lis
         ctx.media += 1
     elif tag == "svg":
         ctx.svg += 1
-    if not ctx.relative and _cannot_be_http(text[start:end]):
+    if start == end:
         return
-    attrs = parse_attrs(text, start, end) if start != end else {}
+    if not ctx.relative:
+        raw = ctx.low[start:end]
+        if _cannot_be_http(raw.lower() if ctx.folded else raw):
+            return
+    attrs = parse_attrs(ctx.low, start, end, not ctx.folded)
     if not attrs:
         return
     for attr, cls, kind in _rules(tag, attrs, text, ctx):
@@ -234,9 +248,19 @@ def _make_ref(text: str, tag: str, attr: str, span: tuple[int, int], inner_start
 
 def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, refs: list[Ref],
               relative: bool) -> None:
-    if span[0] == span[1]:
+    start, end = span
+    if start == end:
         return
-    decoded = decode_attr(text[span[0]:span[1]])
+    raw = text[start:end]
+    if "&" not in raw:  # the usual case: the value is the text as written
+        if relative or _maybe_http(raw):
+            lead = len(raw) - len(raw.lstrip(_WS))
+            stop = len(raw.rstrip(_WS))
+            if stop > lead:
+                url = raw[lead:stop]
+                refs.append(Ref(start + lead, start + stop, url, url, tag, attr, cls))
+        return
+    decoded = decode_attr(raw)
     value = decoded[0]
     if not relative and not _maybe_http(value):
         return

@@ -48,7 +48,10 @@ def encode_page(text: str, encoding: str) -> bytes:
 
 
 def _prescan(data: bytes) -> str | None:
-    m = _META_CHARSET.search(data, 0, 1024)
+    start = data[:1024].lower().find(b"<meta")  # every match starts there: spare the regex the bytes before
+    if start < 0:
+        return None
+    m = _META_CHARSET.search(data, start, 1024)
     return m.group(1).decode("ascii") if m else None
 
 
@@ -71,12 +74,15 @@ def read_page(path: str, max_bytes: int = MAX_PAGE_BYTES) -> bytes:
         if st.st_size > max_bytes:
             raise BadInput(f"{st.st_size // 1024 // 1024} MB, over the {max_bytes // 1024 // 1024} MB limit "
                            "(--max-page-size)")
-        with open(path, "rb") as handle:
-            # read(max_bytes + 1) would allocate max_bytes for every page: ask for the size stat gave, then
-            # for the rest if the file grew meanwhile
+        with open(path, "rb", buffering=0) as handle:
+            # read(max_bytes + 1) would allocate max_bytes for every page: one read of the size stat gave,
+            # then more only after a short read or if the file changed size meanwhile
             data = handle.read(st.st_size + 1)
-            if len(data) > st.st_size:
-                data += handle.read(max_bytes + 1 - len(data))
+            while len(data) != st.st_size and len(data) <= max_bytes:
+                more = handle.read(max_bytes + 1 - len(data))
+                if not more:
+                    break
+                data += more
     except OSError as error:
         raise BadInput(f"unreadable: {error.strerror or error}") from error
     if len(data) > max_bytes:

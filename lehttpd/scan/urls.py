@@ -10,12 +10,12 @@ from lehttpd.scan.model import BLOCKABLE, INSECURE_BASE, UPGRADABLE, Finding, Re
 _AUTHORITY = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://([^/?#]*)")
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 URL_STRIP = "".join(chr(c) for c in range(0x21))  # the URL parser strips C0 controls and spaces…
-_REMOVED = str.maketrans("", "", "\t\n\r")       # …and removes tabs and newlines anywhere
+URL_REMOVED = str.maketrans("", "", "\t\n\r")       # …and removes tabs and newlines anywhere
 
 
 def clean(value: str) -> str:
     value = value.strip(URL_STRIP)
-    return value.translate(_REMOVED) if ("\n" in value or "\t" in value or "\r" in value) else value
+    return value.translate(URL_REMOVED) if ("\n" in value or "\t" in value or "\r" in value) else value
 
 
 def insecure_url(value: str, base: str) -> tuple[str, str] | None:

@@ -1,4 +1,9 @@
 """Workers scan chunks of pages and send back plain tuples: the results must be the serial ones, in order."""
+import multiprocessing
+import os
+
+import pytest
+
 from lehttpd.scan import engine
 from lehttpd.scan.pages import ScanOptions, scan_file, walk
 
@@ -19,3 +24,57 @@ def test_many_chunks_and_windows_keep_order_and_findings(tmp_path, monkeypatch):
     assert parallel == serial
     assert [p.reason for r in parallel for p in r.problems] == ["binary content (NUL bytes), not a page"]
     assert sum(len(r.findings) for r in parallel) == sum(n % 4 for n in range(130)) + 1
+
+
+def _pages(tmp_path, count=100):
+    for n in range(count):
+        (tmp_path / f"p{n:03d}.html").write_bytes(b"<p>x</p>" * n + IMG)
+    return list(walk(str(tmp_path)))
+
+
+def test_a_worker_that_dies_has_its_chunks_scanned_by_the_parent(tmp_path, monkeypatch):
+    items = _pages(tmp_path)
+    serve = engine._serve
+
+    def dying(conn, chunks, options):  # the first worker to get chunk 2 dies without answering
+        real_recv = conn.recv
+
+        def recv():
+            index = real_recv()
+            if index == 2:
+                os._exit(1)
+            return index
+        conn.recv = recv
+        serve(conn, chunks, options)
+
+    lost = []
+    real_lost = engine._Workers._lost
+    monkeypatch.setattr(engine._Workers, "_lost", lambda self, conn: lost.append(real_lost(self, conn)))
+    monkeypatch.setattr(engine, "CHUNK", 4)
+    monkeypatch.setattr(engine, "_serve", dying)
+    options = ScanOptions(jobs=2)
+    assert list(engine.scan_files(items, options)) == [scan_file(p, r, options) for p, r in items]
+    assert len(lost) == 1
+
+
+def test_an_unexpected_error_in_a_worker_is_raised_in_the_parent(tmp_path, monkeypatch):
+    items = _pages(tmp_path)
+    real = engine.scan_packed
+
+    def broken(path, relative, options):
+        if relative == "p050.html":
+            raise ValueError("boom")
+        return real(path, relative, options)
+
+    monkeypatch.setattr(engine, "scan_packed", broken)
+    with pytest.raises(RuntimeError, match="p032.*ValueError"):
+        list(engine.scan_files(items, ScanOptions(jobs=2)))
+
+
+def test_a_reader_that_stops_early_leaves_no_worker_behind(tmp_path):
+    items = _pages(tmp_path)
+    results = engine.scan_files(items, ScanOptions(jobs=2))
+    first = [next(results) for _ in range(3)]
+    assert [r.page for r in first] == ["p000.html", "p001.html", "p002.html"]
+    results.close()
+    assert not multiprocessing.active_children()

@@ -78,3 +78,9 @@ def test_fast_path_finds_what_the_slow_path_finds(monkeypatch):
     monkeypatch.setattr(html, "lowered", lambda text: (text.lower(), slow_mode) if text.isascii()
                         else (text, markup.FOLD))
     assert [found(page) for page in pages] == fast
+
+
+def test_a_scheme_split_by_a_tab_after_long_leading_space_is_found():
+    # the URL parser strips the spaces and removes the tab wherever they are
+    assert triples('<img src="' + " " * 20 + 'ht\ttp://h.test/x.png">') == [("img", "src", "upgradable")]
+    assert triples('<script src="' + "\n" * 20 + 'h\nttp://h.test/x.js">') == [("script", "src", "blockable")]

@@ -107,3 +107,20 @@ def test_parallel_scan_matches_serial_and_keeps_order(tmp_path):
     assert [r.page for r in parallel] == [r.page for r in serial] == sorted(r.page for r in serial)
     assert [r.findings for r in parallel] == [r.findings for r in serial]
     assert sum(len(r.findings) for r in serial) == 150
+
+
+def test_a_page_that_grows_or_shrinks_after_stat_is_read_whole_or_refused(tmp_path, monkeypatch):
+    page = tmp_path / "p.html"
+    page.write_bytes(b"<p>x</p>" * 1000)
+    real_stat = os.stat
+
+    class Stat:  # what stat said a moment before the file changed
+        def __init__(self, size):
+            self.st_mode, self.st_size = real_stat(page).st_mode, size
+
+    for size in (100, 20000):
+        monkeypatch.setattr(source.os, "stat", lambda path, size=size: Stat(size))
+        assert source.read_page(str(page)) == b"<p>x</p>" * 1000
+    monkeypatch.setattr(source.os, "stat", lambda path: Stat(100))
+    with pytest.raises(source.BadInput, match="grew over"):
+        source.read_page(str(page), max_bytes=4000)
