@@ -211,3 +211,15 @@ def test_read_bytes_reads_whole_files_and_raises_like_pathlib(tmp_path):
         read_bytes(tmp_path / "missing")
     with pytest.raises(IsADirectoryError):
         read_bytes(tmp_path)
+
+
+def test_a_plain_block_is_listed_though_the_lens_rejects_another_block_of_its_file(tmp_path):
+    path = tmp_path / "two.conf"  # Apache splits "x.test\ry.test" in two words; the lens refuses a bare \r
+    path.write_bytes(b"<VirtualHost *:80>\n    ServerName a.test\n</VirtualHost>\n"
+                     b"<VirtualHost *:80>\n    ServerName b.test\n    ServerAlias x.test\ry.test\n</VirtualHost>\n")
+    locations = [VhostLocation(path, 1, ("*:80",), "a.test"), VhostLocation(path, 4, ("*:80",), "b.test")]
+    listed, errors = read_listing(_info(locations))
+    assert [v.server_name for v in listed] == ["a.test"]
+    assert len(errors) == 1 and f"{path}:" in errors[0].message
+    full, _parsed, full_errors = read_vhosts(_info(locations))  # what install reads: the file is refused whole
+    assert full == [] and len(full_errors) == 1
