@@ -12,7 +12,7 @@ import re
 from html.entities import html5 as _HTML5
 
 from lehttpd.scan.css import css_refs
-from lehttpd.scan.markup import RAWTEXT, lowered
+from lehttpd.scan.markup import RAWTEXT, Mode, lowered
 from lehttpd.scan.model import BLOCKABLE, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE, Ref
 from lehttpd.scan.urls import URL_STRIP, URL_REMOVED
 
@@ -61,12 +61,20 @@ def _maybe_http(value: str) -> bool:
 
 def html_refs(text: str) -> tuple[list[Ref], Ref | None]:
     """Every URL the page makes the browser fetch or submit to, and the <base href> if there is one."""
-    refs: list[Ref] = []
     low, mode = lowered(text)  # the patterns are lower case; offsets in low are offsets in text
-    folded = low is text
-    has_base = (folded or "<base" in low) and mode.base_tag.search(low) is not None
-    ctx = _Context(has_base, low, folded)
-    # without a <base> only http: URLs can be insecure, and tags without one are skipped in the regex
+    # Without a <base> only http: URLs can be insecure (the page's own URL is https), and tags without one
+    # are skipped in the regex. A page with a <base> is read again from the start, relative URLs included.
+    refs, ctx = _tokenize(text, _Context(False, low, low is text), mode)
+    if ctx is None:
+        refs, ctx = _tokenize(text, _Context(True, low, low is text), mode)
+    return refs, ctx.base
+
+
+def _tokenize(text: str, ctx: _Context, mode: Mode) -> tuple[list[Ref], _Context | None]:
+    """The refs of the page, and its context; no context when a <base> turns up and relative URLs were not
+    kept."""
+    refs: list[Ref] = []
+    low = ctx.low
     search = (mode.markup if ctx.relative else mode.markup_http).search
     pos = 0
     length = len(text)
@@ -83,12 +91,14 @@ def html_refs(text: str) -> tuple[list[Ref], Ref | None]:
             continue
         pos = m.end()
         tag = m.group("start").lower()
+        if tag == "base" and not ctx.relative:
+            return refs, None
         _element(text, tag, start, end, ctx, refs)
         if tag in _RAWTEXT:
             pos = _skip_rawtext(text, low, mode.raw_end[tag], tag, pos, refs)
         elif tag == "plaintext":
             break
-    return refs, ctx.base
+    return refs, ctx
 
 
 def _skip_rawtext(text: str, low: str, raw_end: re.Pattern, tag: str, pos: int, refs: list[Ref]) -> int:

@@ -19,8 +19,9 @@ ELEMENTS = ("img", "image", "source", "video", "audio", "track", "script", "link
 URL_ATTRS = ("style", "ping", "download", "background")
 # Elements whose content is text, not markup: a URL in there is never fetched (style is read as CSS).
 RAWTEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
-# Tags Python must see even when they hold no URL: they open a context (picture, media, svg) or CSS.
-_STATEFUL = ("picture", "video", "audio", "svg", "style", "plaintext")
+# Tags Python must see even when they hold no URL: they open a context (picture, media, svg) or CSS, or
+# they are a <base>, which makes relative URLs matter.
+_STATEFUL = ("picture", "video", "audio", "svg", "style", "plaintext", "base")
 _VALUE = r"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >]*+))?"""
 
 # A tag "without http": no "http:" in any case and none of the characters that could hide one (character
@@ -70,9 +71,8 @@ class Mode(NamedTuple):
     on the text itself when lowering would move offsets or fold a non-ASCII letter into ASCII."""
 
     markup: re.Pattern       # stops at every tag that may fetch something (a page with <base>)
-    markup_http: re.Pattern  # also skips the tags without http (a page without <base>)
+    markup_http: re.Pattern  # also skips the tags without http (until a <base> is met)
     raw_end: dict            # raw-text element → pattern of its end tag
-    base_tag: re.Pattern
 
 
 def _mode(flags: int) -> Mode:
@@ -81,8 +81,7 @@ def _mode(flags: int) -> Mode:
     # Case-insensitive matching folds "ſ" into "s": "<ſcript>" would pass for a raw-text element. Pages read
     # that way are rare, so they do without the skipping rather than reproduce the folding exactly.
     return Mode(markup, re.compile(_markup(True), flags) if not flags & re.I else markup,
-                {name: re.compile(rf"</{name}[\t\n\f\r />]", flags) for name in RAWTEXT},
-                re.compile(r"<base[\t\n\f\r />]", flags))
+                {name: re.compile(rf"</{name}[\t\n\f\r />]", flags) for name in RAWTEXT})
 
 
 LOWER = _mode(0)

@@ -84,3 +84,10 @@ def test_a_scheme_split_by_a_tab_after_long_leading_space_is_found():
     # the URL parser strips the spaces and removes the tab wherever they are
     assert triples('<img src="' + " " * 20 + 'ht\ttp://h.test/x.png">') == [("img", "src", "upgradable")]
     assert triples('<script src="' + "\n" * 20 + 'h\nttp://h.test/x.js">') == [("script", "src", "blockable")]
+
+
+def test_a_base_anywhere_in_the_page_applies_to_every_relative_url_before_or_after_it():
+    assert [f.resolved for f in found('<img src="a.png"><base href="http://b.test/"><img src="c.png">')] == \
+        ["http://b.test/a.png", "http://b.test/", "http://b.test/c.png"]
+    assert triples('<img src="a.png"><!-- <base href="http://b.test/"> --><p title="<base href=http://b.test/>">'
+                   '<script>"<base href=http://b.test/>"</script><img src="c.png">') == []
