@@ -108,25 +108,28 @@ def read_block(lines: FileLines, line: int, only: frozenset[str] | None = None) 
     if vhost_args is None:
         return None
     children: list[Node] = []
-    depth, index = 0, first[1]
-    while index < len(text):
+    depth, index, count = 0, first[1], len(text)
+    while index < count:
         start = index
-        logical = _logical(text, index)
-        if logical is None:
-            return None
-        content, index, joined = logical
-        stripped = content.strip(" \t\n")
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("</"):
-            if _CLOSE.match(content) is None:
+        content = text[index].rstrip("\r\n")
+        index += 1
+        if content.endswith("\\"):
+            logical = _logical(text, start)
+            if logical is None:
                 return None
-            if depth == 0:
-                return Node(name=opening.group(1), args=vhost_args, start=lines.starts[line - 1],
-                            end=lines.starts[index], line=line, is_block=True, children=tuple(children))
-            depth -= 1
+            content, index, _joined = logical
+        stripped = content.lstrip(" \t\n")
+        if not stripped or stripped[0] == "#":
             continue
-        if stripped.startswith("<"):
+        if stripped[0] == "<":
+            if stripped[1:2] == "/":
+                if _CLOSE.match(content) is None:
+                    return None
+                if depth == 0:
+                    return Node(name=opening.group(1), args=vhost_args, start=lines.starts[line - 1],
+                                end=lines.starts[index], line=line, is_block=True, children=tuple(children))
+                depth -= 1
+                continue
             section = _OPEN.match(content)
             if section is None or section.group(1).lower() == "perl":
                 return None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Mapping
 
 from lehttpd.apache.discover import ApacheInfo, VhostLocation, expand, port_of
-from lehttpd.apache.tree import ConfigParseError, ConfigReader, Node, ParsedFile, parse_files
+from lehttpd.apache.tree import ConfigParseError, ConfigReader, Node, ParsedFile, parse_files, unquote
 
 MANAGED_MARK = b"# Managed by lehttpd for certificate"
 REDIRECT_BEGIN = "# BEGIN lehttpd redirect"
@@ -65,25 +65,23 @@ def vhost_from_block(location: VhostLocation, parsed: ParsedFile, node: Node, ht
     for child in node.children:  # one pass (named() per directive is a pass each)
         by_name.setdefault(child.name.lower(), []).append(child)
 
-    def values(name: str) -> list[tuple[str, ...]]:
-        return [tuple(expand(v, defines) for v in child.values) for child in by_name.get(name.lower(), ())]
-
     def last(name: str) -> str | None:
-        found = values(name)
-        return found[-1][0] if found and found[-1] else None
+        """The first value of the last such directive (Apache keeps the last one)."""
+        found = by_name.get(name)
+        return expand(unquote(found[-1].args[0]), defines) if found and found[-1].args else None
 
-    names = [v[0] for v in values("ServerName") if v]
-    aliases = tuple(a for v in values("ServerAlias") for a in v)
-    engine = (last("SSLEngine") or "").lower()
+    names = [expand(unquote(child.args[0]), defines) for child in by_name.get("servername", ()) if child.args]
+    aliases = tuple(expand(unquote(arg), defines) for child in by_name.get("serveralias", ()) for arg in child.args)
+    engine = (last("sslengine") or "").lower()
     ports = {port_of(a) for a in location.addresses}
     ssl = engine in ("on", "optional") or (engine != "off" and https_port in ports and 80 not in ports
                                           and "sslcertificatefile" in by_name)
     server_name = names[-1].split(":")[0] if names else location.name if "servername" not in by_name else ""
     return VirtualHost(
         file=location.file, line=location.line, addresses=location.addresses, server_name=server_name,
-        aliases=aliases, document_root=last("DocumentRoot"), ssl=ssl,
-        cert_file=last("SSLCertificateFile"), key_file=last("SSLCertificateKeyFile"),
-        chain_file=last("SSLCertificateChainFile"),
+        aliases=aliases, document_root=last("documentroot"), ssl=ssl,
+        cert_file=last("sslcertificatefile"), key_file=last("sslcertificatekeyfile"),
+        chain_file=last("sslcertificatechainfile"),
         managed=MANAGED_MARK in parsed.data[node.start:node.end], node=node)
 
 
