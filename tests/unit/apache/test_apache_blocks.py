@@ -223,3 +223,19 @@ def test_a_plain_block_is_listed_though_the_lens_rejects_another_block_of_its_fi
     assert len(errors) == 1 and f"{path}:" in errors[0].message
     full, _parsed, full_errors = read_vhosts(_info(locations))  # what install reads: the file is refused whole
     assert full == [] and len(full_errors) == 1
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus absent")
+@pytest.mark.parametrize("root, config", [
+    ("debian_apache_2_4/multiple_vhosts/apache2", None), ("debian_apache_2_4/multi_vhosts/apache2", None),
+    ("debian_apache_2_4/augeas_vhosts/apache2", None), ("debian_apache_2_4/default_vhost/apache2", None),
+    ("centos7_apache/apache/httpd", "conf/httpd.conf"), ("gentoo_apache/apache/apache2", "httpd.conf"),
+    ("complex_parsing", "apache2.conf")])
+def test_listing_of_each_corpus_tree_equals_the_augeas_read(root, config):
+    from lehttpd.apache.static import discover_static
+
+    info, _parsed, _errors = discover_static(CORPUS / root, Path(config) if config else None)
+    listed, errors = read_listing(info)
+    full, _parsed, full_errors = read_vhosts(info)
+    assert [v.as_json() for v in listed] == [v.as_json() for v in full]
+    assert [e.message for e in errors] == [e.message for e in full_errors]
