@@ -1,7 +1,8 @@
 """Discovery: ask Apache itself (`-V`, and one `-t -D DUMP_*` run) what it loads, where, and which vhosts it has.
 
 Two calls in parallel, whatever the size of the tree: 0.1 s for 1,000 vhosts, where reading every file through
-Augeas would take seconds. When no control binary can be run on a tree (a copied tree, a corpus), `static.py`
+Augeas would take seconds. A command starts them first (`Source.start`, a `Discovery`) and imports its work modules
+while Apache parses its tree. When no control binary can be run on a tree (a copied tree, a corpus), `static.py`
 walks the includes through Augeas instead and returns the same ApacheInfo.
 """
 from __future__ import annotations
@@ -139,8 +140,15 @@ class Discovery:
     def __init__(self, ctl_name: str | None = None, os_release: Path = Path("/etc/os-release")) -> None:
         self.layout = layout_for(read_os_release(os_release))
         self.ctl = find_ctl(ctl_name, self.layout)
-        self._procs = (_run(self.ctl, "-V"), _run(self.ctl, "-t", "-D", "DUMP_VHOSTS", "-D", "DUMP_RUN_CFG",
-                                                   "-D", "DUMP_INCLUDES", "-D", "DUMP_MODULES"))
+        version = _run(self.ctl, "-V")
+        try:
+            dump = _run(self.ctl, "-t", "-D", "DUMP_VHOSTS", "-D", "DUMP_RUN_CFG", "-D", "DUMP_INCLUDES",
+                        "-D", "DUMP_MODULES")
+        except BaseException:
+            version.kill()
+            version.communicate()
+            raise
+        self._procs = (version, dump)
         self._reading = False
 
     def cancel(self) -> None:
