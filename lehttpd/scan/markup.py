@@ -46,18 +46,19 @@ def _markup(skip_safe: bool) -> str:
     if skip_safe:  # tags without http, and raw-text elements with their content up to the end tag
         raw = _names(tuple(n for n in RAWTEXT if n != "style"))
         safe = rf"""
- | <(?=(?:{raw}){_NAME_END})(?P<raw>[a-z]++){_SAFE_TAG}(?:[^<]++|<(?!/(?P=raw)[\t\n\f\r />]))*+
- | <(?!(?:{_names(_STATEFUL)}|{raw}){_NAME_END})[a-z]{_SAFE_TAG}"""
+   | (?!(?:{_names(_STATEFUL)}|{raw}){_NAME_END})[a-z]{_SAFE_TAG}
+   | (?=(?:{raw}){_NAME_END})(?P<raw>[a-z]++){_SAFE_TAG}(?:[^<]++|<(?!/(?P=raw)[\t\n\f\r />]))*+"""
+    # After "<", the most frequent first: end tags, then tags; a comment must be tried before "<!…>".
+    # No two alternatives can match the same text differently, so their order only changes the speed.
     return rf"""
 (?:[^<]++
- | <!--(?:-?>|.*?(?:--!?>|\Z))
- | <[!?][^>]*+>?
- | </(?!(?:picture|video|audio|svg){_NAME_END})[a-z][^>]*+>
- | </(?![a-z])[^>]*+>?
- | <(?!(?:{_names(ELEMENTS)}){_NAME_END})[a-z][^\t\n\f\r />]*+
-   (?:[\t\n\f\r /]*+(?!(?:{_names(URL_ATTRS)})[\t\n\f\r /=>])[^\t\n\f\r />][^\t\n\f\r />=]*+{_VALUE})*+
-   [\t\n\f\r /]*+>{safe}
- | <(?![a-z/!?])
+ | <(?:/(?:(?!(?:picture|video|audio|svg){_NAME_END})[a-z][^>]*+>|(?![a-z])[^>]*+>?)
+   | (?!(?:{_names(ELEMENTS)}){_NAME_END})[a-z][^\t\n\f\r />]*+
+     (?:[\t\n\f\r /]*+(?!(?:{_names(URL_ATTRS)})[\t\n\f\r /=>])[^\t\n\f\r />][^\t\n\f\r />=]*+{_VALUE})*+
+     [\t\n\f\r /]*+>{safe}
+   | !--(?:-?>|.*?(?:--!?>|\Z))
+   | [!?][^>]*+>?
+   | (?![a-z/!?]))
 )*+
 (?:</(?P<end>[a-z][^\t\n\f\r />]*+)[^>]*+>
  | <(?P<start>[a-z][^\t\n\f\r />]*+)
