@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # What a browser does with an insecure reference (../shared/reference/mixed-content-and-tls-policy.md, A2).
 BLOCKABLE = "blockable"            # blocked: the resource and the padlock are lost
@@ -12,10 +13,10 @@ INSECURE_BASE = "insecure-base"    # <base href="http://…">: every relative UR
 CLASSES = (BLOCKABLE, UPGRADABLE, FORM, NAVIGATION_DOWNGRADE, INSECURE_BASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
+class Ref(NamedTuple):
     """One URL as written in a source text, before resolution. `start`/`end` are character offsets of the
-    URL as written (entities included), so that a fix rewrites only those characters."""
+    URL as written (entities included), so that a fix rewrites only those characters. A named tuple rather
+    than a dataclass: one is built for every URL of every page, in half the time."""
 
     start: int
     end: int
@@ -50,6 +51,33 @@ class Finding:
         return {"line": self.line, "column": self.column, "element": self.element,
                 "attribute": self.attribute, "url": self.written, "resolved": self.resolved,
                 "class": self.cls, "host": self.host}
+
+
+_new = object.__new__
+_SETTERS = tuple(getattr(Finding, name).__set__ for name in Finding.__slots__)
+
+
+def findings_of(page: str, rows: list[tuple]) -> tuple[Finding, ...]:
+    """The Findings of one page from rows of their other fields: what Finding(page, *row) builds, in half
+    the time of the frozen dataclass's __init__ (a scan builds one per finding, in the reading process)."""
+    set_page, set_line, set_column, set_element, set_attribute, set_written, set_resolved, set_cls, set_host, \
+        set_start, set_end = _SETTERS
+    out = []
+    for line, column, element, attribute, written, resolved, cls, host, start, end in rows:
+        f = _new(Finding)
+        set_page(f, page)
+        set_line(f, line)
+        set_column(f, column)
+        set_element(f, element)
+        set_attribute(f, attribute)
+        set_written(f, written)
+        set_resolved(f, resolved)
+        set_cls(f, cls)
+        set_host(f, host)
+        set_start(f, start)
+        set_end(f, end)
+        out.append(f)
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

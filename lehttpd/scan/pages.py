@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from lehttpd.scan.css import css_refs
 from lehttpd.scan.html import html_refs
-from lehttpd.scan.model import Finding, PageResult, Problem
+from lehttpd.scan.model import PageResult, Problem, findings_of
 from lehttpd.scan.source import MAX_PAGE_BYTES, BadInput, decode_page, read_page
 from lehttpd.scan.urls import finding_rows
 
@@ -59,7 +59,7 @@ def scan_bytes(data: bytes, url: str, page: str, is_css: bool, declared: str | N
                path: str | None = None) -> PageResult:
     """Findings of one page or stylesheet given as bytes. Bad input becomes a Problem, never an exception."""
     rows, problems, encoding = scan_data(data, url, page, is_css, declared)
-    return PageResult(page, url, tuple([Finding(page, *row) for row in rows]), problems, len(data), encoding, path)
+    return PageResult(page, url, findings_of(page, rows), problems, len(data), encoding, path)
 
 
 def scan_data(data: bytes, url: str, page: str, is_css: bool, declared: str | None = None
@@ -91,7 +91,7 @@ def scan_packed(path: str, relative: str, options: ScanOptions) -> tuple:
 
 def unpack(path: str, relative: str, packed: tuple) -> PageResult:
     url, rows, problems, size, encoding = packed
-    return PageResult(relative, url, tuple([Finding(relative, *row) for row in rows]), problems, size, encoding,
+    return PageResult(relative, url, findings_of(relative, rows), problems, size, encoding,
                       path)
 
 

@@ -5,7 +5,7 @@ import ipaddress
 import re
 from urllib.parse import urljoin
 
-from lehttpd.scan.model import BLOCKABLE, INSECURE_BASE, UPGRADABLE, Finding, Ref
+from lehttpd.scan.model import BLOCKABLE, INSECURE_BASE, UPGRADABLE, Finding, Ref, findings_of
 
 _AUTHORITY = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://([^/?#]*)")
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
@@ -24,8 +24,9 @@ def insecure_url(value: str, base: str) -> tuple[str, str] | None:
     Fast path first: nearly every reference is either https/relative under an https base or absolute http.
     """
     value = clean(value)
-    m = _SCHEME.match(value)
-    if m is not None:
+    if value.startswith("http://") and "\\" not in value:
+        resolved = value  # already as the parser writes it (keeping the object halves what workers send)
+    elif (m := _SCHEME.match(value)) is not None:
         if m.group(1).lower() != "http":
             return None
         rest = value[m.end():].replace("\\", "/")
@@ -64,13 +65,22 @@ def _trustworthy(host: str) -> bool:
     return ip is not None and ip.is_loopback
 
 
+_IPS: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None] = {}
+
+
 def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not host or not (host[0].isdigit() or ":" in host):
         return None
+    if host in _IPS:  # ip_address() is slow and a site's hosts repeat from page to page
+        return _IPS[host]
     try:
-        return ipaddress.ip_address(host)
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        return None
+        ip = None
+    if len(_IPS) >= 4096:
+        _IPS.clear()
+    _IPS[host] = ip
+    return ip
 
 
 class LineIndex:
@@ -91,7 +101,7 @@ class LineIndex:
 
 def findings_for(refs: list[Ref], base_ref: Ref | None, page_url: str, page: str, text: str) -> list[Finding]:
     """The refs that are mixed content once resolved against the page URL and its <base>."""
-    return [Finding(page, *row) for row in finding_rows(refs, base_ref, page_url, text)]
+    return list(findings_of(page, finding_rows(refs, base_ref, page_url, text)))
 
 
 def finding_rows(refs: list[Ref], base_ref: Ref | None, page_url: str, text: str) -> list[tuple]:

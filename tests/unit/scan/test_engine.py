@@ -78,3 +78,15 @@ def test_a_reader_that_stops_early_leaves_no_worker_behind(tmp_path):
     assert [r.page for r in first] == ["p000.html", "p001.html", "p002.html"]
     results.close()
     assert not multiprocessing.active_children()
+
+
+def test_findings_built_from_rows_are_ordinary_findings():
+    from lehttpd.scan.model import Finding, findings_of
+
+    rows = [(1, 2, "img", "src", "http://h.test/a", "http://h.test/a", "upgradable", "h.test", 10, 25),
+            (3, 4, "script", "src", "HTTP://H.TEST/b", "http://H.TEST/b", "blockable", "h.test", 40, 55)]
+    made = findings_of("p.html", rows)
+    assert made == tuple(Finding("p.html", *row) for row in rows)
+    assert [hash(f) for f in made] == [hash(Finding("p.html", *row)) for row in rows]
+    with pytest.raises(AttributeError):
+        made[0].line = 5  # still frozen
