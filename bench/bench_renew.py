@@ -6,7 +6,8 @@
 Makes N lineages on one local Pebble (with lehttpd's own pipeline, in parallel), copies the configuration
 folder so that both tools start from the same state, then times:
 
-  (a) none due: `lehttpd renew` vs `certbot renew --no-random-sleep-on-renew` (median of --repeat runs)
+  (a) none due: `lehttpd renew` vs `certbot renew --no-random-sleep-on-renew` (median of --repeat runs,
+      after lehttpd's first run, also shown, which builds its index)
   (b) all due:  `lehttpd renew --force` vs `certbot renew --force-renewal --no-random-sleep-on-renew`
       on --forced lineages (certbot renews serially at about 2.6 s each: 200 take some 9 minutes)
 
@@ -157,8 +158,9 @@ def main() -> int:
 
 def run_cases(args, forced: int, certbot: str | None, work: Path, env: dict) -> dict:
     ours_a, theirs_a = copy_state(work / "state", work / "a-lehttpd"), copy_state(work / "state", work / "a-certbot")
-    lehttpd_a = median([run_measured([*LEHTTPD, "renew", "--quiet", "--config-dir", str(ours_a)], env)
-                        for _ in range(args.repeat)])
+    none_due = [*LEHTTPD, "renew", "--quiet", "--config-dir", str(ours_a)]
+    lehttpd_cold = run_measured(none_due, env)  # no index yet: every certificate parsed, the directory read
+    lehttpd_a = median([run_measured(none_due, env) for _ in range(args.repeat)])
     certbot_a = median([run_measured(certbot_command(certbot, theirs_a), env) for _ in range(args.repeat)]) \
         if certbot else None
     ours_b = copy_state(work / "state", work / "b-lehttpd", forced)
@@ -170,13 +172,16 @@ def run_cases(args, forced: int, certbot: str | None, work: Path, env: dict) -> 
         theirs_b = copy_state(work / "state", work / "b-certbot", forced)
         certbot_b = run_measured(certbot_command(certbot, theirs_b, "--force-renewal"), env)
         certbot_renewed = new_versions(theirs_b)
-    return {"a": (lehttpd_a, certbot_a), "b": (lehttpd_b, certbot_b), "renewed": (renewed_b, certbot_renewed)}
+    return {"a": (lehttpd_a, certbot_a), "cold": lehttpd_cold, "b": (lehttpd_b, certbot_b),
+            "renewed": (renewed_b, certbot_renewed)}
 
 
 def report(args, forced: int, figures: dict) -> None:
     (lehttpd_a, certbot_a), (lehttpd_b, certbot_b) = figures["a"], figures["b"]
     renewed, certbot_renewed = figures["renewed"]
     print(row(f"(a) {args.lineages} none due", lehttpd_a, certbot_a))
+    cold = figures["cold"]
+    print(row(f"    first run (no index)", cold, certbot_a))
     print(row(f"(b) {forced} all due (forced)", lehttpd_b, certbot_b))
     print(f"    renewed: lehttpd {renewed}/{forced}" +
           (f", certbot {certbot_renewed}/{forced}" if certbot_renewed is not None else ""))
@@ -194,7 +199,8 @@ def report(args, forced: int, figures: dict) -> None:
                                            "status": t.status}
         args.json.write_text(json.dumps({
             "lineages": args.lineages, "forced": forced, "renewed": {"lehttpd": renewed, "certbot": certbot_renewed},
-            "none_due": {"lehttpd": doc(lehttpd_a), "certbot": doc(certbot_a)},
+            "none_due": {"lehttpd": doc(lehttpd_a), "lehttpd_first_run": doc(figures["cold"]),
+                         "certbot": doc(certbot_a)},
             "all_due": {"lehttpd": doc(lehttpd_b), "certbot": doc(certbot_b)}}, indent=2))
 
 

@@ -264,3 +264,21 @@ def test_index_spares_parsing_unchanged_certificates_and_misses_on_any_change(st
     assert os.readlink(live / "chain.pem").endswith("chain2.pem")
     (store.config_dir / ".lehttpd" / "renew-index.json").write_text("{broken")
     assert load_index(store.config_dir).lineages == {}
+
+
+def test_certbot_renewal_hooks_folders_run_in_name_order(tmp_path):
+    from lehttpd.renew.hooks import directory_hooks
+
+    log = tmp_path / "log"
+    folder = tmp_path / "renewal-hooks" / "deploy"
+    folder.mkdir(parents=True)
+    for name in ("20-second", "10 first"):
+        script = folder / name
+        script.write_text(f'#!/bin/sh\necho "{name} $RENEWED_DOMAINS" >> {log}\n')
+        script.chmod(0o755)
+    (folder / "README").write_text("not executable: ignored")
+    commands = directory_hooks(tmp_path, "deploy")
+    assert len(commands) == 2 and directory_hooks(tmp_path, "pre") == []
+    request = IssueRequest(names=("a.test",))
+    assert deploy_hook(request, tmp_path, 10, Console(stdout=io.StringIO()), commands) is None
+    assert log.read_text().splitlines() == ["10 first a.test", "20-second a.test"]
