@@ -344,3 +344,37 @@ def test_lineage_renewed_by_someone_else_after_the_decision_is_not_renewed_again
                         None, False)
     assert outcome.status == "not_due" and "renewed meanwhile by another process" in outcome.reason
     assert versions(config, name) == [1, 2]
+
+
+def test_webroot_lineage_renews_through_the_running_sites_document_root(ca, proxy, tmp_path):
+    """Renewal reuses the challenge mode a lineage was issued with: here files in a site's document root."""
+    import functools
+    import http.server
+    import threading
+
+    from lehttpd.console import Console
+    from lehttpd.issuance.account import Registration
+    from lehttpd.issuance.order import obtain
+    from lehttpd.model import ChallengeSetup, IssueRequest
+
+    pebble, _ = ca
+    docroot = tmp_path / "www"
+    docroot.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(docroot))
+    handler.log_message = lambda *args: None
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", pebble.http_port), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        config = tmp_path / "le"
+        request = IssueRequest(names=("webroot.example.test",), server=proxy.directory_url,
+                               ca_bundle=pebble.ca_bundle, challenge=ChallengeSetup(mode="webroot", webroot=docroot))
+        obtain(request, CertStore(config), Console(quiet=True), Registration(agree_tos=True))
+        assert "authenticator = webroot" in (config / "renewal" / "webroot.example.test.conf").read_text()
+        result = renew(config, "--force", "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert statuses(summary(result)) == {"webroot.example.test": "renewed"}
+        assert versions(config, "webroot.example.test") == [1, 2]
+        assert list(docroot.iterdir()) == [], "challenge files and folders removed"
+    finally:
+        site.shutdown()
+        site.server_close()
