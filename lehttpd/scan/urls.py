@@ -83,49 +83,36 @@ def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     return ip
 
 
-class LineIndex:
-    """Line and column (1-based, in characters) of offsets, counted forward from the previous one."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._offset = 0
-        self._line = 1
-
-    def position(self, offset: int) -> tuple[int, int]:
-        if offset < self._offset:  # out of order (rare): count again from the start
-            self._offset, self._line = 0, 1
-        self._line += self._text.count("\n", self._offset, offset)
-        self._offset = offset
-        return self._line, offset - self._text.rfind("\n", 0, offset)
-
-
 def findings_for(refs: list[Ref], base_ref: Ref | None, page_url: str, page: str, text: str) -> list[Finding]:
     """The refs that are mixed content once resolved against the page URL and its <base>."""
     return list(findings_of(page, finding_rows(refs, base_ref, page_url, text)))
 
 
 def finding_rows(refs: list[Ref], base_ref: Ref | None, page_url: str, text: str) -> list[tuple]:
-    """findings_for as plain tuples, a Finding's fields after `page`, in the order of the page."""
+    """findings_for as plain tuples, a Finding's fields after `page`, in the order of the page. Line and
+    column are 1-based and counted in characters, lines counted forward from the previous finding."""
     base = page_url
     out: list[tuple] = []
-    lines: LineIndex | None = None
     if base_ref is not None:
         base = urljoin(page_url, clean(base_ref.value)) or page_url
         if not base.lower().startswith(("http:", "https:")):
             base = page_url
         refs = [base_ref, *refs] if base.lower().startswith("http:") else refs
-    for ref in refs:
-        insecure = insecure_url(ref.value, base) if ref.cls != INSECURE_BASE else (base, host_of(base))
+    count, rfind = text.count, text.rfind
+    line, counted = 1, 0  # the line of offset `counted`
+    for start, end, written, value, element, attribute, cls in refs:
+        insecure = insecure_url(value, base) if cls != INSECURE_BASE else (base, host_of(base))
         if insecure is None:
             continue
         resolved, host = insecure
-        cls = ref.cls
         if cls == UPGRADABLE and ip_literal(host) is not None:
             cls = BLOCKABLE  # browsers do not upgrade requests to IP literals
-        if lines is None:
-            lines = LineIndex(text)
-        line, column = lines.position(ref.start)
-        out.append((line, column, ref.element, ref.attribute, ref.written, resolved, cls, host, ref.start, ref.end))
+        if start < counted:  # out of order (rare): count again from the start
+            line, counted = 1, 0
+        line += count("\n", counted, start)
+        counted = start
+        out.append((line, start - rfind("\n", 0, start), element, attribute, written, resolved, cls, host,
+                    start, end))
     out.sort(key=_start)
     return out
 
