@@ -1,8 +1,11 @@
 """Command line: parse flags, call one handler per command, map errors to one line and an exit code.
 
-Each feature area registers its subcommands from its own `commands` module (listed in COMMAND_MODULES) with
-`register(subparsers, common)`; `common` is the parent parser holding -q/-v/--debug so that they work after
-the subcommand too. A handler is `handler(args, console) -> int`.
+Each feature area registers its subcommands from its own `commands` module (listed in COMMAND_MODULES with
+the commands it adds) with `register(subparsers, common)`; `common` is the parent parser holding -q/-v/--debug
+so that they work after the subcommand too. A handler is `handler(args, console) -> int`.
+
+Only the module of the command being run is imported: `lehttpd renew` from cron every few hours should not
+pay for the scanner's or the Apache rewriter's imports. Help and unknown commands load them all.
 """
 from __future__ import annotations
 
@@ -16,15 +19,22 @@ from lehttpd import __version__
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, LehttpdError
 
-COMMAND_MODULES = (
-    "lehttpd.issuance.commands",
-    "lehttpd.apache.commands",
-    "lehttpd.scan.commands",
-    "lehttpd.renew.commands",
-)
+COMMAND_MODULES = {
+    "lehttpd.issuance.commands": ("issue", "certificates"),
+    "lehttpd.apache.commands": ("apache", "install", "redirect", "harden", "rollback"),
+    "lehttpd.scan.commands": ("scan",),
+    "lehttpd.renew.commands": ("renew", "revoke", "delete", "timer"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def modules_for(argv: Sequence[str]) -> list[str]:
+    """The command modules needed to parse argv: the one owning its command, or all of them."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    owners = [module for module, commands in COMMAND_MODULES.items() if command in commands]
+    return owners or list(COMMAND_MODULES)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("output")
     group.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -37,13 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Take an Apache site from plain HTTP to hardened HTTPS, and keep it there.")
     parser.add_argument("--version", action="version", version=f"lehttpd {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
+    for module_name in modules_for(argv):
         importlib.import_module(module_name).register(subparsers, common)
     return parser
 
 
 def run(argv: Sequence[str], console: Console | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as exit_:  # argparse already printed its one-line message

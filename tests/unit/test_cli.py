@@ -43,3 +43,36 @@ def test_certificates_on_an_empty_store(tmp_path):
 def test_no_command_prints_help_and_exits_2():
     code, _, err = call()
     assert code == 2 and "usage:" in err
+
+
+def test_the_command_table_matches_what_each_module_registers():
+    import argparse
+    import importlib
+
+    from lehttpd.cli import COMMAND_MODULES
+
+    for module_name, commands in COMMAND_MODULES.items():
+        parser = argparse.ArgumentParser()
+        subparsers = parser.add_subparsers()
+        importlib.import_module(module_name).register(subparsers, argparse.ArgumentParser(add_help=False))
+        assert tuple(subparsers.choices) == commands, module_name
+
+
+def test_only_the_running_commands_module_is_loaded():
+    import subprocess
+    import sys
+
+    code = ("import sys; from lehttpd.cli import build_parser; build_parser(['-q', 'renew', '--help-not']); "
+            "print(sorted(m for m in sys.modules if m.endswith('.commands')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "lehttpd.renew.commands" in loaded
+    assert "lehttpd.scan.commands" not in loaded and "lehttpd.apache.commands" not in loaded
+    code_all = ("import sys; from lehttpd.cli import build_parser; build_parser(['--help']); "
+                "print(len([m for m in sys.modules if m.endswith('.commands')]))")
+    assert subprocess.run([sys.executable, "-c", code_all], capture_output=True, text=True).stdout.strip() == "4"
+
+
+def test_help_lists_every_command():
+    code, _, err = call()
+    for command in ("issue", "certificates", "install", "harden", "scan", "renew", "revoke", "timer"):
+        assert command in err
