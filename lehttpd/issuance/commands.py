@@ -199,10 +199,16 @@ def lineage_document(lineage: Lineage, now: dt.datetime) -> dict:
 def run_certificates(args: argparse.Namespace, console: Console) -> int:
     store = CertStore(args.config_dir)
     now = utcnow()
-    lineages = store.lineages()
+    lineages, broken = [], []
+    for name in store.names():  # one unreadable lineage is reported, the others still listed
+        try:
+            lineages.append(store.load(name))
+        except LehttpdError as error:
+            broken.append({"name": name, "error": error.message})
+            console.warn(error.message)
     if args.json:
-        console.json({"certificates": [lineage_document(lineage, now) for lineage in lineages]})
-        return ExitStatus.SUCCESS
+        console.json({"certificates": [lineage_document(lineage, now) for lineage in lineages], "errors": broken})
+        return ExitStatus.ERROR if broken else ExitStatus.SUCCESS
     if not lineages:
         console.result(f"No certificates under {args.config_dir}")
     for lineage in lineages:
@@ -211,4 +217,4 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
         console.result(f"{lineage.name}\n  domains: {' '.join(lineage.names)}\n  key:     {lineage.key_type}\n"
                        f"  expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC ({state})\n"
                        f"  cert:    {lineage.fullchain_path}\n  privkey: {lineage.key_path}")
-    return ExitStatus.SUCCESS
+    return ExitStatus.ERROR if broken else ExitStatus.SUCCESS

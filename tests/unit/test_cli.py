@@ -76,3 +76,21 @@ def test_help_lists_every_command():
     code, _, err = call()
     for command in ("issue", "certificates", "install", "harden", "scan", "renew", "revoke", "timer"):
         assert command in err
+
+
+def test_certificates_lists_the_readable_lineages_and_reports_a_broken_one(tmp_path):
+    import json
+
+    from lehttpd.store import CertStore
+    from tests.unit.test_store import self_signed
+
+    store = CertStore(tmp_path)
+    store.save_version("good.example", self_signed(["good.example"]))
+    store.save_version("bad.example", self_signed(["bad.example"]))
+    (tmp_path / "archive/bad.example/cert1.pem").write_bytes(b"not a certificate")
+    code, out, err = call("certificates", "--config-dir", str(tmp_path), "--json")
+    document = json.loads(out)
+    assert code == 1
+    assert [c["name"] for c in document["certificates"]] == ["good.example"]
+    assert document["errors"][0]["name"] == "bad.example" and "cannot read" in document["errors"][0]["error"]
+    assert err.startswith("lehttpd: warning: cannot read")
