@@ -12,11 +12,12 @@ from typing import NamedTuple
 
 _WS = r"[\t\n\f\r ]"
 _NAME_END = r"(?=[\t\n\f\r />])"
-# Elements always looked at; any other element only when it has one of URL_ATTRS.
+# Elements always looked at; any other element only when it has one of URL_ATTRS (a <meta> fetches nothing
+# without http-equiv, and pages hold many: og:image, twitter:image…).
 ELEMENTS = ("img", "image", "source", "video", "audio", "track", "script", "link", "iframe", "frame",
-            "object", "embed", "param", "applet", "input", "button", "form", "meta", "base", "use",
+            "object", "embed", "param", "applet", "input", "button", "form", "base", "use",
             "picture", "svg", "style", "textarea", "title", "xmp", "noembed", "noframes", "plaintext")
-URL_ATTRS = ("style", "ping", "download", "background")
+URL_ATTRS = ("style", "ping", "download", "background", "http-equiv")
 # Elements whose content is text, not markup: a URL in there is never fetched (style is read as CSS).
 RAWTEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
 # Tags Python must see even when they hold no URL: they open a context (picture, media, svg) or CSS, or

@@ -62,7 +62,8 @@ _PIECES = (
     '<script>"<img src=http://no.test/>"</script>', "<script>", "</script>", "<style>.a{background:url(http://j.test/)}</style>",
     "<textarea>", "</textarea>", "<title>", "</title>", "<!--", "-->", "<!doctype html>", '<a href="http://nav.test/">',
     '<a download href="http://k.test/f">', '<link rel=stylesheet href=http://l.test/a.css>', '<link rel=canonical href=http://x.test/>',
-    '<meta http-equiv=refresh content="0; url=http://m.test/">', '<base href="http://base.test/">', "<img src=rel.png>",
+    '<meta http-equiv=refresh content="0; url=http://m.test/">', '<meta property=og:image content="http://og.test/">',
+    '<META HTTP-EQUIV=REFRESH CONTENT="1;URL=HTTP://M2.TEST/">', '<meta style="background:url(http://ms.test/)">', '<base href="http://base.test/">', "<img src=rel.png>",
     '<form action="http://n.test/">', '<div style="background:url(http://o.test/a.png)">', '<p title="a > b">',
     '<p title="<img src=http://no.test/>">', '<p title="unclosed>', "<p title='x&y'>", '<img alt="x>y&z" src=http://p.test/>',
     '<div alt="a" =b>', '<a <img src=http://q.test/x>', "<plaintext>", '<iframe src="http://r.test/"></iframe>', "<iframe>",
@@ -91,3 +92,9 @@ def test_a_base_anywhere_in_the_page_applies_to_every_relative_url_before_or_aft
         ["http://b.test/a.png", "http://b.test/", "http://b.test/c.png"]
     assert triples('<img src="a.png"><!-- <base href="http://b.test/"> --><p title="<base href=http://b.test/>">'
                    '<script>"<base href=http://b.test/>"</script><img src="c.png">') == []
+
+
+def test_meta_tags_are_looked_at_only_with_http_equiv_or_style():
+    page = ('<meta property="og:image" content="http://og.test/a.jpg"><meta name=twitter:image content=http://tw.test/>'
+            '<META HTTP-EQUIV="Refresh" CONTENT="0; URL=http://r.test/"><meta style="background:url(http://s.test/)">')
+    assert triples(page) == [("meta", "content", "navigation-downgrade"), ("meta", "style url()", "upgradable")]
