@@ -136,7 +136,7 @@ def _element(text: str, tag: str, start: int, end: int, ctx: _Context, refs: lis
     attrs = parse_attrs(ctx.low, start, end, not ctx.folded)
     if not attrs:
         return
-    for attr, cls, kind in _rules(tag, attrs, text, ctx):
+    for attr, cls, kind in _STATIC_RULES.get(tag) or _rules(tag, attrs, text, ctx):
         span = attrs.get(attr)
         if span is None:
             continue
@@ -153,8 +153,21 @@ def _element(text: str, tag: str, start: int, end: int, ctx: _Context, refs: lis
         _css_attr(text, tag, attrs["style"], refs)
 
 
+# The A2 table as code: (attribute, class if insecure, how to read it) for each element. First the rules
+# that depend on nothing else, then those that depend on the other attributes or on the context.
+_STATIC_RULES = {
+    **{tag: (("src", BLOCKABLE, "url"),) for tag in ("script", "track", "iframe", "frame", "embed")},
+    "object": (("data", BLOCKABLE, "url"),),
+    "applet": (("code", BLOCKABLE, "url"), ("codebase", BLOCKABLE, "url"), ("archive", BLOCKABLE, "url")),
+    "button": (("formaction", FORM, "url"),),
+    "form": (("action", FORM, "url"),),
+    "base": (("href", INSECURE_BASE, "base"),),
+    **{tag: (("background", UPGRADABLE, "url"),) for tag in ("body", "table", "td", "th")},
+    "image": (("href", UPGRADABLE, "url"), ("xlink:href", UPGRADABLE, "url")),  # SVG
+}
+
+
 def _rules(tag: str, attrs: dict, text: str, ctx: _Context) -> list[tuple[str, str, str]]:
-    """(attribute, class if insecure, how to read it) for one element: the A2 table as code."""
     if tag == "img":
         imageset = "srcset" in attrs or ctx.picture > 0 or "crossorigin" in attrs
         return [("src", BLOCKABLE if imageset else UPGRADABLE, "url"), ("srcset", BLOCKABLE, "list")]
@@ -166,27 +179,17 @@ def _rules(tag: str, attrs: dict, text: str, ctx: _Context) -> list[tuple[str, s
     if tag in ("video", "audio"):
         cls = BLOCKABLE if "crossorigin" in attrs else UPGRADABLE
         return [("src", cls, "url"), ("poster", UPGRADABLE, "url")]
-    if tag in ("script", "track", "iframe", "frame", "embed"):
-        return [("src", BLOCKABLE, "url")]
     if tag == "link":
         return _link_rules(attrs, text)
-    if tag == "object":
-        return [("data", BLOCKABLE, "url")]
     if tag == "param":
         if "name" in attrs and _value(text, attrs["name"]).strip().lower() == "movie":
             return [("value", BLOCKABLE, "url")]
         return []
-    if tag == "applet":
-        return [("code", BLOCKABLE, "url"), ("codebase", BLOCKABLE, "url"), ("archive", BLOCKABLE, "url")]
     if tag == "input":
         rules = [("formaction", FORM, "url")]
         if "type" in attrs and _value(text, attrs["type"]).strip().lower() == "image":
             rules.append(("src", UPGRADABLE, "url"))
         return rules
-    if tag == "button":
-        return [("formaction", FORM, "url")]
-    if tag == "form":
-        return [("action", FORM, "url")]
     if tag in ("a", "area"):  # navigation is not mixed content; a download or a ping is a fetch
         rules = [("ping", BLOCKABLE, "list")]
         if "download" in attrs:
@@ -196,12 +199,6 @@ def _rules(tag: str, attrs: dict, text: str, ctx: _Context) -> list[tuple[str, s
         if "http-equiv" in attrs and _value(text, attrs["http-equiv"]).strip().lower() == "refresh":
             return [("content", NAVIGATION_DOWNGRADE, "refresh")]
         return []
-    if tag == "base":
-        return [("href", INSECURE_BASE, "base")]
-    if tag in ("body", "table", "td", "th"):
-        return [("background", UPGRADABLE, "url")]
-    if tag == "image":  # SVG
-        return [("href", UPGRADABLE, "url"), ("xlink:href", UPGRADABLE, "url")]
     if tag == "use":
         return [(a, BLOCKABLE, "url") for a in ("href", "xlink:href")
                 if a in attrs and not _value(text, attrs[a]).strip().startswith("#")]
