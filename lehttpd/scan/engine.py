@@ -1,8 +1,7 @@
 """Scanning many pages: spread over every core, results streamed back in a stable order, memory bounded.
 
-Each worker is a forked process that inherits the list of files (it is never sent) and is told, by number,
-which chunk of CHUNK pages to scan next; it reads the files itself and answers with the pages as plain
-tuples. The parent keeps AHEAD chunks in flight per worker, so that no worker waits for it, and hands out a
+Each worker is a forked process that is sent CHUNK file paths at a time, with the chunk's number; it reads
+the files itself and answers with the pages as plain tuples. The parent keeps AHEAD chunks in flight per worker, so that no worker waits for it, and hands out a
 chunk only while fewer than WINDOW chunks per worker are ahead of the reader: a slow reader (a terminal, a
 pipe) cannot make results pile up in memory. multiprocessing.Pool did the same with three threads, a lock
 and a message per task in the parent, which cost as much CPU as a fifth of a worker.
@@ -10,6 +9,7 @@ and a message per task in the parent, which cost as much CPU as a fifth of a wor
 from __future__ import annotations
 
 import collections
+import gc
 import multiprocessing
 import os
 from multiprocessing.connection import Connection, wait
@@ -47,19 +47,24 @@ def _scan_chunk(chunk: list[tuple[str, str]], options: ScanOptions) -> list[tupl
     return [scan_packed(path, relative, options) for path, relative in chunk]
 
 
-def _serve(conn: Connection, chunks: list[list[tuple[str, str]]], options: ScanOptions) -> None:
-    """A worker: scan the chunk whose number comes in, send back (number, pages); None or EOF ends it."""
+def _serve(conn: Connection, options: ScanOptions) -> None:
+    """A worker: scan the chunk that comes in as (number, files), send back (number, pages); None or EOF
+    ends it."""
+    # What the parent held at fork time stays shared: the cyclic GC would otherwise write into every
+    # inherited object's header and copy its memory page by page.
+    gc.freeze()
     while True:
         try:
-            index = conn.recv()
+            task = conn.recv()
         except EOFError:
             return
-        if index is None:
+        if task is None:
             return
+        index, chunk = task
         try:
-            conn.send((index, _scan_chunk(chunks[index], options)))
+            conn.send((index, _scan_chunk(chunk, options)))
         except Exception as error:  # a bug, not bad input (that is a Problem): the parent raises it
-            conn.send((index, RuntimeError(f"scan worker failed on {chunks[index][0][1]}…: {error!r}")))
+            conn.send((index, RuntimeError(f"scan worker failed on {chunk[0][1]}…: {error!r}")))
 
 
 class _Workers:
@@ -75,7 +80,7 @@ class _Workers:
         context = multiprocessing.get_context("fork")
         for _ in range(jobs):
             mine, theirs = context.Pipe()
-            proc = context.Process(target=_serve, args=(theirs, chunks, options), daemon=True)
+            proc = context.Process(target=_serve, args=(theirs, options), daemon=True)
             proc.start()
             theirs.close()
             self.held[mine], self.procs[mine] = collections.deque(), proc
@@ -117,7 +122,8 @@ class _Workers:
                 held.append(self.next)
                 self.next += 1
                 try:
-                    conn.send(held[-1])
+                    conn.send((held[-1], self.chunks[held[-1]]))  # the paths, a few KB: workers never
+                    # touch the parent's list, so their memory does not grow with the number of pages
                 except OSError:
                     self._lost(conn)
                     break

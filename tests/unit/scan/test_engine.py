@@ -36,16 +36,16 @@ def test_a_worker_that_dies_has_its_chunks_scanned_by_the_parent(tmp_path, monke
     items = _pages(tmp_path)
     serve = engine._serve
 
-    def dying(conn, chunks, options):  # the first worker to get chunk 2 dies without answering
+    def dying(conn, options):  # the first worker to get chunk 2 dies without answering
         real_recv = conn.recv
 
         def recv():
-            index = real_recv()
-            if index == 2:
+            task = real_recv()
+            if task is not None and task[0] == 2:
                 os._exit(1)
-            return index
+            return task
         conn.recv = recv
-        serve(conn, chunks, options)
+        serve(conn, options)
 
     lost = []
     real_lost = engine._Workers._lost
