@@ -102,10 +102,10 @@ def _results(args: argparse.Namespace, target: str, site: str, is_url: bool
 
     options = ScanOptions(site_url=site, max_bytes=max_bytes, jobs=args.jobs)
     if os.path.isfile(target):
-        items = [(os.path.abspath(target), os.path.basename(target))]
-    else:
-        items = list(walk(target))  # paths only: small even for a big site
-    return scan_files(items, options), len(items)
+        return scan_files([(os.path.abspath(target), os.path.basename(target))], options), 1
+    # a first walk only counts, for the progress bar; the scan walks again as it goes, so that no list of
+    # every path grows with the site
+    return scan_files(walk(target), options), sum(1 for _ in walk(target))
 
 
 def run_scan(args: argparse.Namespace, console: Console) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import gc
+import itertools
 import multiprocessing
 import os
 from multiprocessing.connection import Connection, wait
@@ -24,23 +25,29 @@ WINDOW = 16  # chunks per worker scanned ahead of the reader, at most
 
 
 def scan_files(items: Iterable[tuple[str, str] | Problem], options: ScanOptions) -> Iterator[PageResult]:
-    """Yield one PageResult per file, in input order; problems from the walk come first, as empty pages."""
-    files: list[tuple[str, str]] = []
-    for item in items:
-        if isinstance(item, Problem):
-            yield PageResult(item.page, "", (), (item,))
-        else:
-            files.append(item)
+    """Yield one PageResult per file, in input order, problems from the walk as empty pages. The items are
+    read as the scan goes, so that memory does not grow with their number."""
+    items = iter(items)
     jobs = options.jobs or os.cpu_count() or 1
-    if jobs == 1 or len(files) < 64:
-        for item in files:
-            yield scan_file(item[0], item[1], options)
+    head: list = []
+    files = 0
+    for item in items if jobs > 1 else ():
+        head.append(item)
+        files += not isinstance(item, Problem)
+        if files == 64:
+            break
+    if files < 64:  # one process, or too few files to be worth the workers
+        for item in itertools.chain(head, items):
+            yield _serial(item, options)
         return
-    chunks = [files[start:start + CHUNK] for start in range(0, len(files), CHUNK)]
-    with _Workers(chunks, options, jobs) as workers:
-        for index, chunk in enumerate(chunks):
-            for (path, relative), page in zip(chunk, workers.result(index)):
-                yield unpack(path, relative, page)
+    with _Workers(itertools.chain(head, items), options, jobs) as workers:
+        yield from workers.results()
+
+
+def _serial(item: tuple[str, str] | Problem, options: ScanOptions) -> PageResult:
+    if isinstance(item, Problem):
+        return PageResult(item.page, "", (), (item,))
+    return scan_file(item[0], item[1], options)
 
 
 def _scan_chunk(chunk: list[tuple[str, str]], options: ScanOptions) -> list[tuple]:
@@ -68,13 +75,15 @@ def _serve(conn: Connection, options: ScanOptions) -> None:
 
 
 class _Workers:
-    """The worker processes, what each one holds, and the chunks received ahead of the reader."""
+    """The worker processes, what each one holds, and the chunks read from the input and not yet yielded."""
 
-    def __init__(self, chunks: list[list[tuple[str, str]]], options: ScanOptions, jobs: int) -> None:
-        self.chunks, self.options = chunks, options
+    def __init__(self, items: Iterator[tuple[str, str] | Problem], options: ScanOptions, jobs: int) -> None:
+        self.items, self.options = items, options
         self.window = WINDOW * jobs
-        self.next = 0                    # the next chunk to hand out
-        self.done: dict[int, list] = {}  # chunk number → pages, received and not yet read
+        self.next = 0                    # the number of the next chunk to read from the input
+        self.exhausted = False
+        self.entries: dict[int, list] = {}  # chunk number → its input items (files and problems)
+        self.done: dict[int, list] = {}     # chunk number → pages, received and not yet yielded
         self.held: dict[Connection, collections.deque] = {}  # worker → chunks handed to it, oldest first
         self.procs: dict[Connection, multiprocessing.process.BaseProcess] = {}
         context = multiprocessing.get_context("fork")
@@ -104,26 +113,52 @@ class _Workers:
                 proc.join()
             conn.close()
 
-    def result(self, index: int) -> list:
-        """The pages of chunk `index`, in order; chunks held by a worker that died are scanned here."""
-        while index not in self.done:
+    def results(self) -> Iterator[PageResult]:
+        index = 0
+        while True:
             self._hand_out(index)
-            if not self.held:  # no worker left
-                self.done[index] = _scan_chunk(self.chunks[index], self.options)
+            if index == self.next:  # not handed out: the end of the input, or no worker left
+                entries = None if self.exhausted else self._read_chunk()
+                if entries is None:
+                    return
+                self.entries[index], self.next = entries, index + 1
+                self.done[index] = _scan_chunk(_files(entries), self.options)
+            while index not in self.done:
+                for conn in wait(list(self.held)):
+                    self._receive(conn)
+                self._hand_out(index)
+            pages = iter(self.done.pop(index))
+            for item in self.entries.pop(index):
+                if isinstance(item, Problem):
+                    yield PageResult(item.page, "", (), (item,))
+                else:
+                    yield unpack(item[0], item[1], next(pages))
+            index += 1
+
+    def _read_chunk(self) -> list | None:
+        """The next input items up to CHUNK files, or None at the end of the input."""
+        entries: list = []
+        files = 0
+        for item in self.items:
+            entries.append(item)
+            files += not isinstance(item, Problem)
+            if files == CHUNK:
                 break
-            for conn in wait(list(self.held)):
-                self._receive(conn)
-        self._hand_out(index + 1)
-        return self.done.pop(index)
+        return entries or None
 
     def _hand_out(self, reading: int) -> None:
         for conn, held in list(self.held.items()):
-            while len(held) < AHEAD and self.next < len(self.chunks) and self.next - reading < self.window:
-                held.append(self.next)
+            while len(held) < AHEAD and not self.exhausted and self.next - reading < self.window:
+                entries = self._read_chunk()
+                if entries is None:
+                    self.exhausted = True
+                    return
+                index = self.next
                 self.next += 1
+                self.entries[index] = entries
+                held.append(index)
                 try:
-                    conn.send((held[-1], self.chunks[held[-1]]))  # the paths, a few KB: workers never
-                    # touch the parent's list, so their memory does not grow with the number of pages
+                    conn.send((index, _files(entries)))
                 except OSError:
                     self._lost(conn)
                     break
@@ -142,4 +177,8 @@ class _Workers:
     def _lost(self, conn: Connection) -> None:
         """A worker died (killed, out of memory): the chunks it held are scanned here."""
         for index in self.held.pop(conn):
-            self.done[index] = _scan_chunk(self.chunks[index], self.options)
+            self.done[index] = _scan_chunk(_files(self.entries[index]), self.options)
+
+
+def _files(entries: list) -> list[tuple[str, str]]:
+    return [item for item in entries if not isinstance(item, Problem)]

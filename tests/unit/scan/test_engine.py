@@ -90,3 +90,26 @@ def test_findings_built_from_rows_are_ordinary_findings():
     assert [hash(f) for f in made] == [hash(Finding("p.html", *row)) for row in rows]
     with pytest.raises(AttributeError):
         made[0].line = 5  # still frozen
+
+
+def test_the_input_is_read_as_the_scan_goes_and_problems_keep_their_place(tmp_path, monkeypatch):
+    from lehttpd.scan.model import Problem
+
+    items = _pages(tmp_path, 300)
+    mixed = [Problem("loop-a", "symlink loop")] * 70 + items[:150] + [Problem("loop-b", "symlink loop")] + items[150:] \
+        + [Problem("loop-c", "symlink loop")] * 3
+    consumed = []
+
+    def feed():
+        for item in mixed:
+            consumed.append(item)
+            yield item
+
+    monkeypatch.setattr(engine, "CHUNK", 4)
+    monkeypatch.setattr(engine, "WINDOW", 2)
+    options = ScanOptions(jobs=2)
+    results = engine.scan_files(feed(), options)
+    first = next(results)
+    assert first.page == "loop-a" and len(consumed) < 200  # not the whole input before the first result
+    pages = [first.page] + [r.page for r in results]
+    assert pages == [item.page if isinstance(item, Problem) else item[1] for item in mixed]
