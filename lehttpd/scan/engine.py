@@ -1,10 +1,12 @@
 """Scanning many pages: spread over every core, results streamed back in a stable order, memory bounded.
 
 Each worker is a forked process that is sent CHUNK file paths at a time, with the chunk's number; it reads
-the files itself and answers with the pages as plain tuples. The parent keeps AHEAD chunks in flight per worker, so that no worker waits for it, and hands out a
-chunk only while fewer than WINDOW chunks per worker are ahead of the reader: a slow reader (a terminal, a
-pipe) cannot make results pile up in memory. multiprocessing.Pool did the same with three threads, a lock
-and a message per task in the parent, which cost as much CPU as a fifth of a worker.
+the files itself and answers with the pages as plain tuples. The parent reads its input as the scan goes,
+keeps AHEAD chunks in flight per worker, so that no worker waits for it, and hands out a chunk only while
+fewer than WINDOW chunks per worker are ahead of the reader: a slow reader (a terminal, a pipe) cannot make
+results pile up in memory, and a big site's list of paths is never held whole. multiprocessing.Pool did the
+same with three threads, a lock and a message per task in the parent, which cost about a sixth of a
+worker's CPU.
 """
 from __future__ import annotations
 
@@ -130,7 +132,7 @@ class _Workers:
             pages = iter(self.done.pop(index))
             for item in self.entries.pop(index):
                 if isinstance(item, Problem):
-                    yield PageResult(item.page, "", (), (item,))
+                    yield _serial(item, self.options)
                 else:
                     yield unpack(item[0], item[1], next(pages))
             index += 1
