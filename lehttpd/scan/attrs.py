@@ -9,22 +9,40 @@ from html.entities import html5 as _HTML5
 _WS = "\t\n\f\r "
 _ATTR = re.compile(r"""[\t\n\f\r /]*+([^\t\n\f\r />][^\t\n\f\r />=]*+)
     (?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"([^"]*+)"|'([^']*+)'|([^\t\n\f\r >]*+)))?""", re.X)
+_ATTRS = re.compile(r"""([\t\n\f\r /]*+([^\t\n\f\r />][^\t\n\f\r />=]*+)
+    (?:[\t\n\f\r ]*+=[\t\n\f\r ]*+("[^"]*+"|'[^']*+'|[^\t\n\f\r >]*+))?)""", re.X)  # _ATTR, whole
 _CHARREF = re.compile(r"&(?:#[xX][0-9a-fA-F]+;?|#[0-9]+;?|([a-zA-Z][a-zA-Z0-9]*;?))")
 
 
 def parse_attrs(text: str, start: int, end: int, lowered: bool = False) -> dict[str, tuple[int, int]]:
     """Attribute name (lower case) → span of its value as written; the first of duplicates wins.
     `lowered`: the text is already in lower case."""
+    # findall (strings, no match objects) is faster than finditer; the attributes cover [start, end) one
+    # after the other, so each one's offset is the sum of the lengths before it, checked at the end.
+    attrs: dict[str, tuple[int, int]] = {}
+    pos = start
+    for whole, name, value in _ATTRS.findall(text, start, end):
+        pos += len(whole)
+        if not lowered:
+            name = name.lower()
+        if name in attrs:
+            continue
+        size = len(value)
+        if size > 1 and value[0] == value[-1] and (value[0] == '"' or value[0] == "'"):
+            attrs[name] = (pos - size + 1, pos - 1)  # quoted (an unclosed quote is read as unquoted)
+        else:
+            attrs[name] = (pos - size, pos)
+    return attrs if pos == end else _parse_attrs_slowly(text, start, end, lowered)
+
+
+def _parse_attrs_slowly(text: str, start: int, end: int, lowered: bool) -> dict[str, tuple[int, int]]:
     attrs: dict[str, tuple[int, int]] = {}
     for a in _ATTR.finditer(text, start, end):
         key = a.group(1) if lowered else a.group(1).lower()
         if key in attrs:
             continue
         last = a.lastindex
-        if last > 1:
-            attrs[key] = a.span(last)
-        else:
-            attrs[key] = (a.end(), a.end())
+        attrs[key] = a.span(last) if last > 1 else (a.end(), a.end())
     return attrs
 
 

@@ -18,6 +18,7 @@ from lehttpd.scan.urls import URL_STRIP, URL_REMOVED
 _WS = "\t\n\f\r "
 _REFRESH = re.compile(r"""[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?""", re.I)
 _RAWTEXT = frozenset(RAWTEXT)
+_new_ref = tuple.__new__  # Ref's own __new__ is a Python function around this
 _LINK_RELS = {"stylesheet": BLOCKABLE, "modulepreload": BLOCKABLE, "prefetch": BLOCKABLE,
               "prerender": BLOCKABLE, "manifest": BLOCKABLE, "icon": UPGRADABLE,
               "apple-touch-icon": UPGRADABLE, "apple-touch-icon-precomposed": UPGRADABLE,
@@ -240,7 +241,11 @@ def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, r
         return
     raw = text[start:end]
     if "&" not in raw:  # the usual case: the value is the text as written
-        if relative or _maybe_http(raw):
+        if raw[:5].lower() == "http:":  # and usually it starts with the scheme, nothing to strip before
+            stop = len(raw.rstrip(_WS))
+            url = raw[:stop]
+            refs.append(_new_ref(Ref, (start, start + stop, url, url, tag, attr, cls)))
+        elif relative or _maybe_http(raw):
             lead = len(raw) - len(raw.lstrip(_WS))
             stop = len(raw.rstrip(_WS))
             if stop > lead:

@@ -98,3 +98,26 @@ def test_meta_tags_are_looked_at_only_with_http_equiv_or_style():
     page = ('<meta property="og:image" content="http://og.test/a.jpg"><meta name=twitter:image content=http://tw.test/>'
             '<META HTTP-EQUIV="Refresh" CONTENT="0; URL=http://r.test/"><meta style="background:url(http://s.test/)">')
     assert triples(page) == [("meta", "content", "navigation-downgrade"), ("meta", "style url()", "upgradable")]
+
+
+def test_attribute_spans_from_lengths_match_the_match_objects():
+    from lehttpd.scan.attrs import _parse_attrs_slowly, parse_attrs
+    from lehttpd.scan.markup import LOWER
+
+    rng = random.Random(7)
+    pieces = ["a", "src", "=", '"', "'", " ", "\t", "\n", "/", "x y", "==", '""', "''", '"a>b"', "http://h.test/"]
+    for _ in range(3000):
+        tag = "<img " + "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 14))) + ">"
+        m = LOWER.markup.search(tag)
+        start, end = m.span("attrs")
+        if start >= 0:
+            assert parse_attrs(tag, start, end) == _parse_attrs_slowly(tag, start, end, False), tag
+
+
+def test_host_of_plain_and_unusual_authorities():
+    from lehttpd.scan.urls import host_of
+
+    assert [host_of(u) for u in ("http://Cdn.Example.NET/a", "http://h.test.", "http://h.test?q", "http://h.test#f",
+                                 "http://user:pw@h.test:8080/", "http://h.test:81", "http://[::1]:80/", "http:///x",
+                                 "HTTP://H.TEST/")] == \
+        ["cdn.example.net", "h.test", "h.test", "h.test", "h.test", "h.test", "::1", "", "h.test"]
