@@ -11,7 +11,7 @@ import re
 
 from lehttpd.scan.attrs import decode_attr, parse_attrs, srcset_spans
 from lehttpd.scan.css import css_refs
-from lehttpd.scan.markup import RAWTEXT, Mode, lowered
+from lehttpd.scan.markup import LINK_RELS, RAWTEXT, Mode, lowered
 from lehttpd.scan.model import BLOCKABLE, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE, Ref
 from lehttpd.scan.urls import URL_STRIP, URL_REMOVED
 
@@ -19,10 +19,6 @@ _WS = "\t\n\f\r "
 _REFRESH = re.compile(r"""[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?""", re.I)
 _RAWTEXT = frozenset(RAWTEXT)
 _new_ref = tuple.__new__  # Ref's own __new__ is a Python function around this
-_LINK_RELS = {"stylesheet": BLOCKABLE, "modulepreload": BLOCKABLE, "prefetch": BLOCKABLE,
-              "prerender": BLOCKABLE, "manifest": BLOCKABLE, "icon": UPGRADABLE,
-              "apple-touch-icon": UPGRADABLE, "apple-touch-icon-precomposed": UPGRADABLE,
-              "mask-icon": UPGRADABLE}
 
 
 class _Context:
@@ -215,7 +211,7 @@ def _link_rules(attrs: dict, text: str) -> list[tuple[str, str, str]]:
             as_ = _value(text, attrs["as"]).strip().lower() if "as" in attrs else ""
             cls = UPGRADABLE if as_ == "image" else BLOCKABLE
         else:
-            cls = _LINK_RELS.get(token)
+            cls = LINK_RELS.get(token)
         if cls is not None and found != BLOCKABLE:
             found = cls
     return [("href", found, "url")] if found else []

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from lehttpd.scan.model import BLOCKABLE, UPGRADABLE
+
 _WS = r"[\t\n\f\r ]"
 _NAME_END = r"(?=[\t\n\f\r />])"
 # Elements always looked at; any other element only when it has one of URL_ATTRS (a <meta> fetches nothing
@@ -24,6 +26,11 @@ RAWTEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "
 # they are a <base>, which makes relative URLs matter.
 _STATEFUL = ("picture", "video", "audio", "svg", "style", "plaintext", "base")
 _VALUE = r"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >]*+))?"""
+# The <link rel> tokens that fetch something (and preload, whose class depends on "as").
+LINK_RELS = {"stylesheet": BLOCKABLE, "modulepreload": BLOCKABLE, "prefetch": BLOCKABLE,
+             "prerender": BLOCKABLE, "manifest": BLOCKABLE, "icon": UPGRADABLE,
+             "apple-touch-icon": UPGRADABLE, "apple-touch-icon-precomposed": UPGRADABLE,
+             "mask-icon": UPGRADABLE}
 
 # A tag "without http": no "http:" in any case and none of the characters that could hide one (character
 # references, CSS escapes, the tabs and newlines the URL parser removes). Every class below is the tokenizer's
@@ -51,12 +58,27 @@ def _names(names: tuple[str, ...]) -> str:
     return "|".join(names)
 
 
+def _quiet_link() -> str:
+    """A <link> that fetches nothing: no style, and a first rel whose tokens are all of the kind that fetch
+    nothing (canonical, alternate, dns-prefetch…). Pages carry several, often with http URLs. The rel value
+    must be plain lower-case tokens; anything else, and the tag goes to Python. As with _SAFE_TAG, a value is
+    read the tokenizer's way or not at all, so a match ends at the tokenizer's ">"."""
+    token = rf"(?!(?:{_names(tuple(LINK_RELS) + ('preload',))})(?![a-z0-9-]))[a-z0-9-]++"
+    tokens = rf"{_WS}*+(?:{token}{_WS}*+)*+"
+    rel = (rf"""rel(?=[\t\n\f\r /=>])(?:{_WS}*+={_WS}*+(?:"{tokens}"|'{tokens}'"""
+           rf"""|(?!["'])(?:{token})?(?=[\t\n\f\r >]))|(?!{_WS}*+=))""")
+    other = rf"[\t\n\f\r /]*+(?!(?:{{}})[\t\n\f\r /=>])[^\t\n\f\r />][^\t\n\f\r />=]*+{_VALUE}"
+    return (rf"link{_NAME_END}(?:{other.format('rel|style')})*+"
+            rf"(?:[\t\n\f\r /]*+{rel}(?:{other.format('style')})*+)?[\t\n\f\r /]*+>")
+
+
 def _markup(skip_safe: bool) -> str:
     safe = ""
     if skip_safe:  # tags without http, and raw-text elements with their content up to the end tag
         raw = _names(tuple(n for n in RAWTEXT if n != "style"))
         safe = rf"""
    | (?!(?:{_names(_STATEFUL)}|{raw}){_NAME_END})[a-z]{_SAFE_TAG}
+   | {_quiet_link()}
    | (?=(?:{raw}){_NAME_END})(?P<raw>[a-z]++){_SAFE_TAG}(?:[^<]++|<(?!/(?P=raw)[\t\n\f\r />]))*+"""
     # After "<", the most frequent first: end tags, then tags; a comment must be tried before "<!…>".
     # No two alternatives can match the same text differently, so their order only changes the speed.

@@ -62,6 +62,10 @@ _PIECES = (
     '<script>"<img src=http://no.test/>"</script>', "<script>", "</script>", "<style>.a{background:url(http://j.test/)}</style>",
     "<textarea>", "</textarea>", "<title>", "</title>", "<!--", "-->", "<!doctype html>", '<a href="http://nav.test/">',
     '<a download href="http://k.test/f">', '<link rel=stylesheet href=http://l.test/a.css>', '<link rel=canonical href=http://x.test/>',
+    '<link rel="alternate stylesheet" href="http://as.test/">', '<LINK REL=Canonical HREF=http://c.test/>',
+    '<link rel=canonical rel=stylesheet href=http://d1.test/>', '<link rel=stylesheet rel=canonical href=http://d2.test/>',
+    '<link rel="shortcut icon" href="http://fav.test/">', '<link rel="can&#111;nical" href="http://ent.test/">',
+    '<link rel=canonical/ href=http://sl.test/>', '<link style="x" rel=next href=http://st.test/>', '<link rel= href=http://e/>',
     '<meta http-equiv=refresh content="0; url=http://m.test/">', '<meta property=og:image content="http://og.test/">',
     '<META HTTP-EQUIV=REFRESH CONTENT="1;URL=HTTP://M2.TEST/">', '<meta style="background:url(http://ms.test/)">', '<base href="http://base.test/">', "<img src=rel.png>",
     '<form action="http://n.test/">', '<div style="background:url(http://o.test/a.png)">', '<p title="a > b">',
@@ -121,3 +125,11 @@ def test_host_of_plain_and_unusual_authorities():
                                  "http://user:pw@h.test:8080/", "http://h.test:81", "http://[::1]:80/", "http:///x",
                                  "HTTP://H.TEST/")] == \
         ["cdn.example.net", "h.test", "h.test", "h.test", "h.test", "h.test", "::1", "", "h.test"]
+
+
+def test_links_that_fetch_nothing_are_skipped_and_those_that_do_are_not():
+    page = ('<link rel=canonical href=http://a.test/><link rel="dns-prefetch preconnect" href="http://b.test/">'
+            '<link rel="alternate stylesheet" href="http://c.test/"><link rel="shortcut icon" href="http://d.test/">'
+            '<link rel="canonical" rel="stylesheet" href="http://e.test/"><link rel=stylesheet rel=canonical href=http://f.test/>'
+            '<link rel="next" style="background:url(http://g.test/)">')
+    assert [f.host for f in found(page)] == ["c.test", "d.test", "f.test", "g.test"]
