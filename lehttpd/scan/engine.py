@@ -15,6 +15,7 @@ import gc
 import itertools
 import multiprocessing
 import os
+import signal
 from multiprocessing.connection import Connection, wait
 from typing import Iterable, Iterator
 
@@ -62,6 +63,7 @@ def _serve(conn: Connection, options: ScanOptions) -> None:
     # What the parent held at fork time stays shared: the cyclic GC would otherwise write into every
     # inherited object's header and copy its memory page by page.
     gc.freeze()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers itself
     while True:
         try:
             task = conn.recv()
