@@ -20,10 +20,14 @@ def clean(value: str) -> str:
 
 
 def insecure_url(value: str, base: str) -> tuple[str, str] | None:
-    """(resolved URL, host) when fetching `value` from a page at `base` would use plain http, else None.
+    """(resolved URL, host) when fetching `value` from a page at `base` would use plain http, else None."""
+    insecure = _insecure(value, base)
+    return None if insecure is None else insecure[:2]
 
-    Fast path first: nearly every reference is either https/relative under an https base or absolute http.
-    """
+
+def _insecure(value: str, base: str) -> tuple[str, str, bool] | None:
+    """insecure_url, and whether the host is an IP literal. Fast path first: nearly every reference is either
+    https/relative under an https base or absolute http."""
     value = clean(value)
     if value.startswith("http://") and "\\" not in value:
         resolved = value  # already as the parser writes it (keeping the object halves what workers send)
@@ -37,9 +41,10 @@ def insecure_url(value: str, base: str) -> tuple[str, str] | None:
     else:
         return None
     host = host_of(resolved)
-    if not host or _trustworthy(host):
+    kind = _HOST_KINDS.get(host) or _host_kind(host)
+    if not host or kind[0]:
         return None
-    return resolved, host
+    return resolved, host, kind[1]
 
 
 def https_of(url: str) -> str:
@@ -62,30 +67,28 @@ def host_of(url: str) -> str:
     return host.partition(":")[0].rstrip(".").lower()
 
 
-def _trustworthy(host: str) -> bool:
-    """localhost and loopback addresses are potentially trustworthy: fetching them is not mixed content."""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+_HOST_KINDS: dict[str, tuple[bool, bool]] = {}
+
+
+def _host_kind(host: str) -> tuple[bool, bool]:
+    """(potentially trustworthy, IP literal), cached: a site's hosts repeat from page to page. localhost and
+    loopback addresses are potentially trustworthy: fetching them is not mixed content."""
     ip = ip_literal(host)
-    return ip is not None and ip.is_loopback
-
-
-_IPS: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None] = {}
+    kind = (host == "localhost" or host.endswith(".localhost") or (ip is not None and ip.is_loopback),
+            ip is not None)
+    if len(_HOST_KINDS) >= 4096:
+        _HOST_KINDS.clear()
+    _HOST_KINDS[host] = kind
+    return kind
 
 
 def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not host or not (host[0].isdigit() or ":" in host):
         return None
-    if host in _IPS:  # ip_address() is slow and a site's hosts repeat from page to page
-        return _IPS[host]
     try:
-        ip = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        ip = None
-    if len(_IPS) >= 4096:
-        _IPS.clear()
-    _IPS[host] = ip
-    return ip
+        return None
 
 
 def findings_for(refs: list[Ref], base_ref: Ref | None, page_url: str, page: str, text: str) -> list[Finding]:
@@ -106,11 +109,14 @@ def finding_rows(refs: list[Ref], base_ref: Ref | None, page_url: str, text: str
     count, rfind = text.count, text.rfind
     line, counted = 1, 0  # the line of offset `counted`
     for start, end, written, value, element, attribute, cls in refs:
-        insecure = insecure_url(value, base) if cls != INSECURE_BASE else (base, host_of(base))
-        if insecure is None:
-            continue
-        resolved, host = insecure
-        if cls == UPGRADABLE and ip_literal(host) is not None:
+        if cls == INSECURE_BASE:
+            resolved, host, ip = base, host_of(base), False
+        else:
+            insecure = _insecure(value, base)
+            if insecure is None:
+                continue
+            resolved, host, ip = insecure
+        if ip and cls == UPGRADABLE:
             cls = BLOCKABLE  # browsers do not upgrade requests to IP literals
         if start < counted:  # out of order (rare): count again from the start
             line, counted = 1, 0

@@ -133,3 +133,11 @@ def test_links_that_fetch_nothing_are_skipped_and_those_that_do_are_not():
             '<link rel="canonical" rel="stylesheet" href="http://e.test/"><link rel=stylesheet rel=canonical href=http://f.test/>'
             '<link rel="next" style="background:url(http://g.test/)">')
     assert [f.host for f in found(page)] == ["c.test", "d.test", "f.test", "g.test"]
+
+
+def test_host_kinds_are_the_same_when_cached():
+    page = ('<img src="http://203.0.113.9/a.png"><img src="http://127.0.0.1/b.png"><img src="http://a.localhost/c">'
+            '<img src="http://[::1]/d"><img src="http://[2001:db8::1]/e"><img src="http://h.test/f">')
+    expected = [("blockable", "203.0.113.9"), ("blockable", "2001:db8::1"), ("upgradable", "h.test")]
+    for _ in range(2):  # the second time every host is in the cache
+        assert [(f.cls, f.host) for f in found(page)] == expected
