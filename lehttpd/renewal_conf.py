@@ -17,6 +17,7 @@ from lehttpd.model import ChallengeSetup, Hooks, IssueRequest, KeySpec
 
 SUPPORTED_AUTHENTICATORS = ("standalone", "webroot")
 _LINE = re.compile(r"^([A-Za-z0-9_.\-]+)\s*=\s*(.*)$")
+_SECTION = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def parse(text: str, where: str) -> RenewalConf:
     top: dict[str, str] = {}
     params: dict[str, str] = {}
     webroot_map: dict[str, str] = {}
+    sections: dict[str, dict[str, str]] = {"": top, "renewalparams": params, "webroot_map": webroot_map}
     section = ""
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -79,14 +81,16 @@ def parse(text: str, where: str) -> RenewalConf:
             continue
         if line.startswith("["):
             section = line.strip("[]").strip()
-            if section not in ("renewalparams", "webroot_map"):
-                raise UsageError(f"{where}:{number}: unknown section [{section}]")
+            if not _SECTION.match(section):
+                raise UsageError(f"{where}:{number}: cannot parse section {line[:60]!r}")
+            # certbot adds sections of its own (e.g. [acme_renewal_info], its ARI cache): read, not used
+            sections.setdefault(section, {})
             continue
         match = _LINE.match(line)
         if not match:
             raise UsageError(f"{where}:{number}: cannot parse {line[:60]!r}")
         key, value = match.group(1), _unquote(match.group(2).strip())
-        {"": top, "renewalparams": params, "webroot_map": webroot_map}[section][key] = value
+        sections[section][key] = value
     for required in ("cert", "privkey", "fullchain"):
         if required not in top:
             raise UsageError(f"{where}: incomplete renewal file, no {required!r} path")

@@ -126,7 +126,9 @@ def check_version(text: str, conf: RenewalConf, where: str) -> None:
     if not match:
         raise UsageError(f"{where}: unknown format version {raw!r}")
     major = int(match.group(1))
-    if mark:
+    # lehttpd writes its version in both the header comment and the version line; certbot rewrites the
+    # version line but keeps comments, so a header that disagrees means certbot wrote the file last.
+    if mark and mark.group(1).rstrip(";") == raw:
         ours = int(_VERSION.match(__version__).group(1))  # type: ignore[union-attr]
         if major > ours:
             raise UsageError(f"{where}: written by lehttpd {raw}, newer than this lehttpd {__version__}; "

@@ -93,3 +93,10 @@ def test_lineage_issued_by_lehttpd_can_be_renewed_by_certbot(certbot_lineage, tm
                              capture_output=True, text=True, env=env, timeout=120)
     assert renewed.returncode == 0, renewed.stdout[-1500:] + renewed.stderr[-1500:]
     assert os.readlink(config / "live" / name / "cert.pem") == f"../../archive/{name}/cert2.pem"
+    # certbot rewrote the file: its own version line under lehttpd's header comment, lehttpd-only keys dropped
+    # (so the CA bundle is passed again). lehttpd still renews it.
+    text = (config / "renewal" / f"{name}.conf").read_text()
+    assert "written by lehttpd 0.1.0" in text and "version = 0.1.0" not in text and "lehttpd_ca_bundle" not in text
+    again = run_lehttpd("renew", "--config-dir", str(config), "--force", "--ca-bundle", str(pebble.ca_bundle))
+    assert again.returncode == 0 and "skipped" not in again.stdout, again.stdout + again.stderr
+    assert os.readlink(config / "live" / name / "cert.pem") == f"../../archive/{name}/cert3.pem"

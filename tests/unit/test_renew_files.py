@@ -62,10 +62,11 @@ def test_discover_reads_lehttpd_and_certbot_files(store):
 
 @pytest.mark.parametrize("damage, words", [
     (lambda t: t[: len(t) // 3], "incomplete renewal file"),
-    (lambda t: t.replace("version = 0.1.0", "version = 7.0.0"), "newer than this lehttpd"),
+    (lambda t: t.replace("0.1.0", "7.0.0"), "newer than this lehttpd"),  # header and version line
     (lambda t: "\n".join(t.splitlines()[1:]).replace("version = 0.1.0", "version = 42.1"), "certbot 42.1"),
     (lambda t: t.replace("version = 0.1.0\n", ""), "no 'version' line"),
-    (lambda t: t.replace("[renewalparams]", "[surprise]"), "unknown section"),
+    (lambda t: t.replace("[renewalparams]", "[surprise]"), "no [renewalparams] server"),
+    (lambda t: t.replace("[renewalparams]", "[renewal params]"), "cannot parse section"),
     (lambda t: t.replace("authenticator = standalone", "authenticator = dns-foo"), "not supported"),
     (lambda t: t.replace("live/a.test/cert.pem", "live/other/cert.pem"), "is not"),
 ])

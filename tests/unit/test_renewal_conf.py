@@ -53,7 +53,8 @@ def test_certbots_own_file_is_understood():
 @pytest.mark.parametrize("text, message", [
     (CERTBOT_FILE[:120], "incomplete renewal file"),
     ("cert = /x\nthis is not a key value line\n", "cannot parse"),
-    (CERTBOT_FILE.replace("[renewalparams]", "[mystery]"), "unknown section"),
+    (CERTBOT_FILE.replace("[renewalparams]", "[mystery]"), "no \\[renewalparams\\] server"),
+    (CERTBOT_FILE.replace("[renewalparams]", "[two words]"), "cannot parse section"),
     ("\x00\x01\x02garbage", "cannot parse"),
 ])
 def test_corrupt_or_half_written_files_name_the_file_and_line(text, message):
@@ -72,3 +73,12 @@ def test_a_hook_with_a_line_break_cannot_inject_settings(tmp_path):
     request = IssueRequest(names=("a.example",), hooks=Hooks(pre="true\nserver = https://evil.example/"))
     with pytest.raises(UsageError, match="line break"):
         render(request, "acct", tmp_path)
+
+
+def test_sections_certbot_adds_later_are_read_and_left_aside():
+    # certbot 4+ records its ARI cache in the renewal file after a renew; lehttpd must still renew it.
+    text = CERTBOT_FILE + "[acme_renewal_info]\nari_retry_after = 2026-11-28T11:00:43\n"
+    conf = parse(text, "example.com.conf")
+    assert "ari_retry_after" not in conf.params and conf.params["authenticator"] == "webroot"
+    assert to_request(conf, ("example.com",), "example.com", "x.conf").server == \
+        "https://acme-v02.api.letsencrypt.org/directory"
