@@ -160,7 +160,13 @@ def run_cases(args, forced: int, certbot: str | None, work: Path, env: dict) -> 
     ours_a, theirs_a = copy_state(work / "state", work / "a-lehttpd"), copy_state(work / "state", work / "a-certbot")
     none_due = [*LEHTTPD, "renew", "--quiet", "--config-dir", str(ours_a)]
     lehttpd_cold = run_measured(none_due, env)  # no index yet: every certificate parsed, the directory read
-    lehttpd_a = median([run_measured(none_due, env) for _ in range(args.repeat)])
+    lehttpd_a = median([run_measured(none_due, env) for _ in range(args.repeat)])  # answered from the stamp
+    stamp = ours_a / ".lehttpd" / "renew-quiet.json"
+    full = []
+    for _ in range(args.repeat):  # the same run without the quiet-until stamp: the whole decision, every time
+        stamp.unlink(missing_ok=True)
+        full.append(run_measured(none_due, env))
+    lehttpd_full = median(full)
     certbot_a = median([run_measured(certbot_command(certbot, theirs_a), env) for _ in range(args.repeat)]) \
         if certbot else None
     ours_b = copy_state(work / "state", work / "b-lehttpd", forced)
@@ -172,7 +178,7 @@ def run_cases(args, forced: int, certbot: str | None, work: Path, env: dict) -> 
         theirs_b = copy_state(work / "state", work / "b-certbot", forced)
         certbot_b = run_measured(certbot_command(certbot, theirs_b, "--force-renewal"), env)
         certbot_renewed = new_versions(theirs_b)
-    return {"a": (lehttpd_a, certbot_a), "cold": lehttpd_cold, "b": (lehttpd_b, certbot_b),
+    return {"a": (lehttpd_a, certbot_a), "cold": lehttpd_cold, "full": lehttpd_full, "b": (lehttpd_b, certbot_b),
             "renewed": (renewed_b, certbot_renewed)}
 
 
@@ -180,6 +186,7 @@ def report(args, forced: int, figures: dict) -> None:
     (lehttpd_a, certbot_a), (lehttpd_b, certbot_b) = figures["a"], figures["b"]
     renewed, certbot_renewed = figures["renewed"]
     print(row(f"(a) {args.lineages} none due", lehttpd_a, certbot_a))
+    print(row("    full path (no stamp)", figures["full"], certbot_a))
     cold = figures["cold"]
     print(row(f"    first run (no index)", cold, certbot_a))
     print(row(f"(b) {forced} all due (forced)", lehttpd_b, certbot_b))
@@ -199,7 +206,8 @@ def report(args, forced: int, figures: dict) -> None:
                                            "status": t.status}
         args.json.write_text(json.dumps({
             "lineages": args.lineages, "forced": forced, "renewed": {"lehttpd": renewed, "certbot": certbot_renewed},
-            "none_due": {"lehttpd": doc(lehttpd_a), "lehttpd_first_run": doc(figures["cold"]),
+            "none_due": {"lehttpd": doc(lehttpd_a), "lehttpd_full_path": doc(figures["full"]),
+                         "lehttpd_first_run": doc(figures["cold"]),
                          "certbot": doc(certbot_a)},
             "all_due": {"lehttpd": doc(lehttpd_b), "certbot": doc(certbot_b)}}, indent=2))
 

@@ -1,5 +1,5 @@
 import sys
 
-from lehttpd.cli import main
+from lehttpd.entry import main
 
 sys.exit(main())

@@ -82,6 +82,3 @@ def run(argv: Sequence[str], console: Console | None = None) -> int:
         console.error(f"unexpected {type(error).__name__}: {error} (rerun with --debug for details)")
         return ExitStatus.ERROR
 
-
-def main() -> int:
-    return run(sys.argv[1:])

@@ -65,6 +65,14 @@ class Index:
             pass
         return False, None
 
+    def directory_expires(self, server: str) -> dt.datetime | None:
+        """When the cached directory answer for this server must be read again (None: not cached)."""
+        entry = self.servers.get(server)
+        try:
+            return dt.datetime.fromisoformat(entry["checked"]) + DIRECTORY_TTL if entry else None
+        except (KeyError, TypeError, ValueError):
+            return None
+
     def remember_server(self, server: str, url: str | None, now: dt.datetime) -> None:
         self.servers[server] = {"renewal_info": url, "checked": now.isoformat()}
         self.changed = True

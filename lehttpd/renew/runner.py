@@ -31,6 +31,7 @@ from lehttpd.store import CertStore, file_lock, utcnow
 
 DEFAULT_WORKERS = 8
 MAX_WORKERS = 64
+QUIET_AT_MOST = dt.timedelta(days=1)  # a quiet-until stamp never spans more than this, whatever the lineages
 
 
 @dataclass(frozen=True)
@@ -82,19 +83,49 @@ def _run(store: CertStore, options: RenewOptions, console: Console) -> Summary:
                                               _workers(options), console.detail, now, index)
     if not options.dry_run:
         index.save()
-    due = []
+    due, wakeups = [], []
     for candidate in candidates:
         decision = _decide(candidate, options, now)
         if decision.due:
             due.append((candidate, decision))
         else:
+            wakeups.append(decision.when)
             outcomes[candidate.name] = Outcome(candidate.name, NOT_DUE, decision.reason, candidate.lineage.version,
                                                candidate.lineage.not_after, retry_not_before=_backing_off(
                                                    candidate, now))
     run_errors: list[str] = []
     if due:
         outcomes.update(_renew_due(store, due, options, console, ari_servers, run_errors))
+    _stamp_quiet_until(store.config_dir, options, now, candidates, wakeups, ari_servers, index,
+                       clean=not due and len(outcomes) == len(candidates) and not run_errors)
     return Summary(tuple(outcomes[name] for name in sorted(outcomes)), tuple(run_errors), dry_run=options.dry_run)
+
+
+def _stamp_quiet_until(config_dir: Path, options: RenewOptions, now: dt.datetime, candidates: list[Candidate],
+                       wakeups: list, ari_servers: set[str], index, clean: bool) -> None:
+    """After a full, clean run with nothing due, tell later cron runs until when they have nothing to do."""
+    from lehttpd.renew import quiet
+
+    full_run = not (options.dry_run or options.force or options.cert_names) and options.ari
+    until = [*wakeups, now + QUIET_AT_MOST]
+    for candidate in candidates:
+        advice = candidate.state.ari
+        if candidate.request.server in ari_servers:
+            if advice is None or advice.serial != hex(candidate.lineage.serial) or advice.next_check <= now:
+                clean = False  # the CA's advice could not be refreshed: the next run must ask again
+            else:
+                until.append(advice.next_check)
+        expires = index.directory_expires(candidate.request.server)
+        if expires is None:
+            clean = False
+        else:
+            until.append(expires)
+    if not full_run:
+        return  # a partial run proves nothing about the other lineages: leave the stamp to full runs
+    if clean and all(when is not None for when in until):
+        quiet.write_stamp(config_dir, min(until))
+    else:
+        quiet.clear_stamp(config_dir)
 
 
 def _decide(candidate: Candidate, options: RenewOptions, now: dt.datetime) -> Decision:
