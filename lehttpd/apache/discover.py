@@ -259,16 +259,9 @@ def parse_dump(text: str) -> dict:
                 if match.group(1) not in current["aliases"]:
                     current["aliases"].append(match.group(1))
             continue
+        # From here the line starts at column 0 (splitlines leaves no other leading white space).
         if match := _HEADER.match(raw):
             header, section = match.group(1), "vhosts"
-        elif match := _NAMEVHOST.match(raw):
-            address = header if header and port_of(header) == int(match.group(1)) else f"*:{match.group(1)}"
-            current = record(address, match.group(2), match.group(3), match.group(4))
-        elif _DEFAULT.match(raw):
-            current = None
-        elif (match := _ALIAS.match(raw)) and current is not None:
-            if match.group(1) not in current["aliases"]:
-                current["aliases"].append(match.group(1))
         elif match := _SINGLE.match(raw):
             header = None
             current = record(match.group(1), match.group(2), match.group(3), match.group(4))
