@@ -65,7 +65,11 @@ def make_csr(key: PrivateKey, names: tuple[str, ...]) -> bytes:
             alt_names.append(x509.DNSName(name))
     builder = x509.CertificateSigningRequestBuilder().add_extension(
         x509.SubjectAlternativeName(alt_names), critical=False)
-    if len(names[0]) <= 64:  # CN is limited to 64 characters; longer names live in the SAN only
-        builder = builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+    # CN is limited to 64 characters, and an IP address there would be read as a DNS name: those stay in the
+    # SAN only.
+    with_cn = len(names[0]) <= 64 and not any(isinstance(n, x509.IPAddress) and str(n.value) == names[0]
+                                              for n in alt_names)
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, names[0])] if with_cn else []
+    builder = builder.subject_name(x509.Name(subject))
     csr = builder.sign(key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM)

@@ -274,3 +274,13 @@ def test_a_server_that_forgot_the_account_gets_a_new_one(make_pebble, tmp_path):
     assert "no longer knows the stored account; registering a new one" in result.stderr
     assert again.returncode == 0 and "registering" not in again.stderr, "the new account is used from then on"
     assert len(list((config / "accounts").rglob("private_key.json"))) == 2
+
+
+def test_an_ip_address_where_the_server_issues_for_one(pebble, tmp_path):
+    config = tmp_path / "le"
+    result = issue(pebble, config, "127.0.0.1", extra=["-d", "ip.example.test"])
+    assert result.returncode == 0, result.stderr
+    cert = x509.load_pem_x509_certificate((config / "live/127.0.0.1/cert.pem").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert san.get_values_for_type(x509.DNSName) == ["ip.example.test"]

@@ -48,3 +48,29 @@ def test_names_are_lowercased_trailing_dot_dropped_and_duplicates_removed():
 def test_no_names_is_an_error():
     with pytest.raises(InvalidDomainError, match="no domain name"):
         normalize_names([], allow_ip=False)
+
+
+def test_csr_puts_ip_addresses_in_the_san_only():
+    from cryptography import x509
+
+    from lehttpd.issuance.keys import generate_key, make_csr
+    from lehttpd.model import KeySpec
+
+    csr = x509.load_pem_x509_csr(make_csr(generate_key(KeySpec()), ("192.0.2.7", "a.example")))
+    assert csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME) == []
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["192.0.2.7"]
+    assert san.get_values_for_type(x509.DNSName) == ["a.example"]
+
+
+def test_csr_for_a_name_longer_than_a_common_name_allows():
+    from cryptography import x509
+
+    from lehttpd.issuance.keys import generate_key, make_csr
+    from lehttpd.model import KeySpec
+
+    long_name = "a" * 60 + ".example.com"
+    csr = x509.load_pem_x509_csr(make_csr(generate_key(KeySpec()), (long_name,)))
+    assert csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME) == []
+    assert csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) == [long_name]
