@@ -20,6 +20,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("target", nargs="?", help="a folder of site files, one file, or a URL to fetch")
     p.add_argument("--site-url", help="the site's https URL (which host is the site, and the files' URLs)")
     p.add_argument("--vhost", metavar="NAME", help="scan the DocumentRoot of the Apache vhost serving NAME")
+    p.add_argument("--apache-ctl", metavar="PATH", help="with --vhost: apache2ctl/apachectl/httpd to ask (default: found)")
     p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     p.add_argument("--fail-on", default=f"{BLOCKABLE},{INSECURE_BASE}", metavar="CLASSES",
                    help=f"classes that make the exit code 8 (comma-separated, from: {', '.join(CLASSES)}, none)")
@@ -45,8 +46,10 @@ def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
     if args.vhost:
         if args.target:
             raise UsageError("give either a target or --vhost, not both")
-        root, name = _vhost_root(args.vhost)
+        root, name = _vhost_root(args.vhost, args.apache_ctl)
         args.target, args.site_url = root, args.site_url or f"https://{name}/"
+    elif args.apache_ctl:
+        raise UsageError("--apache-ctl goes with --vhost")
     if not args.target:
         raise UsageError("scan needs a folder, a file or a URL (or --vhost NAME)")
     is_url = args.target.lower().startswith(("http://", "https://"))
@@ -68,11 +71,11 @@ def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
     return args.target, site if site.endswith("/") else site + "/", is_url
 
 
-def _vhost_root(name: str) -> tuple[str, str]:
+def _vhost_root(name: str, apache_ctl: str | None) -> tuple[str, str]:
     from lehttpd.apache.discover import discover  # only --vhost needs Apache
     from lehttpd.apache.vhosts import read_vhosts
 
-    vhosts, _, _ = read_vhosts(discover())
+    vhosts, _, _ = read_vhosts(discover(apache_ctl))
     for vhost in vhosts:
         if vhost.serves(name) and vhost.document_root:
             return vhost.document_root, name
