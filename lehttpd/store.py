@@ -114,9 +114,6 @@ class CertStore:
             raise StorageError(f"cannot read {cert_path}: {error}") from None
         return lineage_from_cert(name, self.config_dir, cert, self.current_version(name))
 
-    def lineages(self) -> list[Lineage]:
-        return [self.load(name) for name in self.names()]
-
     def current_version(self, name: str) -> int:
         target = os.readlink(self.live_dir(name) / "cert.pem") if (self.live_dir(name) / "cert.pem").is_symlink() else ""
         match = _VERSION.match(os.path.basename(target))
@@ -258,10 +255,8 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-class AccountFiles:
-    """The files of one ACME account, as certbot keeps them: private_key.json, regr.json, meta.json."""
-
-    FILES = ("private_key.json", "regr.json", "meta.json")
+# The files of one ACME account, as certbot keeps them.
+ACCOUNT_FILES = ("private_key.json", "regr.json", "meta.json")
 
 
 def save_account(store: CertStore, server: str, account_id: str, files: dict[str, bytes]) -> Path:
@@ -269,7 +264,7 @@ def save_account(store: CertStore, server: str, account_id: str, files: dict[str
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
     for file_name, data in files.items():
-        if file_name not in AccountFiles.FILES:
+        if file_name not in ACCOUNT_FILES:
             raise StorageError(f"unexpected account file {file_name}")
         atomic_write(directory / file_name, data, 0o600 if file_name == "private_key.json" else 0o644)
     return directory
@@ -282,7 +277,7 @@ def load_accounts(store: CertStore, server: str) -> dict[str, dict[str, bytes]]:
         return {}
     accounts = {}
     for directory in sorted(base.iterdir(), key=lambda d: d.stat().st_mtime, reverse=True):
-        files = {name: (directory / name).read_bytes() for name in AccountFiles.FILES if (directory / name).is_file()}
+        files = {name: (directory / name).read_bytes() for name in ACCOUNT_FILES if (directory / name).is_file()}
         if "private_key.json" in files and "regr.json" in files:
             accounts[directory.name] = files
     return accounts

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, HookError, LehttpdError, UsageError
-from lehttpd.hooks import run_hook
+from lehttpd.hooks import HOOK_TIMEOUT, run_hook
 from lehttpd.issuance.names import normalize_names
 from lehttpd.model import (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, ChallengeSetup, Hooks, IssueRequest,
                            KeySpec, Lineage)
@@ -129,6 +129,7 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     # The ACME stack (acme, josepy, requests) is imported here, not at start-up: other commands don't need it.
     from lehttpd.issuance.account import Registration
     from lehttpd.issuance.order import obtain
+    from lehttpd.renew.hooks import deploy_hook  # one way to run deploy hooks, for issue and renew
 
     request = build_request(args)
     store = CertStore(args.config_dir)
@@ -150,12 +151,9 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
         if request.hooks.post:
             console.step(f"Running post-hook: {request.hooks.post}")
             run_hook("post", request.hooks.post)
-    if request.hooks.deploy:
-        deploy_env = {"RENEWED_LINEAGE": str(issued.lineage.live_dir), "RENEWED_DOMAINS": " ".join(request.names)}
-        try:
-            run_hook("deploy", request.hooks.deploy, deploy_env)
-        except HookError as error:
-            raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {error}") from None
+    failed = deploy_hook(request, issued.lineage.live_dir, HOOK_TIMEOUT, console)
+    if failed:
+        raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {failed}")
     show_lineage(issued.lineage, console)
     if args.install:
         install_into_apache(issued.lineage, args, console)
