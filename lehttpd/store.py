@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
-import fcntl
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
 from typing import TYPE_CHECKING
 
-from lehttpd.errors import LockHeldError, StorageError, UsageError
+from lehttpd.errors import StorageError, UsageError
+from lehttpd.fileio import atomic_symlink, atomic_write, file_lock, fsync_dir
 from lehttpd.model import CertificateFiles, Lineage
 
 if TYPE_CHECKING:  # cryptography is imported where certificates are read, not when the CLI starts
@@ -38,32 +36,6 @@ KINDS = ("cert", "chain", "fullchain", "privkey")
 DEFAULT_CONFIG_DIR = Path("/etc/letsencrypt")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _VERSION = re.compile(r"^(cert|chain|fullchain|privkey)(\d+)\.pem$")
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_lineage_name(name: str) -> str:
@@ -159,13 +131,8 @@ class CertStore:
         live = self.live_dir(name)
         for kind in KINDS:
             target = os.path.join("..", "..", "archive", name, f"{kind}{version}.pem")
-            link = live / f"{kind}.pem"
-            tmp = live / f".{kind}.pem.tmp-{os.getpid()}"
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            os.symlink(target, tmp)
-            os.replace(tmp, link)
-        _fsync_dir(live)
+            atomic_symlink(live / f"{kind}.pem", target)
+        fsync_dir(live)
 
     def repair(self, name: str) -> bool:
         """Finish a link switch a crash interrupted: all four links to the newest complete version.
@@ -176,7 +143,7 @@ class CertStore:
         live = self.live_dir(name)
         if not live.is_dir():
             return False
-        for stale in live.glob(".*.tmp-*"):
+        for stale in [*live.glob(".*.tmp-*"), *live.glob(".*.lehttpd-*")]:  # older versions used .tmp-
             stale.unlink()
         targets = {}
         for kind in KINDS:
@@ -208,30 +175,6 @@ class CertStore:
                        f"certificate {name!r}"):
             self.repair(name)
             yield
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, timeout: float, what: str) -> Iterator[None]:
-    """An exclusive flock on `path`; waits up to `timeout` seconds (0: do not wait)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as error:
-                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise StorageError(f"cannot lock {path}: {error.strerror}") from None
-                if time.monotonic() >= deadline:
-                    raise LockHeldError(f"{what} is locked by another lehttpd process ({path})") from None
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        os.close(fd)
 
 
 def lineage_from_cert(name: str, config_dir: Path, cert: x509.Certificate, version: int) -> Lineage:

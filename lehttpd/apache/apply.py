@@ -15,7 +15,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from lehttpd.apache.changes import Check, Edit, Plan
 from lehttpd.apache.discover import ApacheInfo, apache_message
 from lehttpd.errors import ApacheConfigError, LockHeldError, UsageError
+from lehttpd.fileio import atomic_symlink, atomic_write
 
 
 @contextmanager
@@ -37,34 +37,6 @@ def tree_lock(server_root: Path):
         yield
     finally:
         os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, like: Path | None = None, mode: int = 0o644) -> None:
-    """Write beside, fsync, rename over: readers see the old or the new file, never half of one."""
-    st = os.stat(like) if like is not None and like.exists() else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, st.st_mode & 0o7777 if st else mode)
-        if st is not None and os.geteuid() == 0:
-            os.chown(tmp, st.st_uid, st.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_symlink(path: Path, target: str) -> None:
-    tmp = path.parent / f".{path.name}.lehttpd-link"
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    os.symlink(target, tmp)
-    os.replace(tmp, path)
 
 
 class Checkpoints:
@@ -88,7 +60,7 @@ class Checkpoints:
                 entry["backup"] = f"files/{index}"
             entries.append(entry)
         manifest = {"command": command, "server_root": str(server_root), "created": stamp, "entries": entries}
-        atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2).encode(), mode=0o600)
+        atomic_write(folder / "manifest.json", json.dumps(manifest, indent=2).encode(), 0o600)
         return folder
 
     def latest(self, count: int) -> list[Path]:
@@ -122,7 +94,7 @@ def write_edits(edits: tuple[Edit, ...]) -> None:
         if edit.link_target is not None:
             atomic_symlink(edit.path, edit.link_target)
         else:
-            atomic_write(edit.path, edit.after or b"", like=edit.path if edit.path.exists() else None)
+            atomic_write(edit.path, edit.after or b"", like=edit.path)
 
 
 def _ctl(info: ApacheInfo, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

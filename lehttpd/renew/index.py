@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lehttpd.model import Lineage
-from lehttpd.store import atomic_write
+from lehttpd.fileio import atomic_write
 
 INDEX = Path(".lehttpd") / "renew-index.json"
 FORMAT = 1

@@ -48,7 +48,7 @@ def fingerprint(config_dir: Path) -> list:
 
 
 def write_stamp(config_dir: Path, quiet_until: dt.datetime) -> None:
-    from lehttpd.store import atomic_write
+    from lehttpd.fileio import atomic_write
 
     document = {"format": FORMAT, "until": quiet_until.timestamp(), "fingerprint": fingerprint(config_dir)}
     atomic_write(config_dir / STAMP, json.dumps(document, separators=(",", ":")).encode(), 0o600)

@@ -27,7 +27,8 @@ from lehttpd.renew.lineages import Candidate, Unreadable, discover
 from lehttpd.renew.outcome import FAILED, NOT_DUE, RENEWED, SIMULATED, SKIPPED, Outcome, Summary
 from lehttpd.renew.state import save_state
 from lehttpd.renewal import Decision, backoff_delay, decide
-from lehttpd.store import CertStore, file_lock, utcnow
+from lehttpd.fileio import file_lock
+from lehttpd.store import CertStore, utcnow
 
 DEFAULT_WORKERS = 8
 MAX_WORKERS = 64

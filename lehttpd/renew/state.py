@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from lehttpd.renewal import AriWindow
-from lehttpd.store import atomic_write, check_lineage_name
+from lehttpd.fileio import atomic_write
+from lehttpd.store import check_lineage_name
 
 STATE_DIR = Path(".lehttpd") / "renew-state"
 

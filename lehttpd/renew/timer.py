@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lehttpd.errors import EnvironmentProblem, UsageError
-from lehttpd.store import DEFAULT_CONFIG_DIR, atomic_write
+from lehttpd.fileio import atomic_write
+from lehttpd.store import DEFAULT_CONFIG_DIR
 
 SERVICE, TIMER, CRON = "lehttpd-renew.service", "lehttpd-renew.timer", "lehttpd"
 SYSTEMD_DIR, CRON_DIR = Path("etc/systemd/system"), Path("etc/cron.d")

@@ -10,12 +10,13 @@ import difflib
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import requests
 
+from lehttpd.fileio import atomic_write
 from lehttpd.scan.model import INSECURE_BASE, Finding, PageResult
 from lehttpd.scan.source import BadInput, decode_page, encode_page, read_page
 
@@ -125,7 +126,7 @@ def fix_page(result: PageResult, site_host: str, probe: Callable[[str, str], boo
         return FixOutcome(tuple(edits), diff, None)
     backup = _backup(result.path, data)
     new_data = encode_page(new_text, encoding)
-    _write_atomic(result.path, new_data)
+    atomic_write(Path(result.path), new_data, like=Path(result.path))
     return FixOutcome(tuple(edits), diff, backup, data=new_data)
 
 
@@ -138,17 +139,3 @@ def _backup(path: str, data: bytes) -> str:
         handle.write(data)
     shutil.copystat(path, backup)
     return backup
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".lehttpd-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -12,7 +12,8 @@ from cryptography.x509.oid import NameOID
 
 from lehttpd.errors import LockHeldError, UsageError
 from lehttpd.model import CertificateFiles
-from lehttpd.store import CertStore, atomic_write, file_lock, load_accounts, save_account
+from lehttpd.fileio import atomic_write, file_lock
+from lehttpd.store import CertStore, load_accounts, save_account
 
 
 def self_signed(names, days=90):
