@@ -8,13 +8,14 @@ import contextlib
 import errno
 import http.server
 import os
+import re
 import socket
 import socketserver
 import threading
 from pathlib import Path
 from typing import Iterator
 
-from lehttpd.errors import EnvironmentProblem, PortInUseError, UsageError
+from lehttpd.errors import AcmeServerError, EnvironmentProblem, PortInUseError, UsageError
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 REQUEST_TIMEOUT = 10  # seconds a client may take to send its request
@@ -154,31 +155,92 @@ def standalone(port: int, address: str = "", log=None) -> Iterator[StandaloneSer
 
 @contextlib.contextmanager
 def webroot_files(webroot: Path, tokens: dict[str, str]) -> Iterator[None]:
-    """Write token files under WEBROOT/.well-known/acme-challenge/ and remove them (and folders we made)."""
+    """Write token files under WEBROOT/.well-known/acme-challenge/ and remove them (and folders we made).
+
+    The document root may be writable by the site's user, who could plant links there: the challenge folder
+    must resolve inside the webroot, every step below the webroot is opened without following links, and
+    token files are created new (O_EXCL|O_NOFOLLOW). Token files hold key authorizations, which are public.
+    """
     if not webroot.is_dir():
         raise UsageError(f"webroot {webroot} is not a directory")
-    challenge_dir = webroot / ".well-known" / "acme-challenge"
-    made = [d for d in (webroot / ".well-known", challenge_dir) if not d.exists()]
-    written: list[Path] = []
+    root = webroot.resolve()
+    for token in tokens:
+        if not _TOKEN.match(token):
+            raise AcmeServerError(f"the ACME server sent a challenge token that is not a file name: {token[:60]!r}")
+    opened: list[tuple[int, str, bool]] = []  # (folder fd, its name in its parent, made by us)
+    written: list[str] = []
     try:
-        for directory in made:
-            directory.mkdir(mode=0o755)
-            os.chmod(directory, 0o755)  # the web server's user must read it whatever our umask
-        for token, validation in tokens.items():
-            path = challenge_dir / token
-            path.write_text(validation)
-            os.chmod(path, 0o644)
-            written.append(path)
+        try:
+            opened.append((os.open(root, _DIR_FLAGS), "", False))
+            for part in _challenge_parts(root):
+                opened.append(_open_folder(opened[-1][0], part, root))
+            for token, validation in tokens.items():
+                _write_token(opened[-1][0], token, validation, root)
+                written.append(token)
+        except PermissionError as error:
+            raise EnvironmentProblem(f"cannot write the challenge file in {root}/{CHALLENGE_PREFIX.strip('/')}: "
+                                     f"{error.strerror}") from None
         yield
-    except PermissionError as error:
-        raise EnvironmentProblem(f"cannot write the challenge file in {challenge_dir}: {error.strerror}") from None
     finally:
-        for path in written:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        for directory in reversed(made):
+        for token in written:
             with contextlib.suppress(OSError):
-                directory.rmdir()
+                os.unlink(token, dir_fd=opened[-1][0])
+        for (parent_fd, _, _), (_, name, made) in reversed(list(zip(opened, opened[1:]))):
+            if made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(name, dir_fd=parent_fd)
+        for fd, _, _ in opened:
+            os.close(fd)
+
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # RFC 8555 8.3: base64url, so never a path
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _challenge_parts(root: Path) -> tuple[str, ...]:
+    """The challenge folder as names below ROOT once links are resolved; refused when it leaves ROOT."""
+    target = Path(os.path.realpath(root / CHALLENGE_PREFIX.strip("/")))
+    if target == root or not target.is_relative_to(root):
+        raise EnvironmentProblem(
+            f"--webroot {root}: {CHALLENGE_PREFIX.strip('/')} leads to {target}, outside the document root; "
+            f"lehttpd writes token files only inside the webroot (remove that link)")
+    return target.relative_to(root).parts
+
+
+def _open_folder(parent: int, name: str, root: Path) -> tuple[int, str, bool]:
+    """Open (or create, 0755 whatever the umask) one folder below PARENT without following a link."""
+    made = False
+    try:
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            os.mkdir(name, 0o755, dir_fd=parent)
+            made = True
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+            os.fchmod(fd, 0o755)  # the web server's user must read it
+    except (NotADirectoryError, FileExistsError) as error:
+        raise EnvironmentProblem(f"--webroot {root}: {name!r} changed while lehttpd was opening it "
+                                 f"({error.strerror}); refusing to write there") from None
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise EnvironmentProblem(f"--webroot {root}: {name!r} became a link while lehttpd was opening it; "
+                                 "refusing to write there") from None
+    return fd, name, made
+
+
+def _write_token(folder: int, token: str, validation: str, root: Path) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(token, flags, 0o644, dir_fd=folder)
+    except FileExistsError:
+        raise EnvironmentProblem(f"--webroot {root}: a file named like the challenge token {token} is already "
+                                 "there; refusing to write through it") from None
+    try:
+        os.fchmod(fd, 0o644)  # the web server's user must read it whatever our umask
+        os.write(fd, validation.encode())
+    finally:
+        os.close(fd)
 
 
 def _bind_plan(address: str) -> list[tuple[str, bool, bool]]:

@@ -1,9 +1,11 @@
 import http.client
+import os
+import stat
 import socket
 
 import pytest
 
-from lehttpd.errors import UsageError
+from lehttpd.errors import EnvironmentProblem, UsageError
 from lehttpd.issuance.solvers import standalone, webroot_files
 
 
@@ -89,3 +91,58 @@ def test_a_busy_port_on_ipv4_alone_is_still_reported():
                 pass
     finally:
         blocker.close()
+
+
+@pytest.mark.parametrize("planted", [".well-known/acme-challenge", ".well-known"])
+def test_webroot_refuses_a_challenge_folder_linked_out_of_the_document_root(tmp_path, planted):
+    webroot, outside = tmp_path / "www", tmp_path / "etc"
+    (webroot / ".well-known").mkdir(parents=True)
+    outside.mkdir()
+    if planted == ".well-known":
+        (webroot / ".well-known").rmdir()
+    (webroot / planted).symlink_to(outside)
+    with pytest.raises(EnvironmentProblem, match="outside the document root"):
+        with webroot_files(webroot, {"tok": "tok.v"}):
+            pass
+    assert list(outside.iterdir()) == [], "nothing is written where the link points"
+    assert (webroot / planted).is_symlink(), "the planted link is left for the admin to look at"
+
+
+def test_webroot_accepts_a_link_that_stays_inside_the_document_root(tmp_path):
+    webroot = tmp_path / "www"
+    (webroot / "shared/challenges").mkdir(parents=True)
+    (webroot / ".well-known").mkdir()
+    (webroot / ".well-known/acme-challenge").symlink_to(webroot / "shared/challenges")
+    with webroot_files(webroot, {"tok": "tok.v"}):
+        assert (webroot / "shared/challenges/tok").read_text() == "tok.v"
+    assert list((webroot / "shared/challenges").iterdir()) == []
+
+
+def test_webroot_never_writes_through_a_link_named_like_the_token(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "www/.well-known/acme-challenge").mkdir(parents=True)
+    (tmp_path / "www/.well-known/acme-challenge/tok").symlink_to(victim)
+    with pytest.raises(EnvironmentProblem, match="already there"):
+        with webroot_files(tmp_path / "www", {"tok": "tok.v"}):
+            pass
+    assert victim.read_text() == "keep"
+
+
+def test_webroot_refuses_a_token_that_is_a_path(tmp_path):
+    from lehttpd.errors import AcmeServerError
+    with pytest.raises(AcmeServerError, match="not a file name"):
+        with webroot_files(tmp_path, {"../../escape": "v"}):
+            pass
+    assert not (tmp_path / ".well-known").exists()
+
+
+def test_webroot_modes_do_not_depend_on_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        with webroot_files(tmp_path, {"t": "t.v"}):
+            challenge = tmp_path / ".well-known/acme-challenge"
+            assert stat.S_IMODE(challenge.stat().st_mode) == 0o755
+            assert stat.S_IMODE((challenge / "t").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

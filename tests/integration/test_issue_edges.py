@@ -1,0 +1,68 @@
+"""`lehttpd issue` against a real Pebble, where a planted link, a hook or a hostile client tries to get in the way."""
+import http.server
+import threading
+from functools import partial
+
+from tests.conftest import run_lehttpd
+
+
+class _Site:
+    """A running site on Pebble's http-01 port serving WEBROOT; records what the folder held at each request."""
+
+    def __init__(self, port, webroot):
+        self.seen = []
+        site = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                site.seen.append({str(p.relative_to(webroot)): p.read_bytes() if p.is_file() else None
+                                  for p in webroot.rglob("*")})
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), partial(Handler, directory=str(webroot)))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_webroot_refuses_a_challenge_folder_linked_out_of_the_document_root(pebble, tmp_path):
+    webroot, outside = tmp_path / "www", tmp_path / "outside"
+    (webroot / ".well-known").mkdir(parents=True)
+    outside.mkdir()
+    (webroot / ".well-known/acme-challenge").symlink_to(outside)
+    site = _Site(pebble.http_port, webroot)
+    try:
+        result = run_lehttpd("issue", "planted.example.test", *pebble.client_args(tmp_path / "le"),
+                             "--webroot", str(webroot))
+    finally:
+        site.close()
+    assert result.returncode == 5, result.stderr
+    line = result.stderr.strip()
+    assert "\n" not in line and "outside the document root" in line and str(outside) in line
+    assert list(outside.iterdir()) == [], "root wrote nothing where the planted link points"
+    assert not (tmp_path / "le/live/planted.example.test").exists()
+
+
+def test_webroot_serves_only_public_token_files_while_validating(pebble, tmp_path):
+    webroot = tmp_path / "www"
+    webroot.mkdir()
+    site = _Site(pebble.http_port, webroot)
+    try:
+        result = run_lehttpd("issue", "served.example.test", *pebble.client_args(tmp_path / "le"),
+                             "--webroot", str(webroot))
+    finally:
+        site.close()
+    assert result.returncode == 0, result.stderr
+    assert site.seen, "Pebble fetched the token through the site"
+    for snapshot in site.seen:
+        files = {path: body for path, body in snapshot.items() if body is not None}
+        assert files and all(path.startswith(".well-known/acme-challenge/") for path in files), snapshot
+        for path, body in files.items():
+            token = path.rsplit("/", 1)[1]
+            assert body.startswith(token.encode() + b".") and b"PRIVATE" not in body, "a key authorization only"
+    assert list(webroot.iterdir()) == []
