@@ -169,7 +169,8 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
         console.detail(f"  due       {candidate.name}: {decision.reason}")
     outcomes: dict[str, Outcome] = {}
     folder = {kind: run_hooks.directory_hooks(store.config_dir, kind) for kind in ("pre", "post", "deploy")}
-    blocked = run_hooks.pre_hooks([r for _, r in plans], options.hook_timeout, console, run_errors, folder["pre"])
+    blocked = run_hooks.shared_hooks("pre", [r for _, r in plans], options.hook_timeout, console, run_errors,
+                                     folder["pre"])
     try:
         with _listeners([r for c, r in plans if r.lineage_name not in blocked], console) as (servers, bind_errors):
             blocked.update(bind_errors)
@@ -180,7 +181,7 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
             todo = [(c, r) for c, r in plans if c.name not in outcomes]
             outcomes.update(_in_workers(store, todo, options, console, servers, ari_servers))
     finally:
-        run_hooks.post_hooks([r for _, r in plans], options.hook_timeout, console, run_errors, folder["post"])
+        run_hooks.shared_hooks("post", [r for _, r in plans], options.hook_timeout, console, run_errors, folder["post"])
     if not options.dry_run:
         renewed = [(c, r) for c, r in plans if outcomes[c.name].status == RENEWED]
         for candidate, request in renewed:

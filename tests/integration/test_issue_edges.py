@@ -1,5 +1,8 @@
 """`lehttpd issue` against a real Pebble, where a planted link, a hook or a hostile client tries to get in the way."""
+import contextlib
 import http.server
+import os
+import signal
 import threading
 from functools import partial
 
@@ -66,3 +69,35 @@ def test_webroot_serves_only_public_token_files_while_validating(pebble, tmp_pat
             token = path.rsplit("/", 1)[1]
             assert body.startswith(token.encode() + b".") and b"PRIVATE" not in body, "a key authorization only"
     assert list(webroot.iterdir()) == []
+
+
+def issue(pebble, config, name, *extra):
+    return run_lehttpd("issue", name, *pebble.client_args(config), *extra)
+
+
+def renew(pebble, config, *extra):
+    return run_lehttpd("renew", "--config-dir", str(config), "--ca-bundle", str(pebble.ca_bundle), "--force",
+                       *extra)
+
+
+def test_stored_hooks_round_trip_byte_for_byte_and_renewal_runs_them(pebble, tmp_path):
+    config, log = tmp_path / "le", tmp_path / "hooks.log"
+    post = f"echo \"post; 100% of $((1+1))\" >> '{log}'"  # quotes, $, ;, % and a trailing quote
+    first = issue(pebble, config, "quoted.example.test", "--pre-hook", '"/bin/true" "x"', "--post-hook", post)
+    assert first.returncode == 0, first.stderr
+    result = renew(pebble, config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 renewed" in result.stdout
+    assert log.read_text() == "post; 100% of 2\n" * 2, "the stored post hook ran as typed"
+
+
+def test_a_hook_leaving_a_background_child_is_not_a_time_out(pebble, tmp_path):
+    config, pid_file = tmp_path / "le", tmp_path / "child.pid"
+    assert issue(pebble, config, "background.example.test").returncode == 0
+    result = renew(pebble, config, "--pre-hook", f"sleep 20 & echo $! > {pid_file}", "--hook-timeout", "5")
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "did not finish" not in result.stdout + result.stderr and "1 renewed" in result.stdout
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
