@@ -7,20 +7,24 @@ from __future__ import annotations
 import contextlib
 import errno
 import http.server
+import ipaddress
 import os
 import re
 import socket
 import socketserver
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 from lehttpd.errors import AcmeServerError, EnvironmentProblem, PortInUseError, UsageError
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
-REQUEST_TIMEOUT = 10  # seconds a client may take to send its request
+REQUEST_TIMEOUT = 10  # seconds a client may take to send its whole request (not per read: slowloris)
 MAX_REQUEST_LINE = 1024  # a token path is ~90 bytes; anything much longer is not a validation request
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 128
+MAX_PER_CLIENT = 8  # per IPv4 address or IPv6 /64: one client cannot take every slot from the CA's validators
 
 
 class TokenHandler(http.server.BaseHTTPRequestHandler):
@@ -66,15 +70,23 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
 
 
 class _ChallengeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """Threaded, with a cap on connections (overall and per client) and a deadline for each whole request.
+
+    A handler's socket time-out bounds each read; the deadline bounds the request, so a client that sends one
+    header line every few seconds is cut off too. Expired connections are shut down from the serving loop.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = MAX_CONNECTIONS  # the listen backlog: 5 by default, and a burst then delays the CA by 1 s
     tokens: dict[str, str]
     log = None
 
     def __init__(self, address: tuple[str, int], tokens: dict[str, str], log=None, ipv6: bool = False) -> None:
         self.address_family = socket.AF_INET6 if ipv6 else socket.AF_INET
         self.tokens, self.log = tokens, log
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._guard = threading.Lock()
+        self._open: dict[socket.socket, tuple[float, str]] = {}  # connection -> (deadline, client key)
         super().__init__(address, TokenHandler)
 
     def server_bind(self) -> None:
@@ -84,8 +96,13 @@ class _ChallengeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         super().server_bind()
 
     def process_request(self, request, client_address) -> None:
-        # Bound the number of concurrent handler threads: past the limit a connection is dropped.
-        if not self._slots.acquire(blocking=False):
+        client = _client_key(client_address[0])
+        with self._guard:
+            from_client = sum(1 for _, key in self._open.values() if key == client)
+            admitted = len(self._open) < MAX_CONNECTIONS and from_client < MAX_PER_CLIENT
+            if admitted:
+                self._open[request] = (time.monotonic() + REQUEST_TIMEOUT, client)
+        if not admitted:  # past a limit the connection is dropped at once
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -94,7 +111,32 @@ class _ChallengeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            with self._guard:
+                self._open.pop(request, None)
+
+    def handle_error(self, request, client_address) -> None:
+        # A client cut off at its deadline, or gone mid-answer: a line in -v output, not a traceback.
+        if self.log is not None:
+            self.log(f"  http-01 server: {client_address[0]} dropped: {sys.exc_info()[1]}")
+
+    def service_actions(self) -> None:
+        """Called by serve_forever between polls: cut off every connection past its deadline."""
+        now = time.monotonic()
+        with self._guard:
+            expired = [conn for conn, (deadline, _) in self._open.items() if deadline <= now]
+        for conn in expired:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+def _client_key(address: str) -> str:
+    """Whom a connection counts against: the IPv4 address, or the IPv6 /64 (one host usually holds one)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class StandaloneServer:

@@ -2,8 +2,11 @@
 import contextlib
 import http.server
 import os
+import select
 import signal
+import socket
 import threading
+import time
 from functools import partial
 
 from tests.conftest import run_lehttpd
@@ -101,3 +104,84 @@ def test_a_hook_leaving_a_background_child_is_not_a_time_out(pebble, tmp_path):
     finally:
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+class Slowloris:
+    """CONNECTIONS connections from SOURCE (a loopback address) that each send one header line every INTERVAL
+    seconds and never finish their request; each one dropped is reopened. Stops by itself after LIFETIME s."""
+
+    def __init__(self, port, source="127.0.0.2", connections=64, interval=3.0, lifetime=60.0):
+        self.port, self.source, self.connections, self.interval = port, source, connections, interval
+        self.lifetime = lifetime
+        self.opened = 0  # connections opened so far
+        self.held = 0  # connections open right now
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def wait_until_steady(self):
+        """Every connection opened, and each has had the time to drip a header line."""
+        while self.opened < self.connections or time.monotonic() < self.started + self.interval + 0.5:
+            assert self.thread.is_alive()
+            time.sleep(0.1)
+
+    def _open(self):
+        conn = socket.socket()
+        try:
+            conn.settimeout(1)
+            conn.bind((self.source, 0))
+            conn.connect(("127.0.0.1", self.port))
+            conn.sendall(b"GET /.well-known/acme-challenge/slow HTTP/1.1\r\nHost: slow.example.test\r\n")
+        except OSError:
+            conn.close()
+            return None
+        self.opened += 1
+        return conn
+
+    def _run(self):
+        conns = {}  # connection -> when it drips its next header line
+        while not self.stop.is_set() and time.monotonic() < self.started + self.lifetime:
+            if len(conns) < self.connections and (conn := self._open()):
+                conns[conn] = time.monotonic() + self.interval
+            for conn, due in list(conns.items()):
+                try:
+                    if select.select([conn], [], [], 0)[0]:  # readable: the server closed it (or answered)
+                        raise ConnectionResetError
+                    if due <= time.monotonic():
+                        conn.sendall(b"X-Slow: 1\r\n")
+                        conns[conn] = due + self.interval
+                except OSError:
+                    conn.close()
+                    del conns[conn]
+            self.held = len(conns)
+            if len(conns) >= self.connections:
+                self.stop.wait(0.1)
+        for conn in conns:
+            conn.close()
+
+
+def test_pebble_validates_through_a_slowloris_attack_on_the_standalone_server(pebble, tmp_path):
+    from lehttpd.console import Console
+    from lehttpd.issuance import solvers
+    from lehttpd.issuance.account import Registration
+    from lehttpd.issuance.order import obtain
+    from lehttpd.model import ChallengeSetup, IssueRequest
+    from lehttpd.store import CertStore
+
+    request = IssueRequest(names=("slowloris.example.test",), server=pebble.directory_url, ca_bundle=pebble.ca_bundle,
+                           challenge=ChallengeSetup(http_port=pebble.http_port, http_address="127.0.0.1"))
+    store = CertStore(tmp_path / "le")
+    with solvers.standalone(pebble.http_port, "127.0.0.1") as solver:
+        with Slowloris(pebble.http_port) as attack:
+            attack.wait_until_steady()
+            issued = obtain(request, store, Console(quiet=True), Registration(agree_tos=True), solver=solver)
+            assert attack.held > 0, "the attack was still holding connections during the validation"
+    assert issued.lineage.names == ("slowloris.example.test",)

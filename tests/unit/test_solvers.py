@@ -1,11 +1,13 @@
 import http.client
 import os
 import stat
+import time
 import socket
 
 import pytest
 
 from lehttpd.errors import EnvironmentProblem, UsageError
+from lehttpd.issuance import solvers
 from lehttpd.issuance.solvers import standalone, webroot_files
 
 
@@ -28,16 +30,60 @@ def test_standalone_serves_exactly_the_current_tokens():
         assert get(server.port, "/.well-known/acme-challenge/tok1")[0] == 404, "tokens leave with their order"
 
 
-def test_standalone_refuses_oversized_requests_and_drops_silent_clients():
+def test_standalone_refuses_oversized_requests_and_drops_silent_clients(monkeypatch):
+    monkeypatch.setattr(solvers, "REQUEST_TIMEOUT", 1)
     with standalone(0, "127.0.0.1") as server:
         status, _ = get(server.port, "/.well-known/acme-challenge/" + "x" * 5000)
         assert status == 414
-        idle = socket.create_connection(("127.0.0.1", server.port))
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         try:
-            # The idle client does not block others: the server is threaded with a time-out per client.
+            # The idle client does not block others: the server is threaded ...
             assert get(server.port, "/nothing")[0] == 404
+            # ... and drops the idle one when its time is up (recv then reads the end of the stream).
+            assert idle.recv(1) == b""
         finally:
             idle.close()
+
+
+def test_a_client_sending_a_header_line_every_so_often_is_cut_off_at_the_request_deadline(monkeypatch):
+    monkeypatch.setattr(solvers, "REQUEST_TIMEOUT", 1)
+    with standalone(0, "127.0.0.1") as server:
+        drip = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        try:
+            drip.sendall(b"GET /.well-known/acme-challenge/x HTTP/1.1\r\n")
+            cut_off = False
+            for _ in range(16):  # 16 lines 0.3 s apart: each read is quick, the whole request is not
+                time.sleep(0.3)
+                try:
+                    drip.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    cut_off = True
+                    break
+            assert cut_off, "a per-read time-out alone never fires for a client that drips"
+        finally:
+            drip.close()
+
+
+def test_one_client_address_cannot_take_every_connection():
+    with standalone(0, "127.0.0.1") as server:
+        held = [connect_from("127.0.0.2", server.port) for _ in range(solvers.MAX_PER_CLIENT)]
+        try:
+            extra = connect_from("127.0.0.2", server.port)
+            assert extra.recv(1) == b"", "past its share, a client's new connection is dropped at once"
+            extra.close()
+            with server.serving({"tok": "tok.v"}):
+                assert get(server.port, "/.well-known/acme-challenge/tok") == (200, b"tok.v")
+        finally:
+            for conn in held:
+                conn.close()
+
+
+def connect_from(source: str, port: int) -> socket.socket:
+    conn = socket.socket()
+    conn.settimeout(5)
+    conn.bind((source, 0))
+    conn.connect(("127.0.0.1", port))
+    return conn
 
 
 def test_standalone_shuts_down_and_frees_the_port():
