@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
+from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import LehttpdError, LockHeldError
 from lehttpd.hooks import HOOK_TIMEOUT
@@ -251,6 +252,8 @@ def renew_one(store: CertStore, candidate: Candidate, request: IssueRequest, opt
             raise AlreadyRenewed(f"renewed meanwhile by another process (now version {current.version})")
 
     try:
+        if not options.ca_bundle:  # one given on the command line was checked there
+            checks.check_ca_bundle(request.ca_bundle, f"{candidate.conf_path}: lehttpd_ca_bundle")
         replaces = _replaces(candidate) if offers_ari and not options.dry_run else None
         issued = obtain(request, store, console, Registration(agree_tos=True), solver=solver,
                         account_id=candidate.account_id, replaces=replaces, recheck=recheck,

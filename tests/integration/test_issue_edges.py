@@ -7,6 +7,8 @@ import signal
 import socket
 import threading
 import time
+
+import pytest
 from functools import partial
 
 from tests.conftest import run_lehttpd
@@ -185,3 +187,85 @@ def test_pebble_validates_through_a_slowloris_attack_on_the_standalone_server(pe
             issued = obtain(request, store, Console(quiet=True), Registration(agree_tos=True), solver=solver)
             assert attack.held > 0, "the attack was still holding connections during the validation"
     assert issued.lineage.names == ("slowloris.example.test",)
+
+
+# -- clear errors ---------------------------------------------------------------------------------------------
+def one_line(result):
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line and "unexpected" not in line, result.stderr
+    return line
+
+
+def test_more_than_100_names_are_refused_before_any_network_call(tmp_path):
+    listener = socket.socket()  # an "ACME server" that records whether anyone came
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    names = [f"n{i}.example.test" for i in range(101)]
+    try:
+        result = run_lehttpd("issue", *names, "--server", f"https://127.0.0.1:{listener.getsockname()[1]}/dir",
+                             "--config-dir", str(tmp_path / "le"), "--agree-tos")
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert result.returncode == 2
+    assert "more than 100 names" in one_line(result)
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), ("garbage\n", "not a PEM file")])
+def test_a_missing_or_non_pem_ca_bundle_on_the_command_line_is_one_line(pebble, tmp_path, content, message):
+    bundle = tmp_path / "bundle.pem"
+    if content is not None:
+        bundle.write_text(content)
+    args = pebble.client_args(tmp_path / "le")
+    args[args.index("--ca-bundle") + 1] = str(bundle)
+    result = run_lehttpd("issue", "bundle.example.test", *args)
+    assert result.returncode == 2
+    line = one_line(result)
+    assert line.startswith(f"lehttpd: error: --ca-bundle {bundle}: ") and message in line
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), ("garbage\n", "not a PEM file")])
+def test_a_missing_or_non_pem_ca_bundle_in_a_renewal_file_fails_that_lineage_naming_it(pebble, tmp_path, content,
+                                                                                        message):
+    config, bundle = tmp_path / "le", tmp_path / "ca.pem"
+    bundle.write_bytes(pebble.ca_bundle.read_bytes())
+    args = pebble.client_args(config)
+    args[args.index("--ca-bundle") + 1] = str(bundle)
+    assert run_lehttpd("issue", "stored-bundle.example.test", *args).returncode == 0
+    bundle.unlink()
+    if content is not None:
+        bundle.write_text(content)
+    result = run_lehttpd("renew", "--config-dir", str(config), "--force")
+    assert result.returncode == 7, result.stdout + result.stderr
+    conf = config / "renewal/stored-bundle.example.test.conf"
+    assert f"{conf}: lehttpd_ca_bundle {bundle}: {message}" in result.stdout
+    assert "unexpected" not in result.stdout + result.stderr
+
+
+def test_a_failing_hook_is_not_reported_as_a_bug(pebble, tmp_path):
+    result = issue(pebble, tmp_path / "le", "prehook.example.test", "--pre-hook", "echo no >&2; exit 4")
+    assert result.returncode == 9, "exit 1 is kept for lehttpd's own bugs"
+    assert one_line(result) == "lehttpd: error: pre hook 'echo no >&2; exit 4' exited with status 4: no"
+
+
+def test_a_failed_order_is_told_first_and_a_failed_post_hook_too(pebble, tmp_path):
+    from lehttpd.sandbox.pebble import free_port
+
+    result = issue(pebble, tmp_path / "le", "both.example.test", "--http-port", str(free_port()),
+                   "--post-hook", "echo cannot start >&2; exit 3")
+    assert result.returncode == 3, "the order's own error decides the exit status"
+    line = one_line(result)
+    assert line.startswith("lehttpd: error: validation of both.example.test failed:")
+    assert line.endswith("; then the post hook 'echo cannot start >&2; exit 3' exited with status 3: cannot start")
+
+
+def test_a_failed_post_hook_after_a_good_order_keeps_the_certificate_and_runs_the_deploy_hook(pebble, tmp_path):
+    config, log = tmp_path / "le", tmp_path / "deploy.log"
+    result = issue(pebble, config, "posthook.example.test", "--post-hook", "exit 5",
+                   "--deploy-hook", f"echo deployed >> {log}")
+    assert result.returncode == 9
+    assert one_line(result) == (f"lehttpd: error: certificate saved in {config / 'live/posthook.example.test'}, "
+                                "but post hook 'exit 5' exited with status 5")
+    assert log.read_text() == "deployed\n" and (config / "live/posthook.example.test/privkey.pem").exists()
