@@ -23,7 +23,7 @@ from lehttpd.errors import AcmeServerError, EnvironmentProblem, PortInUseError, 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 REQUEST_TIMEOUT = 10  # seconds a client may take to send its whole request (not per read: slowloris)
 MAX_REQUEST_LINE = 1024  # a token path is ~90 bytes; anything much longer is not a validation request
-MAX_CONNECTIONS = 128
+MAX_CONNECTIONS = 128  # when full, the connection open longest is cut off to make room
 MAX_PER_CLIENT = 8  # per IPv4 address or IPv6 /64: one client cannot take every slot from the CA's validators
 
 
@@ -97,12 +97,19 @@ class _ChallengeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def process_request(self, request, client_address) -> None:
         client = _client_key(client_address[0])
+        oldest = None
         with self._guard:
-            from_client = sum(1 for _, key in self._open.values() if key == client)
-            admitted = len(self._open) < MAX_CONNECTIONS and from_client < MAX_PER_CLIENT
+            admitted = sum(1 for _, key in self._open.values() if key == client) < MAX_PER_CLIENT
+            if admitted and len(self._open) >= MAX_CONNECTIONS:
+                # Full of clients from many addresses: the one open longest is the slowest, and a validator
+                # sends its request at once, so it makes room (else a botnet could hold every slot).
+                oldest = min(self._open, key=lambda conn: self._open[conn][0])
+                self._open.pop(oldest)
             if admitted:
                 self._open[request] = (time.monotonic() + REQUEST_TIMEOUT, client)
-        if not admitted:  # past a limit the connection is dropped at once
+        if oldest is not None:
+            _cut_off(oldest)
+        if not admitted:  # past its share, a client's new connection is dropped at once
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -125,8 +132,13 @@ class _ChallengeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         with self._guard:
             expired = [conn for conn, (deadline, _) in self._open.items() if deadline <= now]
         for conn in expired:
-            with contextlib.suppress(OSError):  # already closed by its handler
-                conn.shutdown(socket.SHUT_RDWR)
+            _cut_off(conn)
+
+
+def _cut_off(conn: socket.socket) -> None:
+    """End a connection from outside its handler thread: its blocked read returns, and it closes."""
+    with contextlib.suppress(OSError):  # already closed by its handler
+        conn.shutdown(socket.SHUT_RDWR)
 
 
 def _client_key(address: str) -> str:

@@ -109,11 +109,12 @@ def test_a_hook_leaving_a_background_child_is_not_a_time_out(pebble, tmp_path):
 
 
 class Slowloris:
-    """CONNECTIONS connections from SOURCE (a loopback address) that each send one header line every INTERVAL
-    seconds and never finish their request; each one dropped is reopened. Stops by itself after LIFETIME s."""
+    """CONNECTIONS connections from SOURCES (loopback addresses, in turn) that each send one header line every
+    INTERVAL seconds and never finish their request; each one dropped is reopened. Stops by itself after
+    LIFETIME seconds."""
 
-    def __init__(self, port, source="127.0.0.2", connections=64, interval=3.0, lifetime=60.0):
-        self.port, self.source, self.connections, self.interval = port, source, connections, interval
+    def __init__(self, port, sources=("127.0.0.2",), connections=64, interval=3.0, lifetime=60.0):
+        self.port, self.sources, self.connections, self.interval = port, sources, connections, interval
         self.lifetime = lifetime
         self.opened = 0  # connections opened so far
         self.held = 0  # connections open right now
@@ -139,7 +140,7 @@ class Slowloris:
         conn = socket.socket()
         try:
             conn.settimeout(1)
-            conn.bind((self.source, 0))
+            conn.bind((self.sources[self.opened % len(self.sources)], 0))
             conn.connect(("127.0.0.1", self.port))
             conn.sendall(b"GET /.well-known/acme-challenge/slow HTTP/1.1\r\nHost: slow.example.test\r\n")
         except OSError:
@@ -170,7 +171,12 @@ class Slowloris:
             conn.close()
 
 
-def test_pebble_validates_through_a_slowloris_attack_on_the_standalone_server(pebble, tmp_path):
+@pytest.mark.parametrize("sources, connections", [
+    (("127.0.0.2",), 64),  # the issue's attack: 64 connections from one address
+    (tuple(f"127.0.4.{n}" for n in range(1, 161)), 160),  # one each from 160 addresses: more than every slot
+], ids=["one-address", "many-addresses"])
+def test_pebble_validates_through_a_slowloris_attack_on_the_standalone_server(pebble, tmp_path, sources,
+                                                                               connections):
     from lehttpd.console import Console
     from lehttpd.issuance import solvers
     from lehttpd.issuance.account import Registration
@@ -182,7 +188,7 @@ def test_pebble_validates_through_a_slowloris_attack_on_the_standalone_server(pe
                            challenge=ChallengeSetup(http_port=pebble.http_port, http_address="127.0.0.1"))
     store = CertStore(tmp_path / "le")
     with solvers.standalone(pebble.http_port, "127.0.0.1") as solver:
-        with Slowloris(pebble.http_port) as attack:
+        with Slowloris(pebble.http_port, sources, connections) as attack:
             attack.wait_until_steady()
             issued = obtain(request, store, Console(quiet=True), Registration(agree_tos=True), solver=solver)
             assert attack.held > 0, "the attack was still holding connections during the validation"
