@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
+from typing import Literal
 
 from lehttpd.console import Console
 from lehttpd.errors import HookError
@@ -33,8 +34,8 @@ def directory_hooks(config_dir: Path, kind: str) -> list[str]:
     return [shlex.quote(str(p)) for p in entries if p.is_file() and os.access(p, os.X_OK)]
 
 
-def shared_hooks(kind: str, requests: list[IssueRequest], timeout: float, console: Console, run_errors: list[str],
-                 for_all: list[str] = ()) -> dict[str, str]:
+def shared_hooks(kind: Literal["pre", "post"], requests: list[IssueRequest], timeout: float, console: Console,
+                 run_errors: list[str], for_all: list[str] = ()) -> dict[str, str]:
     """Run every distinct KIND ("pre" or "post") hook once; returns the lineages whose hook failed, with why.
 
     `for_all` (the renewal-hooks/KIND/ folder) applies to every lineage. A failed pre-hook blocks the lineages
