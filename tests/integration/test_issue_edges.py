@@ -5,6 +5,7 @@ import os
 import select
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -275,3 +276,29 @@ def test_a_failed_post_hook_after_a_good_order_keeps_the_certificate_and_runs_th
     assert one_line(result) == (f"lehttpd: error: certificate saved in {config / 'live/posthook.example.test'}, "
                                 "but post hook 'exit 5' exited with status 5")
     assert log.read_text() == "deployed\n" and (config / "live/posthook.example.test/privkey.pem").exists()
+
+
+def test_hooks_with_quotes_survive_certbot_renewing_the_lineage_and_lehttpd_after_it(pebble, tmp_path):
+    """Both tools read and rewrite the same renewal file: every hook runs as typed, three times over."""
+    from tests.integration.test_renew_certbot import find_certbot
+
+    certbot = find_certbot()
+    if certbot is None:
+        pytest.skip("certbot is not installed (see tests/integration/test_renew_certbot.py)")
+    config, log = tmp_path / "le", tmp_path / "hooks.log"
+    hooks = {"pre": f'"/bin/sh" "-c" "echo pre >> {log}"',  # read back as /bin/sh" "-c" "echo … before
+             "post": f"echo \"post; 50% a,b # c\" >> '{log}'",  # quotes, ;, %, a comma, a '#', a trailing quote
+             "deploy": f"echo 'deploy' $((1+1)) >> {log}"}
+    name = "certbot-hooks.example.test"
+    issued = issue(pebble, config, name, *(arg for kind, command in hooks.items()
+                                           for arg in (f"--{kind}-hook", command)))
+    assert issued.returncode == 0, issued.stderr
+    dirs = ["--config-dir", str(config), "--work-dir", str(tmp_path / "work"), "--logs-dir", str(tmp_path / "logs")]
+    by_certbot = subprocess.run([certbot, "renew", "--force-renewal", "--no-random-sleep-on-renew", *dirs, "-n"],
+                                capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "REQUESTS_CA_BUNDLE": str(pebble.ca_bundle)})
+    assert by_certbot.returncode == 0, by_certbot.stdout[-1500:] + by_certbot.stderr[-1500:]
+    by_lehttpd = renew(pebble, config)
+    assert by_lehttpd.returncode == 0, by_lehttpd.stdout + by_lehttpd.stderr
+    runs = sorted(log.read_text().splitlines())
+    assert runs == sorted(["pre", "post; 50% a,b # c", "deploy 2"] * 3), "lehttpd, certbot, lehttpd again"
