@@ -272,14 +272,12 @@ def _open_folder(parent: int, name: str, root: Path) -> tuple[int, str, bool]:
             made = True
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
             os.fchmod(fd, 0o755)  # the web server's user must read it
-    except (NotADirectoryError, FileExistsError) as error:
-        raise EnvironmentProblem(f"--webroot {root}: {name!r} changed while lehttpd was opening it "
-                                 f"({error.strerror}); refusing to write there") from None
     except OSError as error:
-        if error.errno != errno.ELOOP:
+        # A link (ELOOP, or ENOTDIR with O_DIRECTORY) or a file appeared after the check: someone is racing us.
+        if not isinstance(error, (NotADirectoryError, FileExistsError)) and error.errno != errno.ELOOP:
             raise
-        raise EnvironmentProblem(f"--webroot {root}: {name!r} became a link while lehttpd was opening it; "
-                                 "refusing to write there") from None
+        raise EnvironmentProblem(f"--webroot {root}: {name!r} changed into a link or a file while lehttpd was "
+                                 "opening it; refusing to write there") from None
     return fd, name, made
 
 

@@ -206,3 +206,21 @@ def test_webroot_modes_do_not_depend_on_the_umask(tmp_path):
             assert stat.S_IMODE((challenge / "t").stat().st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+def test_webroot_never_follows_a_link_swapped_in_after_the_check(tmp_path, monkeypatch):
+    webroot, outside = tmp_path / "www", tmp_path / "etc"
+    webroot.mkdir()
+    outside.mkdir()
+    real_check = solvers._challenge_parts
+
+    def check_then_swap(root):
+        parts = real_check(root)  # the check passes: nothing planted yet ...
+        (webroot / ".well-known").symlink_to(outside)  # ... then the site's user plants a link
+        return parts
+
+    monkeypatch.setattr(solvers, "_challenge_parts", check_then_swap)
+    with pytest.raises(EnvironmentProblem, match="'.well-known' changed into a link"):
+        with webroot_files(webroot, {"tok": "tok.v"}):
+            pass
+    assert list(outside.iterdir()) == []
