@@ -1,4 +1,5 @@
-"""`lehttpd issue` against a real Pebble, where a planted link, a hook or a hostile client tries to get in the way."""
+"""`lehttpd issue` and `renew` against a real Pebble, where a planted link, a hook or a hostile client gets in
+the way."""
 import contextlib
 import http.server
 import os
@@ -8,13 +9,29 @@ import socket
 import subprocess
 import threading
 import time
+from functools import partial
 
 import pytest
-from functools import partial
 
 from tests.conftest import run_lehttpd
 
 
+def issue(pebble, config, name, *extra):
+    return run_lehttpd("issue", name, *pebble.client_args(config), *extra)
+
+
+def renew(pebble, config, *extra):
+    return run_lehttpd("renew", "--config-dir", str(config), "--ca-bundle", str(pebble.ca_bundle), "--force",
+                       *extra)
+
+
+def one_line(result):
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line and "unexpected" not in line, result.stderr
+    return line
+
+
+# -- webroot: planted links ---------------------------------------------------------------------------------------
 class _Site:
     """A running site on Pebble's http-01 port serving WEBROOT; records what the folder held at each request."""
 
@@ -77,15 +94,7 @@ def test_webroot_serves_only_public_token_files_while_validating(pebble, tmp_pat
     assert list(webroot.iterdir()) == []
 
 
-def issue(pebble, config, name, *extra):
-    return run_lehttpd("issue", name, *pebble.client_args(config), *extra)
-
-
-def renew(pebble, config, *extra):
-    return run_lehttpd("renew", "--config-dir", str(config), "--ca-bundle", str(pebble.ca_bundle), "--force",
-                       *extra)
-
-
+# -- hooks: stored as typed, waited for by their process ----------------------------------------------------------
 def test_stored_hooks_round_trip_byte_for_byte_and_renewal_runs_them(pebble, tmp_path):
     config, log = tmp_path / "le", tmp_path / "hooks.log"
     post = f"echo \"post; 100% of $((1+1))\" >> '{log}'"  # quotes, $, ;, % and a trailing quote
@@ -95,6 +104,32 @@ def test_stored_hooks_round_trip_byte_for_byte_and_renewal_runs_them(pebble, tmp
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 renewed" in result.stdout
     assert log.read_text() == "post; 100% of 2\n" * 2, "the stored post hook ran as typed"
+
+
+def test_hooks_with_quotes_survive_certbot_renewing_the_lineage_and_lehttpd_after_it(pebble, tmp_path):
+    """Both tools read and rewrite the same renewal file: every hook runs as typed, three times over."""
+    from tests.integration.test_renew_certbot import find_certbot
+
+    certbot = find_certbot()
+    if certbot is None:
+        pytest.skip("certbot is not installed (see tests/integration/test_renew_certbot.py)")
+    config, log = tmp_path / "le", tmp_path / "hooks.log"
+    hooks = {"pre": f'"/bin/sh" "-c" "echo pre >> {log}"',  # read back as /bin/sh" "-c" "echo … before
+             "post": f"echo \"post; 50% a,b # c\" >> '{log}'",  # quotes, ;, %, a comma, a '#', a trailing quote
+             "deploy": f"echo 'deploy' $((1+1)) >> {log}"}
+    name = "certbot-hooks.example.test"
+    issued = issue(pebble, config, name, *(arg for kind, command in hooks.items()
+                                           for arg in (f"--{kind}-hook", command)))
+    assert issued.returncode == 0, issued.stderr
+    dirs = ["--config-dir", str(config), "--work-dir", str(tmp_path / "work"), "--logs-dir", str(tmp_path / "logs")]
+    by_certbot = subprocess.run([certbot, "renew", "--force-renewal", "--no-random-sleep-on-renew", *dirs, "-n"],
+                                capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "REQUESTS_CA_BUNDLE": str(pebble.ca_bundle)})
+    assert by_certbot.returncode == 0, by_certbot.stdout[-1500:] + by_certbot.stderr[-1500:]
+    by_lehttpd = renew(pebble, config)
+    assert by_lehttpd.returncode == 0, by_lehttpd.stdout + by_lehttpd.stderr
+    runs = sorted(log.read_text().splitlines())
+    assert runs == sorted(["pre", "post; 50% a,b # c", "deploy 2"] * 3), "lehttpd, certbot, lehttpd again"
 
 
 def test_a_hook_leaving_a_background_child_is_not_a_time_out(pebble, tmp_path):
@@ -109,6 +144,7 @@ def test_a_hook_leaving_a_background_child_is_not_a_time_out(pebble, tmp_path):
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
+# -- the standalone server under a slowloris attack ---------------------------------------------------------------
 class Slowloris:
     """CONNECTIONS connections from SOURCES (loopback addresses, in turn) that each send one header line every
     INTERVAL seconds and never finish their request; each one dropped is reopened. Stops by itself after
@@ -196,13 +232,7 @@ def test_pebble_validates_through_a_slowloris_attack_on_the_standalone_server(pe
     assert issued.lineage.names == ("slowloris.example.test",)
 
 
-# -- clear errors ---------------------------------------------------------------------------------------------
-def one_line(result):
-    line = result.stderr.strip()
-    assert "\n" not in line and "Traceback" not in line and "unexpected" not in line, result.stderr
-    return line
-
-
+# -- clear errors -------------------------------------------------------------------------------------------------
 def test_more_than_100_names_are_refused_before_any_network_call(tmp_path):
     listener = socket.socket()  # an "ACME server" that records whether anyone came
     listener.bind(("127.0.0.1", 0))
@@ -276,29 +306,3 @@ def test_a_failed_post_hook_after_a_good_order_keeps_the_certificate_and_runs_th
     assert one_line(result) == (f"lehttpd: error: certificate saved in {config / 'live/posthook.example.test'}, "
                                 "but post hook 'exit 5' exited with status 5")
     assert log.read_text() == "deployed\n" and (config / "live/posthook.example.test/privkey.pem").exists()
-
-
-def test_hooks_with_quotes_survive_certbot_renewing_the_lineage_and_lehttpd_after_it(pebble, tmp_path):
-    """Both tools read and rewrite the same renewal file: every hook runs as typed, three times over."""
-    from tests.integration.test_renew_certbot import find_certbot
-
-    certbot = find_certbot()
-    if certbot is None:
-        pytest.skip("certbot is not installed (see tests/integration/test_renew_certbot.py)")
-    config, log = tmp_path / "le", tmp_path / "hooks.log"
-    hooks = {"pre": f'"/bin/sh" "-c" "echo pre >> {log}"',  # read back as /bin/sh" "-c" "echo … before
-             "post": f"echo \"post; 50% a,b # c\" >> '{log}'",  # quotes, ;, %, a comma, a '#', a trailing quote
-             "deploy": f"echo 'deploy' $((1+1)) >> {log}"}
-    name = "certbot-hooks.example.test"
-    issued = issue(pebble, config, name, *(arg for kind, command in hooks.items()
-                                           for arg in (f"--{kind}-hook", command)))
-    assert issued.returncode == 0, issued.stderr
-    dirs = ["--config-dir", str(config), "--work-dir", str(tmp_path / "work"), "--logs-dir", str(tmp_path / "logs")]
-    by_certbot = subprocess.run([certbot, "renew", "--force-renewal", "--no-random-sleep-on-renew", *dirs, "-n"],
-                                capture_output=True, text=True, timeout=120,
-                                env={**os.environ, "REQUESTS_CA_BUNDLE": str(pebble.ca_bundle)})
-    assert by_certbot.returncode == 0, by_certbot.stdout[-1500:] + by_certbot.stderr[-1500:]
-    by_lehttpd = renew(pebble, config)
-    assert by_lehttpd.returncode == 0, by_lehttpd.stdout + by_lehttpd.stderr
-    runs = sorted(log.read_text().splitlines())
-    assert runs == sorted(["pre", "post; 50% a,b # c", "deploy 2"] * 3), "lehttpd, certbot, lehttpd again"
