@@ -29,6 +29,9 @@ def run_hook(kind: str, command: str, env: dict[str, str] | None = None, timeout
         except subprocess.TimeoutExpired:
             _stop_group(process)
             raise HookError(f"{kind} hook {command!r} did not finish within {timeout:.0f} s") from None
+        except BaseException:  # Ctrl-C: in its own session the hook would not get the terminal's SIGINT
+            _stop_group(process)
+            raise
         if returncode != 0:
             lines = _tail(output).strip().splitlines()
             last = f": {lines[-1][:200]}" if lines else ""

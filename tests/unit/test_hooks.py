@@ -40,3 +40,27 @@ def test_a_hook_past_its_time_out_is_stopped_with_its_children(tmp_path):
 def test_a_failed_hook_reports_its_status_and_last_line_of_output():
     with pytest.raises(HookError, match=r"pre hook 'echo one; echo two >&2; exit 3' exited with status 3: two"):
         run_hook("pre", "echo one; echo two >&2; exit 3")
+
+
+def test_an_interrupted_run_stops_its_hook(tmp_path, monkeypatch):
+    import subprocess
+
+    pid_file = tmp_path / "pid"
+    real_wait = subprocess.Popen.wait
+
+    def interrupted(self, timeout=None):
+        if timeout is not None:  # the hook's wait: Ctrl-C arrives once the hook is under way
+            while not pid_file.exists() or not pid_file.read_text().strip():
+                time.sleep(0.05)
+            raise KeyboardInterrupt
+        return real_wait(self)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_hook("pre", f"sleep 30 & echo $! > {pid_file}; wait", timeout=60)
+    child = int(pid_file.read_text())
+    for _ in range(50):
+        if gone(child):
+            break
+        time.sleep(0.1)
+    assert gone(child)
