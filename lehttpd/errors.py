@@ -11,6 +11,7 @@ Exit codes (documented in the README, stable for scripts):
     6  Apache: discovery failed, config test or reload failed (changes rolled back)
     7  partial failure: some items of a batch failed (renewal of several lineages)
     8  findings: a scan or check found problems that should block a deployment
+    9  a hook (pre, post or deploy) failed or timed out; what was done before it stays done
   130  interrupted (Ctrl-C)
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ExitStatus(enum.IntEnum):
     APACHE = 6
     PARTIAL = 7
     FINDINGS = 8
+    HOOK = 9
     INTERRUPTED = 130
 
 
@@ -89,7 +91,9 @@ class StorageError(EnvironmentProblem):
 
 
 class HookError(LehttpdError):
-    exit_status = ExitStatus.ERROR
+    """A user's hook command exited non-zero or ran past its time-out (not a bug of lehttpd: not exit 1)."""
+
+    exit_status = ExitStatus.HOOK
 
 
 class ApacheConfigError(LehttpdError):

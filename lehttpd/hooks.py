@@ -2,23 +2,51 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import tempfile
 
 from lehttpd.errors import HookError
 
 HOOK_TIMEOUT = 300.0
+OUTPUT_TAIL = 4096  # bytes of a failed hook's output read back for its error line
 
 
 def run_hook(kind: str, command: str, env: dict[str, str] | None = None, timeout: float = HOOK_TIMEOUT) -> None:
-    """Run one hook through the shell; a non-zero exit or a time-out raises HookError with its output."""
+    """Run one hook through the shell; a non-zero exit or a time-out raises HookError with its output.
+
+    The wait is for the shell itself, not for its output: output goes to a file, so a hook that starts a
+    background child (`daemon &`) is done when the shell exits, although the child keeps the file open.
+    A hook still running at the time-out is stopped with its whole process group.
+    """
     environment = dict(os.environ)
     environment.update(env or {})
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, shell=True, env=environment, stdin=subprocess.DEVNULL,
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop_group(process)
+            raise HookError(f"{kind} hook {command!r} did not finish within {timeout:.0f} s") from None
+        except BaseException:  # Ctrl-C: in its own session the hook would not get the terminal's SIGINT
+            _stop_group(process)
+            raise
+        if returncode != 0:
+            lines = _tail(output).strip().splitlines()
+            last = f": {lines[-1][:200]}" if lines else ""
+            raise HookError(f"{kind} hook {command!r} exited with status {returncode}{last}")
+
+
+def _stop_group(process: subprocess.Popen) -> None:
     try:
-        result = subprocess.run(command, shell=True, env=environment, capture_output=True, text=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise HookError(f"{kind} hook {command!r} did not finish within {timeout:.0f} s") from None
-    if result.returncode != 0:
-        output = (result.stderr or result.stdout).strip().splitlines()
-        last = f": {output[-1][:200]}" if output else ""
-        raise HookError(f"{kind} hook {command!r} exited with status {result.returncode}{last}")
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def _tail(output) -> str:
+    size = output.seek(0, os.SEEK_END)
+    output.seek(max(0, size - OUTPUT_TAIL))
+    return output.read().decode(errors="replace")

@@ -4,6 +4,9 @@ The format is configobj's INI dialect as certbot writes it: top-level `key = val
 files), then a `[renewalparams]` section, with `[[webroot_map]]` nested inside. Names are not stored: as in
 certbot, they are read from the current certificate. lehttpd-only settings use a `lehttpd_` prefix, which
 certbot ignores.
+
+Values are quoted the way configobj (certbot's reader and writer) does, so a hook command such as
+`"/bin/true" "x"` or `echo a,b # c` comes back byte for byte from either tool; `%` is never interpolated.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
         ("http01_address", request.challenge.http_address),
     ]
     optional = [
-        ("webroot_path", f"{request.challenge.webroot}," if request.challenge.webroot else None),
+        ("webroot_path", str(request.challenge.webroot) if request.challenge.webroot else None),  # a list
         ("pre_hook", request.hooks.pre), ("post_hook", request.hooks.post),
         ("renew_hook", request.hooks.deploy), ("preferred_chain", request.preferred_chain),
         ("lehttpd_ca_bundle", str(request.ca_bundle) if request.ca_bundle else None),
@@ -53,18 +56,20 @@ def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
     for key, value in params:
         if "\n" in value or "\r" in value:
             raise UsageError(f"{key} may not contain a line break")
+    written = [(key, f"{_quoted(value, key)}," if key == "webroot_path" else _quoted(value, key))
+               for key, value in params]
     lines = [
         f"# renewal settings for {name}, written by lehttpd {__version__}; certbot can read this file",
         f"version = {__version__}",
-        f"archive_dir = {config_dir / 'archive' / name}",
-        *(f"{kind} = {live / (kind + '.pem')}" for kind in ("cert", "privkey", "chain", "fullchain")),
+        f"archive_dir = {_quoted(str(config_dir / 'archive' / name), 'archive_dir')}",
+        *(f"{kind} = {_quoted(str(live / f'{kind}.pem'), kind)}" for kind in ("cert", "privkey", "chain", "fullchain")),
         "",
         "# Options used in the renewal process",
         "[renewalparams]",
-        *(f"{key} = {value}" for key, value in params),
+        *(f"{key} = {value}" for key, value in written),
     ]
     if request.challenge.webroot:
-        lines += ["[[webroot_map]]", *(f"{n} = {request.challenge.webroot}" for n in request.names)]
+        lines += ["[[webroot_map]]", *(f"{n} = {_quoted(str(request.challenge.webroot), n)}" for n in request.names)]
     return "\n".join(lines) + "\n"
 
 
@@ -89,7 +94,7 @@ def parse(text: str, where: str) -> RenewalConf:
         match = _LINE.match(line)
         if not match:
             raise UsageError(f"{where}:{number}: cannot parse {line[:60]!r}")
-        key, value = match.group(1), _unquote(match.group(2).strip())
+        key, value = match.group(1), _unquoted(match.group(2).strip())
         sections[section][key] = value
     for required in ("cert", "privkey", "fullchain"):
         if required not in top:
@@ -124,7 +129,32 @@ def to_request(conf: RenewalConf, names: tuple[str, ...], lineage_name: str, whe
     )
 
 
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
+_NEEDS_QUOTES_AT_EDGE = " \t\v'\""  # configobj quotes a value that starts or ends with one of these
+_QUOTED = re.compile(r"""^(?:'([^']*)'|"([^"]*)")\s*(?:#.*)?$""")
+_TRIPLE_QUOTED = re.compile("^(?:'''(.*?)'''|" + '"""(.*?)"""' + r")\s*(?:#.*)?$")
+
+
+def _quoted(value: str, key: str) -> str:
+    """VALUE as configobj writes it: bare when that reads back the same, else in the first quotes that fit."""
+    if (value and value[0] not in _NEEDS_QUOTES_AT_EDGE and value[-1] not in _NEEDS_QUOTES_AT_EDGE
+            and "," not in value and "#" not in value):
+        return value  # a comma would make a list, a '#' a comment
+    if "'" in value and '"' in value:
+        for triple in ("'''", '"""'):
+            if triple not in value:
+                return f"{triple}{value}{triple}"
+        raise UsageError(f"{key} holds both ''' and \"\"\"; it cannot be stored in a renewal file")
+    return f"'{value}'" if '"' in value else f'"{value}"'
+
+
+def _unquoted(text: str) -> str:
+    """A value as configobj reads it when quoted (single, double or triple quotes, then maybe a comment).
+
+    Anything else is taken as written (older lehttpd wrote every value unquoted), and a bare list such as
+    `/var/www,` is left for the caller to split.
+    """
+    for pattern in (_TRIPLE_QUOTED, _QUOTED):
+        match = pattern.match(text)
+        if match:
+            return next(group for group in match.groups() if group is not None)
+    return text

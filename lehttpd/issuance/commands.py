@@ -7,6 +7,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
+from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, HookError, LehttpdError, UsageError
 from lehttpd.hooks import HOOK_TIMEOUT, run_hook
@@ -96,8 +97,7 @@ def build_request(args: argparse.Namespace) -> IssueRequest:
     server = server_url(args)
     raw = [part for value in [*args.domains, *args.more_domains] for part in value.split(",") if part.strip()]
     names = normalize_names(raw, allow_ip=server not in SERVERS_WITHOUT_IP)
-    if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    checks.check_ca_bundle(args.ca_bundle, "--ca-bundle")
     if not 0 < args.http_port < 65536:
         raise UsageError(f"--http-port {args.http_port}: not a port number")
     if args.http_address:
@@ -147,17 +147,34 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
         run_hook("pre", request.hooks.pre)
     try:
         issued = obtain(request, store, console, registration)
-    finally:
-        if request.hooks.post:
-            console.step(f"Running post-hook: {request.hooks.post}")
-            run_hook("post", request.hooks.post)
-    failed = deploy_hook(request, issued.lineage.live_dir, HOOK_TIMEOUT, console)
-    if failed:
-        raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {failed}")
+    except LehttpdError as error:  # the post hook runs whatever happened; the order's error is told first
+        post_failed = _post_hook(request, console)
+        if post_failed:
+            error.message = f"{error.message}; then the {post_failed}"
+        raise
+    except BaseException:
+        _post_hook(request, console)
+        raise
+    hook_failures = [f for f in (_post_hook(request, console),
+                                 deploy_hook(request, issued.lineage.live_dir, HOOK_TIMEOUT, console)) if f]
     show_lineage(issued.lineage, console)
     if args.install:
         install_into_apache(issued.lineage, args, console)
+    if hook_failures:  # reported last: the certificate is saved (and installed) all the same
+        raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {'; '.join(hook_failures)}")
     return ExitStatus.SUCCESS
+
+
+def _post_hook(request: IssueRequest, console: Console) -> str | None:
+    """Run the post hook, if any; returns its failure as text instead of raising, so no error hides another."""
+    if not request.hooks.post:
+        return None
+    console.step(f"Running post-hook: {request.hooks.post}")
+    try:
+        run_hook("post", request.hooks.post)
+    except HookError as error:
+        return error.message
+    return None
 
 
 def install_into_apache(lineage: Lineage, args: argparse.Namespace, console: Console) -> None:

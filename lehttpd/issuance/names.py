@@ -14,17 +14,20 @@ from lehttpd.errors import InvalidDomainError
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_NAME_LENGTH = 253
+MAX_NAMES = 100  # names per certificate at Let's Encrypt (and most public CAs)
 
 
 def normalize_names(raw_names: list[str], *, allow_ip: bool, challenge: str = "http-01") -> tuple[str, ...]:
-    """Validate and normalise every name; keep the order given, drop exact duplicates."""
+    """Validate and normalise every name; keep the order given, drop exact duplicates; at most MAX_NAMES."""
     if not raw_names:
         raise InvalidDomainError("no domain name given")
-    result: list[str] = []
+    result: dict[str, None] = {}
     for raw in raw_names:
-        name = normalize_name(raw, allow_ip=allow_ip, challenge=challenge)
-        if name not in result:
-            result.append(name)
+        result[normalize_name(raw, allow_ip=allow_ip, challenge=challenge)] = None
+        if len(result) > MAX_NAMES:  # stop at once: the rest need not be read to refuse
+            raise InvalidDomainError(
+                f"more than {MAX_NAMES} names: a certificate holds at most {MAX_NAMES}; "
+                "split them over several certificates (each with its own --cert-name)")
     return tuple(result)
 
 

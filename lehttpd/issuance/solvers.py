@@ -7,19 +7,24 @@ from __future__ import annotations
 import contextlib
 import errno
 import http.server
+import ipaddress
 import os
+import re
 import socket
 import socketserver
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
-from lehttpd.errors import EnvironmentProblem, PortInUseError, UsageError
+from lehttpd.errors import AcmeServerError, EnvironmentProblem, PortInUseError, UsageError
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
-REQUEST_TIMEOUT = 10  # seconds a client may take to send its request
+REQUEST_TIMEOUT = 10  # seconds a client may take to send its whole request (not per read: slowloris)
 MAX_REQUEST_LINE = 1024  # a token path is ~90 bytes; anything much longer is not a validation request
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 128  # when full, the connection open longest is cut off to make room
+MAX_PER_CLIENT = 8  # per IPv4 address or IPv6 /64: one client cannot take every slot from the CA's validators
 
 
 class TokenHandler(http.server.BaseHTTPRequestHandler):
@@ -65,15 +70,23 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
 
 
 class _ChallengeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """Threaded, with a cap on connections (overall and per client) and a deadline for each whole request.
+
+    A handler's socket time-out bounds each read; the deadline bounds the request, so a client that sends one
+    header line every few seconds is cut off too. Expired connections are shut down from the serving loop.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = MAX_CONNECTIONS  # the listen backlog: 5 by default, and a burst then delays the CA by 1 s
     tokens: dict[str, str]
     log = None
 
     def __init__(self, address: tuple[str, int], tokens: dict[str, str], log=None, ipv6: bool = False) -> None:
         self.address_family = socket.AF_INET6 if ipv6 else socket.AF_INET
         self.tokens, self.log = tokens, log
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._guard = threading.Lock()
+        self._open: dict[socket.socket, tuple[float, str]] = {}  # connection -> (deadline, client key)
         super().__init__(address, TokenHandler)
 
     def server_bind(self) -> None:
@@ -83,8 +96,20 @@ class _ChallengeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         super().server_bind()
 
     def process_request(self, request, client_address) -> None:
-        # Bound the number of concurrent handler threads: past the limit a connection is dropped.
-        if not self._slots.acquire(blocking=False):
+        client = _client_key(client_address[0])
+        oldest = None
+        with self._guard:
+            admitted = sum(1 for _, key in self._open.values() if key == client) < MAX_PER_CLIENT
+            if admitted and len(self._open) >= MAX_CONNECTIONS:
+                # Full of clients from many addresses: the one open longest is the slowest, and a validator
+                # sends its request at once, so it makes room (else a botnet could hold every slot).
+                oldest = min(self._open, key=lambda conn: self._open[conn][0])
+                self._open.pop(oldest)
+            if admitted:
+                self._open[request] = (time.monotonic() + REQUEST_TIMEOUT, client)
+        if oldest is not None:
+            _cut_off(oldest)
+        if not admitted:  # past its share, a client's new connection is dropped at once
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -93,7 +118,37 @@ class _ChallengeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            with self._guard:
+                self._open.pop(request, None)
+
+    def handle_error(self, request, client_address) -> None:
+        # A client cut off at its deadline, or gone mid-answer: a line in -v output, not a traceback.
+        if self.log is not None:
+            self.log(f"  http-01 server: {client_address[0]} dropped: {sys.exc_info()[1]}")
+
+    def service_actions(self) -> None:
+        """Called by serve_forever between polls: cut off every connection past its deadline."""
+        now = time.monotonic()
+        with self._guard:
+            expired = [conn for conn, (deadline, _) in self._open.items() if deadline <= now]
+        for conn in expired:
+            _cut_off(conn)
+
+
+def _cut_off(conn: socket.socket) -> None:
+    """End a connection from outside its handler thread: its blocked read returns, and it closes."""
+    with contextlib.suppress(OSError):  # already closed by its handler
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+def _client_key(address: str) -> str:
+    """Whom a connection counts against: the IPv4 address, or the IPv6 /64 (one host usually holds one)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class StandaloneServer:
@@ -154,31 +209,90 @@ def standalone(port: int, address: str = "", log=None) -> Iterator[StandaloneSer
 
 @contextlib.contextmanager
 def webroot_files(webroot: Path, tokens: dict[str, str]) -> Iterator[None]:
-    """Write token files under WEBROOT/.well-known/acme-challenge/ and remove them (and folders we made)."""
+    """Write token files under WEBROOT/.well-known/acme-challenge/ and remove them (and folders we made).
+
+    The document root may be writable by the site's user, who could plant links there: the challenge folder
+    must resolve inside the webroot, every step below the webroot is opened without following links, and
+    token files are created new (O_EXCL|O_NOFOLLOW). Token files hold key authorizations, which are public.
+    """
     if not webroot.is_dir():
         raise UsageError(f"webroot {webroot} is not a directory")
-    challenge_dir = webroot / ".well-known" / "acme-challenge"
-    made = [d for d in (webroot / ".well-known", challenge_dir) if not d.exists()]
-    written: list[Path] = []
+    root = webroot.resolve()
+    for token in tokens:
+        if not _TOKEN.match(token):
+            raise AcmeServerError(f"the ACME server sent a challenge token that is not a file name: {token[:60]!r}")
+    opened: list[tuple[int, str, bool]] = []  # (folder fd, its name in its parent, made by us)
+    written: list[str] = []
     try:
-        for directory in made:
-            directory.mkdir(mode=0o755)
-            os.chmod(directory, 0o755)  # the web server's user must read it whatever our umask
-        for token, validation in tokens.items():
-            path = challenge_dir / token
-            path.write_text(validation)
-            os.chmod(path, 0o644)
-            written.append(path)
+        try:
+            opened.append((os.open(root, _DIR_FLAGS), "", False))
+            for part in _challenge_parts(root):
+                opened.append(_open_folder(opened[-1][0], part, root))
+            for token, validation in tokens.items():
+                _write_token(opened[-1][0], token, validation, root)
+                written.append(token)
+        except PermissionError as error:
+            raise EnvironmentProblem(f"cannot write the challenge file in {root}/{CHALLENGE_PREFIX.strip('/')}: "
+                                     f"{error.strerror}") from None
         yield
-    except PermissionError as error:
-        raise EnvironmentProblem(f"cannot write the challenge file in {challenge_dir}: {error.strerror}") from None
     finally:
-        for path in written:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        for directory in reversed(made):
+        for token in written:
             with contextlib.suppress(OSError):
-                directory.rmdir()
+                os.unlink(token, dir_fd=opened[-1][0])
+        for (parent_fd, _, _), (_, name, made) in reversed(list(zip(opened, opened[1:]))):
+            if made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(name, dir_fd=parent_fd)
+        for fd, _, _ in opened:
+            os.close(fd)
+
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # RFC 8555 8.3: base64url, so never a path
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _challenge_parts(root: Path) -> tuple[str, ...]:
+    """The challenge folder as names below ROOT once links are resolved; refused when it leaves ROOT."""
+    target = Path(os.path.realpath(root / CHALLENGE_PREFIX.strip("/")))
+    if target == root or not target.is_relative_to(root):
+        raise EnvironmentProblem(
+            f"--webroot {root}: {CHALLENGE_PREFIX.strip('/')} leads to {target}, outside the document root; "
+            f"lehttpd writes token files only inside the webroot (remove that link)")
+    return target.relative_to(root).parts
+
+
+def _open_folder(parent: int, name: str, root: Path) -> tuple[int, str, bool]:
+    """Open (or create, 0755 whatever the umask) one folder below PARENT without following a link."""
+    made = False
+    try:
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            os.mkdir(name, 0o755, dir_fd=parent)
+            made = True
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+            os.fchmod(fd, 0o755)  # the web server's user must read it
+    except OSError as error:
+        # A link (ELOOP, or ENOTDIR with O_DIRECTORY) or a file appeared after the check: someone is racing us.
+        if not isinstance(error, (NotADirectoryError, FileExistsError)) and error.errno != errno.ELOOP:
+            raise
+        raise EnvironmentProblem(f"--webroot {root}: {name!r} changed into a link or a file while lehttpd was "
+                                 "opening it; refusing to write there") from None
+    return fd, name, made
+
+
+def _write_token(folder: int, token: str, validation: str, root: Path) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(token, flags, 0o644, dir_fd=folder)
+    except FileExistsError:
+        raise EnvironmentProblem(f"--webroot {root}: a file named like the challenge token {token} is already "
+                                 "there; refusing to write through it") from None
+    try:
+        os.fchmod(fd, 0o644)  # the web server's user must read it whatever our umask
+        os.write(fd, validation.encode())
+    finally:
+        os.close(fd)
 
 
 def _bind_plan(address: str) -> list[tuple[str, bool, bool]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, UsageError
 from lehttpd.hooks import HOOK_TIMEOUT
@@ -88,8 +89,7 @@ def build_options(args: argparse.Namespace):
     if (args.server or args.staging) and not args.dry_run:
         raise UsageError("--server and --staging only apply to --dry-run; "
                          "a renewal uses the server each lineage was issued by")
-    if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    checks.check_ca_bundle(args.ca_bundle, "--ca-bundle")
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers {args.workers}: use 1 to 64")
     if args.hook_timeout <= 0:
@@ -116,8 +116,7 @@ def run_renew(args: argparse.Namespace, console: Console) -> int:
 def run_revoke(args: argparse.Namespace, console: Console) -> int:
     from lehttpd.renew import manage
 
-    if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    checks.check_ca_bundle(args.ca_bundle, "--ca-bundle")
     store = CertStore(args.config_dir)
     serial = manage.revoke(store, args.cert_name, args.reason, args.ca_bundle, console)
     console.result(f"Revoked {args.cert_name} (serial {serial}, reason {args.reason})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
+from typing import Literal
 
 from lehttpd.console import Console
 from lehttpd.errors import HookError
@@ -33,33 +34,24 @@ def directory_hooks(config_dir: Path, kind: str) -> list[str]:
     return [shlex.quote(str(p)) for p in entries if p.is_file() and os.access(p, os.X_OK)]
 
 
-def pre_hooks(requests: list[IssueRequest], timeout: float, console: Console, run_errors: list[str],
-              for_all: list[str] = ()) -> dict[str, str]:
-    """Run every distinct pre-hook once; returns the lineages whose pre-hook failed, with the reason.
+def shared_hooks(kind: Literal["pre", "post"], requests: list[IssueRequest], timeout: float, console: Console,
+                 run_errors: list[str], for_all: list[str] = ()) -> dict[str, str]:
+    """Run every distinct KIND ("pre" or "post") hook once; returns the lineages whose hook failed, with why.
 
-    `for_all` (the renewal-hooks/pre/ folder) applies to every lineage: its failure blocks them all.
+    `for_all` (the renewal-hooks/KIND/ folder) applies to every lineage. A failed pre-hook blocks the lineages
+    that needed it; the caller ignores the result of the post-hooks, which run after the renewals.
     """
-    blocked: dict[str, str] = {}
-    for command in _distinct([*for_all, *(r.hooks.pre for r in requests)]):
-        console.step(f"Running pre-hook: {command}")
+    failed: dict[str, str] = {}
+    for command in _distinct([*for_all, *(getattr(r.hooks, kind) for r in requests)]):
+        console.step(f"Running {kind}-hook: {command}")
         try:
-            run_hook("pre", command, timeout=timeout)
+            run_hook(kind, command, timeout=timeout)
         except HookError as error:
             run_errors.append(error.message)
             for request in requests:
-                if request.hooks.pre == command or command in for_all:
-                    blocked[request.lineage_name] = f"not attempted: {error.message}"
-    return blocked
-
-
-def post_hooks(requests: list[IssueRequest], timeout: float, console: Console, run_errors: list[str],
-               for_all: list[str] = ()) -> None:
-    for command in _distinct([*for_all, *(r.hooks.post for r in requests)]):
-        console.step(f"Running post-hook: {command}")
-        try:
-            run_hook("post", command, timeout=timeout)
-        except HookError as error:
-            run_errors.append(error.message)
+                if getattr(request.hooks, kind) == command or command in for_all:
+                    failed[request.lineage_name] = f"not attempted: {error.message}"
+    return failed
 
 
 def deploy_hook(request: IssueRequest, live_dir: Path, timeout: float, console: Console,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import AcmeServerError, UsageError
 from lehttpd.renew.lineages import Candidate, read_candidate
@@ -30,7 +31,7 @@ def revoke(store: CertStore, name: str, reason: str, ca_bundle: Path | None, con
     account = load_account(store, server, candidate.account_id)
     if account is None:
         raise UsageError(f"no account for {server} under {store.config_dir}/accounts: cannot revoke")
-    bundle = ca_bundle or request.ca_bundle
+    bundle = ca_bundle or checks.check_ca_bundle(request.ca_bundle, f"{candidate.conf_path}: lehttpd_ca_bundle")
     with translate_errors(server):
         net = RetryingNetwork(account.key, alg=account.alg, verify=str(bundle) if bundle else True,
                               log=console.detail)

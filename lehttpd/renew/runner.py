@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
+from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import LehttpdError, LockHeldError
 from lehttpd.hooks import HOOK_TIMEOUT
@@ -170,7 +171,8 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
         console.detail(f"  due       {candidate.name}: {decision.reason}")
     outcomes: dict[str, Outcome] = {}
     folder = {kind: run_hooks.directory_hooks(store.config_dir, kind) for kind in ("pre", "post", "deploy")}
-    blocked = run_hooks.pre_hooks([r for _, r in plans], options.hook_timeout, console, run_errors, folder["pre"])
+    blocked = run_hooks.shared_hooks("pre", [r for _, r in plans], options.hook_timeout, console, run_errors,
+                                     folder["pre"])
     try:
         with _listeners([r for c, r in plans if r.lineage_name not in blocked], console) as (servers, bind_errors):
             blocked.update(bind_errors)
@@ -181,7 +183,7 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
             todo = [(c, r) for c, r in plans if c.name not in outcomes]
             outcomes.update(_in_workers(store, todo, options, console, servers, ari_servers))
     finally:
-        run_hooks.post_hooks([r for _, r in plans], options.hook_timeout, console, run_errors, folder["post"])
+        run_hooks.shared_hooks("post", [r for _, r in plans], options.hook_timeout, console, run_errors, folder["post"])
     if not options.dry_run:
         renewed = [(c, r) for c, r in plans if outcomes[c.name].status == RENEWED]
         for candidate, request in renewed:
@@ -251,6 +253,8 @@ def renew_one(store: CertStore, candidate: Candidate, request: IssueRequest, opt
             raise AlreadyRenewed(f"renewed meanwhile by another process (now version {current.version})")
 
     try:
+        if not options.ca_bundle:  # one given on the command line was checked there
+            checks.check_ca_bundle(request.ca_bundle, f"{candidate.conf_path}: lehttpd_ca_bundle")
         replaces = _replaces(candidate) if offers_ari and not options.dry_run else None
         issued = obtain(request, store, console, Registration(agree_tos=True), solver=solver,
                         account_id=candidate.account_id, replaces=replaces, recheck=recheck,

@@ -74,3 +74,12 @@ def test_csr_for_a_name_longer_than_a_common_name_allows():
     assert csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME) == []
     assert csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
         x509.DNSName) == [long_name]
+
+
+def test_at_most_100_names_and_duplicates_do_not_count():
+    from lehttpd.issuance.names import MAX_NAMES
+
+    hundred = [f"n{i}.example.com" for i in range(MAX_NAMES)]
+    assert len(normalize_names(hundred + ["N0.example.com."], allow_ip=False)) == 100
+    with pytest.raises(InvalidDomainError, match="more than 100 names: a certificate holds at most 100"):
+        normalize_names(hundred + ["n100.example.com"], allow_ip=False)

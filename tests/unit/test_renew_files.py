@@ -15,7 +15,7 @@ from lehttpd.cli import run
 from lehttpd.console import Console
 from lehttpd.model import CertificateFiles, ChallengeSetup, Hooks, IssueRequest
 from lehttpd.renew import timer
-from lehttpd.renew.hooks import deploy_hook, post_hooks, pre_hooks
+from lehttpd.renew.hooks import deploy_hook, shared_hooks
 from lehttpd.renew.lineages import Candidate, Unreadable, discover
 from lehttpd.renew.outcome import FAILED, NOT_DUE, RENEWED, SKIPPED, Outcome, Summary, show
 from lehttpd.renew.runner import RenewOptions, effective_request, renew_all
@@ -178,9 +178,9 @@ def test_pre_hook_runs_once_and_its_failure_blocks_only_its_lineages(tmp_path):
     same = IssueRequest(names=("b.test",), hooks=Hooks(pre=f"echo a >> {log}", post=f"echo p >> {log}"))
     bad = IssueRequest(names=("c.test",), hooks=Hooks(pre="exit 4"))
     errors: list[str] = []
-    blocked = pre_hooks([ok, same, bad], 10, Console(stdout=io.StringIO()), errors)
+    blocked = shared_hooks("pre", [ok, same, bad], 10, Console(stdout=io.StringIO()), errors)
     assert list(blocked) == ["c.test"] and "exited with status 4" in blocked["c.test"]
-    post_hooks([ok, same, bad], 10, Console(stdout=io.StringIO()), errors)
+    shared_hooks("post", [ok, same, bad], 10, Console(stdout=io.StringIO()), errors)
     assert log.read_text().splitlines() == ["a", "p"] and len(errors) == 1
 
 

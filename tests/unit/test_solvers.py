@@ -1,9 +1,13 @@
 import http.client
+import os
+import stat
+import time
 import socket
 
 import pytest
 
-from lehttpd.errors import UsageError
+from lehttpd.errors import EnvironmentProblem, UsageError
+from lehttpd.issuance import solvers
 from lehttpd.issuance.solvers import standalone, webroot_files
 
 
@@ -26,16 +30,74 @@ def test_standalone_serves_exactly_the_current_tokens():
         assert get(server.port, "/.well-known/acme-challenge/tok1")[0] == 404, "tokens leave with their order"
 
 
-def test_standalone_refuses_oversized_requests_and_drops_silent_clients():
+def test_standalone_refuses_oversized_requests_and_drops_silent_clients(monkeypatch):
+    monkeypatch.setattr(solvers, "REQUEST_TIMEOUT", 1)
     with standalone(0, "127.0.0.1") as server:
         status, _ = get(server.port, "/.well-known/acme-challenge/" + "x" * 5000)
         assert status == 414
-        idle = socket.create_connection(("127.0.0.1", server.port))
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         try:
-            # The idle client does not block others: the server is threaded with a time-out per client.
+            # The idle client does not block others: the server is threaded ...
             assert get(server.port, "/nothing")[0] == 404
+            # ... and drops the idle one when its time is up (recv then reads the end of the stream).
+            assert idle.recv(1) == b""
         finally:
             idle.close()
+
+
+def test_a_client_sending_a_header_line_every_so_often_is_cut_off_at_the_request_deadline(monkeypatch):
+    monkeypatch.setattr(solvers, "REQUEST_TIMEOUT", 1)
+    with standalone(0, "127.0.0.1") as server:
+        drip = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        try:
+            drip.sendall(b"GET /.well-known/acme-challenge/x HTTP/1.1\r\n")
+            cut_off = False
+            for _ in range(16):  # 16 lines 0.3 s apart: each read is quick, the whole request is not
+                time.sleep(0.3)
+                try:
+                    drip.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    cut_off = True
+                    break
+            assert cut_off, "a per-read time-out alone never fires for a client that drips"
+        finally:
+            drip.close()
+
+
+def test_one_client_address_cannot_take_every_connection():
+    with standalone(0, "127.0.0.1") as server:
+        held = [connect_from("127.0.0.2", server.port) for _ in range(solvers.MAX_PER_CLIENT)]
+        try:
+            extra = connect_from("127.0.0.2", server.port)
+            assert extra.recv(1) == b"", "past its share, a client's new connection is dropped at once"
+            extra.close()
+            with server.serving({"tok": "tok.v"}):
+                assert get(server.port, "/.well-known/acme-challenge/tok") == (200, b"tok.v")
+        finally:
+            for conn in held:
+                conn.close()
+
+
+def test_clients_from_many_addresses_holding_every_slot_still_let_a_quick_request_in(monkeypatch):
+    monkeypatch.setattr(solvers, "MAX_CONNECTIONS", 16)
+    with standalone(0, "127.0.0.1") as server:
+        held = [connect_from(f"127.0.3.{n}", server.port) for n in range(1, 18)]  # one each: under their share
+        try:
+            # Connections are taken in order: the 17th found every slot taken, and the first made room.
+            assert held[0].recv(1) == b"", "the connection open longest made room"
+            with server.serving({"tok": "tok.v"}):
+                assert get(server.port, "/.well-known/acme-challenge/tok") == (200, b"tok.v")
+        finally:
+            for conn in held:
+                conn.close()
+
+
+def connect_from(source: str, port: int) -> socket.socket:
+    conn = socket.socket()
+    conn.settimeout(5)
+    conn.bind((source, 0))
+    conn.connect(("127.0.0.1", port))
+    return conn
 
 
 def test_standalone_shuts_down_and_frees_the_port():
@@ -89,3 +151,76 @@ def test_a_busy_port_on_ipv4_alone_is_still_reported():
                 pass
     finally:
         blocker.close()
+
+
+@pytest.mark.parametrize("planted", [".well-known/acme-challenge", ".well-known"])
+def test_webroot_refuses_a_challenge_folder_linked_out_of_the_document_root(tmp_path, planted):
+    webroot, outside = tmp_path / "www", tmp_path / "etc"
+    (webroot / ".well-known").mkdir(parents=True)
+    outside.mkdir()
+    if planted == ".well-known":
+        (webroot / ".well-known").rmdir()
+    (webroot / planted).symlink_to(outside)
+    with pytest.raises(EnvironmentProblem, match="outside the document root"):
+        with webroot_files(webroot, {"tok": "tok.v"}):
+            pass
+    assert list(outside.iterdir()) == [], "nothing is written where the link points"
+    assert (webroot / planted).is_symlink(), "the planted link is left for the admin to look at"
+
+
+def test_webroot_accepts_a_link_that_stays_inside_the_document_root(tmp_path):
+    webroot = tmp_path / "www"
+    (webroot / "shared/challenges").mkdir(parents=True)
+    (webroot / ".well-known").mkdir()
+    (webroot / ".well-known/acme-challenge").symlink_to(webroot / "shared/challenges")
+    with webroot_files(webroot, {"tok": "tok.v"}):
+        assert (webroot / "shared/challenges/tok").read_text() == "tok.v"
+    assert list((webroot / "shared/challenges").iterdir()) == []
+
+
+def test_webroot_never_writes_through_a_link_named_like_the_token(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "www/.well-known/acme-challenge").mkdir(parents=True)
+    (tmp_path / "www/.well-known/acme-challenge/tok").symlink_to(victim)
+    with pytest.raises(EnvironmentProblem, match="already there"):
+        with webroot_files(tmp_path / "www", {"tok": "tok.v"}):
+            pass
+    assert victim.read_text() == "keep"
+
+
+def test_webroot_refuses_a_token_that_is_a_path(tmp_path):
+    from lehttpd.errors import AcmeServerError
+    with pytest.raises(AcmeServerError, match="not a file name"):
+        with webroot_files(tmp_path, {"../../escape": "v"}):
+            pass
+    assert not (tmp_path / ".well-known").exists()
+
+
+def test_webroot_modes_do_not_depend_on_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        with webroot_files(tmp_path, {"t": "t.v"}):
+            challenge = tmp_path / ".well-known/acme-challenge"
+            assert stat.S_IMODE(challenge.stat().st_mode) == 0o755
+            assert stat.S_IMODE((challenge / "t").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_webroot_never_follows_a_link_swapped_in_after_the_check(tmp_path, monkeypatch):
+    webroot, outside = tmp_path / "www", tmp_path / "etc"
+    webroot.mkdir()
+    outside.mkdir()
+    real_check = solvers._challenge_parts
+
+    def check_then_swap(root):
+        parts = real_check(root)  # the check passes: nothing planted yet ...
+        (webroot / ".well-known").symlink_to(outside)  # ... then the site's user plants a link
+        return parts
+
+    monkeypatch.setattr(solvers, "_challenge_parts", check_then_swap)
+    with pytest.raises(EnvironmentProblem, match="'.well-known' changed into a link"):
+        with webroot_files(webroot, {"tok": "tok.v"}):
+            pass
+    assert list(outside.iterdir()) == []
