@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lehttpd import __version__
+from lehttpd import __version__, checks
 from lehttpd.errors import UsageError
 from lehttpd.model import ChallengeSetup, Hooks, IssueRequest, KeySpec
 
@@ -109,19 +109,35 @@ def to_request(conf: RenewalConf, names: tuple[str, ...], lineage_name: str, whe
     try:
         key = KeySpec(key_type=p.get("key_type", "rsa"), rsa_key_size=int(p.get("rsa_key_size", "2048")),
                       elliptic_curve=p.get("elliptic_curve", "secp256r1"))
-        port = int(p.get("http01_port", "80") or "80")
     except ValueError as error:
         raise UsageError(f"{where}: invalid number ({error})") from None
-    return IssueRequest(
+    return _checked(where, IssueRequest(
         names=names, server=p["server"], cert_name=lineage_name, key=key,
         reuse_key=p.get("reuse_key", "False").lower() == "true",
-        challenge=ChallengeSetup(mode=mode, http_port=port, http_address=p.get("http01_address", ""),
+        challenge=ChallengeSetup(mode=mode, http_port=checks.check_port(p.get("http01_port") or "80",
+                                                                        f"{where}: http01_port"),
+                                 http_address=p.get("http01_address", ""),
                                  webroot=Path(webroot) if webroot else None),
         hooks=Hooks(pre=p.get("pre_hook") or None, post=p.get("post_hook") or None,
                     deploy=p.get("renew_hook") or p.get("deploy_hook") or None),
         preferred_chain=p.get("preferred_chain") or None,
         ca_bundle=Path(p["lehttpd_ca_bundle"]) if p.get("lehttpd_ca_bundle") else None,
-    )
+    ))
+
+
+def _checked(where: str, request: IssueRequest) -> IssueRequest:
+    """The values the command line would refuse are refused here too, naming the file (its lineage fails)."""
+    from lehttpd.issuance.keys import check_key_spec
+
+    checks.check_server(request.server, f"{where}: server")
+    checks.check_address(request.challenge.http_address, f"{where}: http01_address")
+    checks.check_absolute(request.challenge.webroot, f"{where}: webroot_path")
+    checks.check_absolute(request.ca_bundle, f"{where}: lehttpd_ca_bundle")
+    try:
+        check_key_spec(request.key)
+    except UsageError as error:
+        raise UsageError(f"{where}: {error.message}") from None
+    return request
 
 
 def _unquote(value: str) -> str:

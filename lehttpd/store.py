@@ -1,16 +1,27 @@
-"""Certificate storage: the only code that writes certificates, keys and accounts.
+"""Certificate storage: the one owner of the config dir, and the one place that decides what may be trusted.
 
 Layout (compatible with certbot's, so a certbot user can switch without touching Apache):
 
-    CONFIG_DIR/archive/NAME/{cert,chain,fullchain,privkey}N.pem   every version, never rewritten
-    CONFIG_DIR/live/NAME/{cert,chain,fullchain,privkey}.pem       relative links to the newest complete version
-    CONFIG_DIR/renewal/NAME.conf                                  what a later renewal needs
-    CONFIG_DIR/accounts/SERVER-HOST/SERVER-PATH/ID/               account key, registration, meta
+    CONFIG_DIR/                                                   0755
+    CONFIG_DIR/archive/NAME/{cert,chain,fullchain,privkey}N.pem   0700 folders; every version, never rewritten
+    CONFIG_DIR/live/NAME/{cert,chain,fullchain,privkey}.pem       0700 folders; relative links to one version
+    CONFIG_DIR/renewal/NAME.conf                                  0755 / 0644: what a later renewal needs
+    CONFIG_DIR/renewal-hooks/{pre,post,deploy}/                   certbot's hook folders (read, never written)
+    CONFIG_DIR/accounts/SERVER-HOST/SERVER-PATH/ID/               0700: account key, registration, meta
+    CONFIG_DIR/.locks/{NAME,renew}.lock                           0700 / 0600
+    CONFIG_DIR/.lehttpd/                                          0700: renewal state (back-off, ARI, directory)
 
-Contract: every file is written atomically (temporary file, fsync, rename) with its final mode from the start;
-private keys are 0600 in 0700 folders; a new version is written completely into archive/ before any live/
-link moves; a link switch interrupted by a crash is completed (or undone) by `repair()`, which every
-lineage lock runs first. Locks are `flock`s, so a killed process never leaves a stale lock.
+Contract:
+- Writing: every file through fileio's one atomic writer, with its final mode whatever the umask; a folder
+  that is a symlink, belongs to someone else or is writable by others is refused, never written into. A new
+  version is complete in archive/ before the renewal file, and the renewal file before the live/ links, so a
+  crash at any point leaves the old version live or a renewal file `repair()` can finish from.
+- Trusting (like sshd's StrictModes): a file that can name a command or a path (a renewal file, a
+  renewal-hooks script) and every folder above it up to / must be owned by root (or the running user) and not
+  writable by group or others (a root-owned sticky folder such as /tmp is fine above the config dir).
+  `trust_problem()` is the one test; what fails is refused with one line saying how to fix it.
+- `current(name)` is the one answer to "which version is live": it checks the links (real live/ folder,
+  every link into archive/NAME, one version) and finishes an interrupted switch under the lineage lock.
 """
 from __future__ import annotations
 
@@ -19,14 +30,13 @@ import datetime as dt
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
 
-from typing import TYPE_CHECKING
-
-from lehttpd.errors import StorageError, UsageError
-from lehttpd.fileio import atomic_symlink, atomic_write, file_lock, fsync_dir
+from lehttpd.errors import StorageError, UntrustedFileError, UsageError
+from lehttpd.fileio import atomic_symlink, atomic_write, file_lock, fsync_dir, make_dir, read_regular
 from lehttpd.model import CertificateFiles, Lineage
 
 if TYPE_CHECKING:  # cryptography is imported where certificates are read, not when the CLI starts
@@ -34,8 +44,13 @@ if TYPE_CHECKING:  # cryptography is imported where certificates are read, not w
 
 KINDS = ("cert", "chain", "fullchain", "privkey")
 DEFAULT_CONFIG_DIR = Path("/etc/letsencrypt")
+HOOK_KINDS = ("pre", "post", "deploy")
+# Every folder lehttpd creates, with its exact mode: key-holding folders 0700, the rest 0755.
+FOLDER_MODES = {"": 0o755, "live": 0o700, "archive": 0o700, "renewal": 0o755, "accounts": 0o700,
+                ".locks": 0o700, ".lehttpd": 0o700}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _VERSION = re.compile(r"^(cert|chain|fullchain|privkey)(\d+)\.pem$")
+RENEWAL_FILE_LIMIT = 64 * 1024
 
 
 def check_lineage_name(name: str) -> str:
@@ -44,11 +59,66 @@ def check_lineage_name(name: str) -> str:
     return name
 
 
+# -- trust -----------------------------------------------------------------------------------------------
+def trusted_owners() -> set[int]:
+    return {0, os.geteuid()}
+
+
+def trust_problem(path: Path, info: os.stat_result, what: str, *, parent: bool = False) -> str | None:
+    """Why `path` (lstat `info`) may not be trusted as `what`, with the fix; None when it may."""
+    if stat.S_ISLNK(info.st_mode) and not parent:
+        return f"{path} ({what}) is a symlink: lehttpd does not follow one here; replace it with the real one"
+    if info.st_uid not in trusted_owners():
+        return (f"{path} ({what}) is owned by {_user(info.st_uid)}, not root: lehttpd does not use what another "
+                f"user can change; check its content, then `chown root: {path}`, or remove it")
+    sticky_root = parent and stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX and info.st_uid == 0
+    if info.st_mode & 0o022 and not stat.S_ISLNK(info.st_mode) and not sticky_root:
+        who = "group and others" if info.st_mode & 0o022 == 0o022 else (
+            "its group" if info.st_mode & 0o020 else "others")
+        return (f"{path} ({what}) is writable by {who} (mode {stat.S_IMODE(info.st_mode):04o}): lehttpd does not "
+                f"use what another user can change; check its content, then `chmod go-w {path}`")
+    return None
+
+
+def check_trusted(path: Path, what: str, *, parent: bool = False) -> os.stat_result:
+    """lstat `path` and raise UntrustedFileError when `trust_problem` finds one."""
+    info = os.lstat(path)
+    problem = trust_problem(path, info, what, parent=parent)
+    if problem:
+        raise UntrustedFileError(problem)
+    return info
+
+
+def check_folder_chain(folder: Path) -> None:
+    """`folder` and every folder above it, both as written and as the links lead (a root-owned sticky folder
+    such as /tmp is fine above it)."""
+    folder = Path(os.path.abspath(folder))
+    real = Path(os.path.realpath(folder))
+    check_trusted(real, "folder")
+    if folder != real:
+        check_trusted(folder, "a link to the folder", parent=True)
+    for above in sorted({*real.parents, *folder.parents}):
+        check_trusted(above, "a folder above it", parent=True)
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
 class CertStore:
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = Path(config_dir).absolute()  # renewal files and links must not depend on the cwd
+        self._chain_checked = False
 
-    # -- paths ---------------------------------------------------------------------------------------
+    # -- the key-builder: every path under the config dir is built here ---------------------------------
+    def area(self, name: str) -> Path:
+        return self.config_dir / name
+
     def archive_dir(self, name: str) -> Path:
         return self.config_dir / "archive" / check_lineage_name(name)
 
@@ -58,123 +128,308 @@ class CertStore:
     def renewal_conf(self, name: str) -> Path:
         return self.config_dir / "renewal" / f"{check_lineage_name(name)}.conf"
 
+    def hooks_dir(self, kind: str) -> Path:
+        return self.config_dir / "renewal-hooks" / kind
+
     def account_dir(self, server: str) -> Path:
         """accounts/HOST/PATH, as certbot names it, so both tools share accounts."""
         parts = urlsplit(server)
         path = parts.path.strip("/") or "directory"
         return self.config_dir / "accounts" / parts.netloc / path
 
+    def lock_path(self, name: str) -> Path:
+        return self.config_dir / ".locks" / f"{check_lineage_name(name)}.lock"
+
+    def run_lock_path(self) -> Path:
+        return self.config_dir / ".locks" / "renew.lock"
+
+    def state_path(self, name: str) -> Path:
+        return self.config_dir / ".lehttpd" / "renew-state" / f"{check_lineage_name(name)}.json"
+
+    def servers_cache_path(self) -> Path:
+        return self.config_dir / ".lehttpd" / "acme-servers.json"
+
+    def ensure(self, area: str) -> Path:
+        """The folder `area` of FOLDER_MODES (and the config dir), created with its mode or checked."""
+        base = self._ensure_folder(self.config_dir, FOLDER_MODES[""])
+        return self._ensure_folder(base / area, FOLDER_MODES[area]) if area else base
+
+    def ensure_private(self, folder: Path) -> Path:
+        """A 0700 folder inside a 0700 area (archive/NAME, live/NAME, an account, the state folder)."""
+        area = folder.relative_to(self.config_dir).parts[0]
+        parent = self.ensure(area)
+        for part in folder.relative_to(parent).parts:
+            parent = self._ensure_folder(parent / part, 0o700)
+        return parent
+
+    def _ensure_folder(self, folder: Path, mode: int) -> Path:
+        if folder == self.config_dir:
+            if not os.path.isdir(folder):  # a config dir that is a link to a folder is fine (judged below)
+                make_dir(folder, mode)
+            self.check_config_dir()
+            return folder
+        make_dir(folder, mode)  # refuses a symlink or a file in its place
+        check_trusted(folder, "folder")
+        return folder
+
+    def check_config_dir(self) -> None:
+        """The config dir and everything above it (once per store): called before reading what it names."""
+        if not self._chain_checked:
+            check_folder_chain(self.config_dir)
+            self._chain_checked = True
+
     # -- reading -------------------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
-        return (self.live_dir(name) / "cert.pem").exists()
+        return os.path.lexists(self.live_dir(name) / "cert.pem")
 
     def names(self) -> list[str]:
+        """Lineages with a live/NAME/cert.pem link."""
         live = self.config_dir / "live"
-        if not live.is_dir():
+        try:
+            entries = os.listdir(live)
+        except OSError:
             return []
-        return sorted(p.name for p in live.iterdir() if (p / "cert.pem").exists() and _SAFE_NAME.match(p.name))
+        return sorted(n for n in entries if _SAFE_NAME.match(n) and os.path.lexists(live / n / "cert.pem"))
+
+    def renewal_names(self) -> list[str]:
+        """Lineages with a renewal/NAME.conf."""
+        try:
+            entries = os.listdir(self.config_dir / "renewal")
+        except OSError:
+            return []
+        return sorted(e[:-len(".conf")] for e in entries if e.endswith(".conf") and _SAFE_NAME.match(e[:-5]))
+
+    def not_renewable(self) -> list[str]:
+        """Lineages live/ serves that no renewal file renews (an interrupted first issuance, a lost file)."""
+        return sorted(set(self.names()) - set(self.renewal_names()))
+
+    def read_renewal_file(self, name: str) -> str:
+        """The renewal file's text, once its owner, mode and every folder above it were checked."""
+        self.check_config_dir()
+        check_trusted(self.config_dir / "renewal", "renewal folder")
+        path = self.renewal_conf(name)
+        data, info = read_regular(path, RENEWAL_FILE_LIMIT)  # never a link, a FIFO or a device
+        problem = trust_problem(path, info, "renewal file")
+        if problem:
+            raise UntrustedFileError(problem)
+        return data.decode("utf-8")
+
+    def hook_scripts(self, kind: str) -> tuple[list[Path], list[str]]:
+        """certbot's renewal-hooks/KIND/ executables in name order, and why any of it cannot be trusted."""
+        folder = self.hooks_dir(kind)
+        try:
+            entries = sorted(os.listdir(folder))
+        except OSError:
+            return [], []
+        try:
+            self.check_config_dir()
+            check_trusted(folder.parent, "renewal-hooks folder")
+            check_trusted(folder, f"renewal-hooks/{kind} folder")
+        except UntrustedFileError as error:
+            return [], [error.message]
+        scripts, problems = [], []
+        for entry in entries:
+            path = folder / entry
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):  # certbot users link scripts in; the target is judged instead
+                try:
+                    check_folder_chain(Path(os.path.realpath(path)).parent)
+                    info = os.stat(path)
+                except (OSError, UntrustedFileError) as error:
+                    problems.append(f"{path}: {getattr(error, 'message', error)}")
+                    continue
+                path_for_trust = Path(os.path.realpath(path))
+            else:
+                path_for_trust = path
+            if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111:
+                continue
+            problem = trust_problem(path_for_trust, info, "hook script")
+            (problems.append(problem) if problem else scripts.append(path))
+        return scripts, problems
+
+    def current(self, name: str) -> Lineage:
+        """The live version of `name`, its links checked; an interrupted link switch is finished first."""
+        if self._link_versions(name) is None:
+            if not self.exists(name) and not self.complete_versions(name):
+                raise UsageError(f"no certificate named {name!r} under {self.config_dir}")
+            with self.lock(name):  # the lock repairs
+                pass
+        versions = self._link_versions(name)
+        if versions is None:
+            raise StorageError(f"{self.live_dir(name)}: the links point at different versions and no complete "
+                               f"version is in {self.archive_dir(name)}")
+        return lineage_from_cert(name, self.config_dir, self._load_cert(name, versions), versions)
 
     def load(self, name: str) -> Lineage:
-        from cryptography import x509
-
-        cert_path = self.live_dir(name) / "cert.pem"
-        try:
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        except FileNotFoundError:
-            raise UsageError(f"no certificate named {name!r} under {self.config_dir}") from None
-        except (OSError, ValueError) as error:
-            raise StorageError(f"cannot read {cert_path}: {error}") from None
-        return lineage_from_cert(name, self.config_dir, cert, self.current_version(name))
+        return self.current(name)
 
     def current_version(self, name: str) -> int:
-        target = os.readlink(self.live_dir(name) / "cert.pem") if (self.live_dir(name) / "cert.pem").is_symlink() else ""
-        match = _VERSION.match(os.path.basename(target))
-        return int(match.group(2)) if match else 0
+        return self._link_versions(name) or 0
 
     def read_current(self, kind: str, name: str) -> bytes:
-        return (self.live_dir(name) / f"{kind}.pem").read_bytes()
+        version = self.current_version(name)
+        return read_regular(self.archive_dir(name) / f"{kind}{version}.pem")[0]
+
+    def ready_for_apache(self, name: str) -> Lineage:
+        """`current(name)`, after checking the live key belongs to the live certificate (a mismatch, which
+        would stop Apache at its next reload, is repaired to the newest matching version or refused)."""
+        lineage = self.current(name)
+        if self._key_matches(name, lineage.version):
+            return lineage
+        with self.lock(name):
+            good = [v for v in reversed(self.complete_versions(name)) if self._key_matches(name, v)]
+            if not good:
+                raise StorageError(f"{self.live_dir(name)}: privkey.pem does not belong to cert.pem, and no "
+                                   "version in archive/ has a matching pair: issue it again")
+            self._point_live(name, good[0])
+        return self.current(name)
 
     def complete_versions(self, name: str) -> list[int]:
         """Versions in archive/ that have all four files."""
         found: dict[int, set[str]] = {}
         archive = self.archive_dir(name)
-        if archive.is_dir():
-            for entry in archive.iterdir():
-                match = _VERSION.match(entry.name)
+        if archive.is_dir() and not archive.is_symlink():
+            for entry in os.listdir(archive):
+                match = _VERSION.match(entry)
                 if match:
                     found.setdefault(int(match.group(2)), set()).add(match.group(1))
         return sorted(v for v, kinds in found.items() if kinds == set(KINDS))
 
+    def _link_versions(self, name: str) -> int | None:
+        """The one version every live/ link points at; None when they disagree or one is missing.
+
+        Raises StorageError for what lehttpd did not write: a live/ or archive/ folder that is a symlink, a
+        link leading outside archive/NAME.
+        """
+        live, archive = self.live_dir(name), self.archive_dir(name)
+        for folder in (live, archive):
+            with contextlib.suppress(FileNotFoundError):
+                check_trusted(folder, "certificate folder")
+        seen = set()
+        for kind in KINDS:
+            try:
+                target = os.readlink(live / f"{kind}.pem")
+            except FileNotFoundError:
+                return None
+            except OSError:
+                raise StorageError(f"{live / (kind + '.pem')} is not a link into {archive}") from None
+            resolved = os.path.normpath(os.path.join(live, target))
+            match = _VERSION.match(os.path.basename(resolved))
+            if os.path.dirname(resolved) != str(archive) or not match or match.group(1) != kind:
+                raise StorageError(f"{live / (kind + '.pem')} points at {target}, outside {archive}: "
+                                   "lehttpd does not follow it; remove the link and run `lehttpd renew`")
+            seen.add(int(match.group(2)))
+        return seen.pop() if len(seen) == 1 else None
+
+    def _load_cert(self, name: str, version: int) -> x509.Certificate:
+        from cryptography import x509
+
+        path = self.archive_dir(name) / f"cert{version}.pem"
+        try:
+            return x509.load_pem_x509_certificate(read_regular(path)[0])
+        except FileNotFoundError:
+            raise UsageError(f"no certificate named {name!r} under {self.config_dir}") from None
+        except (OSError, ValueError) as error:
+            raise StorageError(f"cannot read {path}: {error}") from None
+
+    def _key_matches(self, name: str, version: int) -> bool:
+        from cryptography.hazmat.primitives import serialization
+
+        archive = self.archive_dir(name)
+        try:
+            cert = self._load_cert(name, version)
+            key = serialization.load_pem_private_key(read_regular(archive / f"privkey{version}.pem")[0], None)
+        except (OSError, ValueError, TypeError, StorageError, UsageError):
+            return False
+        der = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return cert.public_key().public_bytes(*der) == key.public_key().public_bytes(*der)
+
     # -- writing -------------------------------------------------------------------------------------
     def save_version(self, name: str, files: CertificateFiles, renewal_conf: str | None = None) -> Lineage:
-        """Write a new version beside the old ones, then move the live/ links to it. Call under lock()."""
-        archive, live = self.archive_dir(name), self.live_dir(name)
-        for directory in (archive, live):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(directory, 0o700)
+        """Write a new version beside the old ones, then the renewal file, then move the live/ links to it.
+
+        Call under lock(). A crash before the links move leaves the previous version live (or, on a first
+        issuance, a renewal file and a complete archive that `repair()` links).
+        """
+        archive = self.ensure_private(self.archive_dir(name))
+        self.ensure_private(self.live_dir(name))
         # Number after everything present, complete or not: a half-written version is never reused.
-        present = [int(m.group(2)) for e in archive.iterdir() if (m := _VERSION.match(e.name))]
+        present = [int(m.group(2)) for e in os.listdir(archive) if (m := _VERSION.match(e))]
         version = max(present, default=0) + 1
         contents = {"privkey": files.key_pem, "cert": files.cert_pem, "chain": files.chain_pem,
                     "fullchain": files.fullchain_pem}
         for kind, data in contents.items():
             atomic_write(archive / f"{kind}{version}.pem", data, 0o600 if kind == "privkey" else 0o644)
-        self._point_live(name, version)
         if renewal_conf is not None:
             self.write_renewal_conf(name, renewal_conf)
-        return self.load(name)
+        self._point_live(name, version)
+        return self.current(name)
 
     def write_renewal_conf(self, name: str, text: str) -> None:
+        self.ensure("renewal")
         atomic_write(self.renewal_conf(name), text.encode(), 0o644)
 
     def _point_live(self, name: str, version: int) -> None:
-        live = self.live_dir(name)
+        live = self.ensure_private(self.live_dir(name))
         for kind in KINDS:
             target = os.path.join("..", "..", "archive", name, f"{kind}{version}.pem")
             atomic_symlink(live / f"{kind}.pem", target)
         fsync_dir(live)
 
     def repair(self, name: str) -> bool:
-        """Finish a link switch a crash interrupted: all four links to the newest complete version.
+        """Finish a link switch a crash interrupted: all four links to the newest complete version pointed at
+        (or to the newest complete one, when no link exists yet). Returns True when something was fixed.
 
-        Returns True when something had to be fixed. Versions newer than the newest complete one are
-        leftovers of an interrupted write; they stay on disk (never deleted) and are skipped.
+        Versions newer than the newest complete one are leftovers of an interrupted write; they stay on disk
+        (never deleted) and are skipped.
         """
         live = self.live_dir(name)
-        if not live.is_dir():
-            return False
-        for stale in [*live.glob(".*.tmp-*"), *live.glob(".*.lehttpd-*")]:  # older versions used .tmp-
-            stale.unlink()
-        targets = {}
-        for kind in KINDS:
-            link = live / f"{kind}.pem"
-            match = _VERSION.match(os.path.basename(os.readlink(link))) if link.is_symlink() else None
-            targets[kind] = int(match.group(2)) if match else None
+        if os.path.isdir(live) and not os.path.islink(live):
+            for stale in [*live.glob(".*.tmp-*"), *live.glob(".*.lehttpd-*")]:  # older versions used .tmp-
+                stale.unlink()
         complete = self.complete_versions(name)
-        if not complete:
+        if not complete or self._link_versions(name) in complete:
             return False
-        consistent = len(set(targets.values())) == 1 and targets["cert"] in complete
-        if consistent:
-            return False
-        pointed = [v for v in targets.values() if v is not None and v in complete]
+        pointed = []
+        for kind in KINDS:
+            with contextlib.suppress(OSError):
+                match = _VERSION.match(os.path.basename(os.readlink(live / f"{kind}.pem")))
+                if match and int(match.group(2)) in complete:
+                    pointed.append(int(match.group(2)))
         self._point_live(name, max(pointed) if pointed else complete[-1])
         return True
 
-    def delete(self, name: str) -> None:
-        """Remove a lineage: live/, archive/ and its renewal file."""
-        for directory in (self.live_dir(name), self.archive_dir(name)):
-            shutil.rmtree(directory, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.renewal_conf(name).unlink()
+    def delete(self, name: str) -> list[str]:
+        """Remove live/, archive/ and the renewal file; returns what could not be removed (with why)."""
+        left: list[str] = []
+        for folder in (self.live_dir(name), self.archive_dir(name)):
+            if os.path.islink(folder):
+                left.append(f"{folder} is a symlink to {os.readlink(folder)}: not followed, nothing removed "
+                            "there; remove it and what it points at yourself")
+                continue
+            shutil.rmtree(folder, onerror=lambda _f, path, info: left.append(f"{path}: {_why(info[1])}"))
+        try:
+            os.unlink(self.renewal_conf(name))
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            left.append(f"{self.renewal_conf(name)}: {error.strerror}")
+        return left
 
     # -- locking -------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
         """Hold the lineage's lock: two lehttpd processes never write one lineage at once."""
-        with file_lock(self.config_dir / ".locks" / f"{check_lineage_name(name)}.lock", timeout,
-                       f"certificate {name!r}"):
+        self.ensure(".locks")
+        with file_lock(self.lock_path(name), timeout, f"certificate {name!r}"):
             self.repair(name)
             yield
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "vanished meanwhile"
+    return getattr(error, "strerror", None) or str(error)
 
 
 def lineage_from_cert(name: str, config_dir: Path, cert: x509.Certificate, version: int) -> Lineage:
@@ -203,9 +458,7 @@ ACCOUNT_FILES = ("private_key.json", "regr.json", "meta.json")
 
 
 def save_account(store: CertStore, server: str, account_id: str, files: dict[str, bytes]) -> Path:
-    directory = store.account_dir(server) / check_lineage_name(account_id)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)
+    directory = store.ensure_private(store.account_dir(server) / check_lineage_name(account_id))
     for file_name, data in files.items():
         if file_name not in ACCOUNT_FILES:
             raise StorageError(f"unexpected account file {file_name}")
@@ -220,7 +473,10 @@ def load_accounts(store: CertStore, server: str) -> dict[str, dict[str, bytes]]:
         return {}
     accounts = {}
     for directory in sorted(base.iterdir(), key=lambda d: d.stat().st_mtime, reverse=True):
-        files = {name: (directory / name).read_bytes() for name in ACCOUNT_FILES if (directory / name).is_file()}
+        files = {}
+        for name in ACCOUNT_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                files[name] = read_regular(directory / name)[0]
         if "private_key.json" in files and "regr.json" in files:
             accounts[directory.name] = files
     return accounts

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import ipaddress
+import os
 import sys
 from pathlib import Path
 
+from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, HookError, LehttpdError, UsageError
 from lehttpd.hooks import HOOK_TIMEOUT, run_hook
@@ -83,10 +84,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 def server_url(args: argparse.Namespace) -> str:
     if args.staging:
         return LETSENCRYPT_STAGING
-    server = args.server or LETSENCRYPT_PRODUCTION
-    if not server.startswith("https://"):
-        raise UsageError(f"--server must be an https:// ACME directory URL, not {server!r}")
-    return server
+    return checks.check_server(args.server or LETSENCRYPT_PRODUCTION, "--server")
 
 
 def build_request(args: argparse.Namespace) -> IssueRequest:
@@ -96,15 +94,9 @@ def build_request(args: argparse.Namespace) -> IssueRequest:
     server = server_url(args)
     raw = [part for value in [*args.domains, *args.more_domains] for part in value.split(",") if part.strip()]
     names = normalize_names(raw, allow_ip=server not in SERVERS_WITHOUT_IP)
-    if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
-    if not 0 < args.http_port < 65536:
-        raise UsageError(f"--http-port {args.http_port}: not a port number")
-    if args.http_address:
-        try:
-            ipaddress.ip_address(args.http_address.strip("[]"))
-        except ValueError:
-            raise UsageError(f"--http-address {args.http_address!r}: not an IP address") from None
+    checks.check_ca_bundle(args.ca_bundle, "--ca-bundle")
+    checks.check_port(args.http_port, "--http-port")
+    checks.check_address(args.http_address, "--http-address")
     if args.redirect and not args.install:
         raise UsageError("--redirect goes with --install (or use `lehttpd redirect`)")
     if args.webroot is not None and not args.webroot.is_dir():
@@ -133,24 +125,30 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
 
     request = build_request(args)
     store = CertStore(args.config_dir)
-    if store.exists(request.lineage_name) and not args.force_renewal:
-        current = store.load(request.lineage_name)
-        if set(current.names) == set(request.names) and not needs_renewal(current.not_before, current.not_after,
-                                                                           utcnow()):
-            console.step(f"Certificate {current.name} for the same names is not yet due for renewal "
-                         f"(expires {current.not_after:%Y-%m-%d}); keeping it (--force-renewal to replace it)")
-            return ExitStatus.SUCCESS
+    covered = _already_covered(store, request, args.force_renewal, console)
+    if covered is not None:
+        console.step(covered)
+        return ExitStatus.SUCCESS
     registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
                                 eab_hmac_key=args.eab_hmac_key, interactive=sys.stdin.isatty())
     if request.hooks.pre:
         console.step(f"Running pre-hook: {request.hooks.pre}")
         run_hook("pre", request.hooks.pre)
+    def recheck() -> None:  # under the lineage lock: another `issue` may have finished meanwhile
+        again = _already_covered(store, request, args.force_renewal, console)
+        if again is not None:
+            raise AlreadyCovered(again)
+
     try:
-        issued = obtain(request, store, console, registration)
+        issued = obtain(request, store, console, registration, recheck=recheck)
+    except AlreadyCovered as covered_meanwhile:
+        console.step(str(covered_meanwhile))
+        return ExitStatus.SUCCESS
     finally:
         if request.hooks.post:
             console.step(f"Running post-hook: {request.hooks.post}")
             run_hook("post", request.hooks.post)
+    store.ready_for_apache(request.lineage_name)  # a deploy hook reloads Apache: key and cert must match
     failed = deploy_hook(request, issued.lineage.live_dir, HOOK_TIMEOUT, console)
     if failed:
         raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {failed}")
@@ -160,11 +158,32 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     return ExitStatus.SUCCESS
 
 
+class AlreadyCovered(Exception):
+    """Raised under the lineage lock when the lineage was issued for the same names meanwhile."""
+
+
+def _already_covered(store: CertStore, request: IssueRequest, force: bool, console: Console) -> str | None:
+    """Why no new certificate is needed (the same names, not yet due, renewable), or None."""
+    name = request.lineage_name
+    if force or not store.exists(name):
+        return None
+    current = store.current(name)
+    if set(current.names) != set(request.names) or needs_renewal(current.not_before, current.not_after, utcnow()):
+        return None
+    if not os.path.lexists(store.renewal_conf(name)):
+        console.warn(f"{current.live_dir} has no renewal file (an interrupted first issuance?): issuing a new "
+                     "version, which writes one, so that it renews again")
+        return None
+    return (f"Certificate {current.name} for the same names is not yet due for renewal (expires "
+            f"{current.not_after:%Y-%m-%d}); keeping it (--force-renewal to replace it)")
+
+
 def install_into_apache(lineage: Lineage, args: argparse.Namespace, console: Console) -> None:
     """`issue --install`: the same safe path as `lehttpd install` (checkpoint, config test, reload, rollback)."""
     from lehttpd.apache import install_lineage
 
     try:
+        lineage = CertStore(lineage.config_dir).ready_for_apache(lineage.name)  # key and cert must match
         outcome = install_lineage(lineage, apache_ctl=args.apache_ctl, https_port=args.https_port,
                                   redirect=args.redirect, work_dir=args.work_dir, log=console.step)
     except LehttpdError as error:
@@ -204,6 +223,11 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
         except LehttpdError as error:
             broken.append({"name": name, "error": error.message})
             console.warn(error.message)
+    from lehttpd.renew.lineages import not_renewable
+
+    for name in store.not_renewable():
+        broken.append({"name": name, "error": not_renewable(store, name)})
+        console.warn(not_renewable(store, name))
     if args.json:
         console.json({"certificates": [lineage_document(lineage, now) for lineage in lineages], "errors": broken})
         return ExitStatus.ERROR if broken else ExitStatus.SUCCESS
