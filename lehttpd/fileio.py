@@ -202,7 +202,8 @@ def file_lock(path: Path, timeout: float, what: str) -> Iterator[None]:
                     raise LockHeldError(f"{what} is locked by another lehttpd process ({path})") from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {int(time.time())}\n".encode())
+        with contextlib.suppress(OSError):  # who holds it is for messages only: a full disk must not stop us
+            os.write(fd, f"{os.getpid()} {int(time.time())}\n".encode())
         yield
     finally:
         os.close(fd)

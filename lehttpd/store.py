@@ -250,11 +250,14 @@ class CertStore:
     def current(self, name: str) -> Lineage:
         """The live version of `name`, its links checked; an interrupted link switch is finished first."""
         if self._link_versions(name) is None:
-            if not self.exists(name) and not self.complete_versions(name):
+            if not self.exists(name) and not os.path.lexists(self.renewal_conf(name)):
                 raise UsageError(f"no certificate named {name!r} under {self.config_dir}")
             with self.lock(name):  # the lock repairs
                 pass
         versions = self._link_versions(name)
+        if versions is None and not self.exists(name):
+            raise UsageError(f"no certificate named {name!r} under {self.config_dir} (no {self.live_dir(name)}/"
+                             f"cert.pem, no complete version in {self.archive_dir(name)})")
         if versions is None:
             raise StorageError(f"{self.live_dir(name)}: the links point at different versions and no complete "
                                f"version is in {self.archive_dir(name)}")
@@ -378,7 +381,8 @@ class CertStore:
 
     def repair(self, name: str) -> bool:
         """Finish a link switch a crash interrupted: all four links to the newest complete version pointed at
-        (or to the newest complete one, when no link exists yet). Returns True when something was fixed.
+        (or to the newest complete one when no link exists yet but the renewal file does: a first issuance
+        interrupted between the two). Returns True when something was fixed.
 
         Versions newer than the newest complete one are leftovers of an interrupted write; they stay on disk
         (never deleted) and are skipped.
@@ -390,6 +394,8 @@ class CertStore:
         complete = self.complete_versions(name)
         if not complete or self._link_versions(name) in complete:
             return False
+        if not self.exists(name) and not os.path.lexists(self.renewal_conf(name)):
+            return False  # a first issuance that stopped before its renewal file: never made live
         pointed = []
         for kind in KINDS:
             with contextlib.suppress(OSError):
