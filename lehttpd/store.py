@@ -249,12 +249,13 @@ class CertStore:
 
     def current(self, name: str) -> Lineage:
         """The live version of `name`, its links checked; an interrupted link switch is finished first."""
-        if self._link_versions(name) is None:
+        versions = self._link_versions(name)
+        if versions is None:
             if not self.exists(name) and not os.path.lexists(self.renewal_conf(name)):
                 raise UsageError(f"no certificate named {name!r} under {self.config_dir}")
             with self.lock(name):  # the lock repairs
                 pass
-        versions = self._link_versions(name)
+            versions = self._link_versions(name)
         if versions is None and not self.exists(name):
             raise UsageError(f"no certificate named {name!r} under {self.config_dir} (no {self.live_dir(name)}/"
                              f"cert.pem, no complete version in {self.archive_dir(name)})")
@@ -304,22 +305,25 @@ class CertStore:
         Raises StorageError for what lehttpd did not write: a live/ or archive/ folder that is a symlink, a
         link leading outside archive/NAME.
         """
-        live, archive = self.live_dir(name), self.archive_dir(name)
+        check_lineage_name(name)
+        root = str(self.config_dir)  # strings, not Paths: this runs for every lineage of every cron run
+        live, archive = os.path.join(root, "live", name), os.path.join(root, "archive", name)
         for folder in (live, archive):
             with contextlib.suppress(FileNotFoundError):
                 check_trusted(folder, "certificate folder")
         seen = set()
         for kind in KINDS:
+            link = os.path.join(live, f"{kind}.pem")
             try:
-                target = os.readlink(live / f"{kind}.pem")
+                target = os.readlink(link)
             except FileNotFoundError:
                 return None
             except OSError:
-                raise StorageError(f"{live / (kind + '.pem')} is not a link into {archive}") from None
+                raise StorageError(f"{link} is not a link into {archive}") from None
             resolved = os.path.normpath(os.path.join(live, target))
             match = _VERSION.match(os.path.basename(resolved))
-            if os.path.dirname(resolved) != str(archive) or not match or match.group(1) != kind:
-                raise StorageError(f"{live / (kind + '.pem')} points at {target}, outside {archive}: "
+            if os.path.dirname(resolved) != archive or not match or match.group(1) != kind:
+                raise StorageError(f"{link} points at {target}, outside {archive}: "
                                    "lehttpd does not follow it; remove the link and run `lehttpd renew`")
             seen.add(int(match.group(2)))
         return seen.pop() if len(seen) == 1 else None
