@@ -19,7 +19,7 @@ Contract:
 - Trusting (like sshd's StrictModes): a file that can name a command or a path (a renewal file, a
   renewal-hooks script) and every folder above it up to / must be owned by root (or the running user) and not
   writable by group or others (a root-owned sticky folder such as /tmp is fine above the config dir).
-  `trust_problem()` is the one test; what fails is refused with one line saying how to fix it.
+  `trust.trust_problem()` is the one test; what fails is refused with one line saying how to fix it.
 - `current(name)` is the one answer to "which version is live": it checks the links (real live/ folder,
   every link into archive/NAME, one version) and finishes an interrupted switch under the lineage lock.
 """
@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 from lehttpd.errors import StorageError, UntrustedFileError, UsageError
 from lehttpd.fileio import atomic_symlink, atomic_write, file_lock, fsync_dir, make_dir, read_regular
 from lehttpd.model import CertificateFiles, Lineage
+from lehttpd.store.trust import check_folder_chain, check_trusted, trust_problem, trusted_executable
 
 if TYPE_CHECKING:  # cryptography is imported where certificates are read, not when the CLI starts
     from cryptography import x509
@@ -59,66 +60,12 @@ def check_lineage_name(name: str) -> str:
     return name
 
 
-# -- trust -----------------------------------------------------------------------------------------------
-def trusted_owners() -> set[int]:
-    return {0, os.geteuid()}
-
-
-def trust_problem(path: Path, info: os.stat_result, what: str, *, parent: bool = False) -> str | None:
-    """Why `path` (lstat `info`) may not be trusted as `what`, with the fix; None when it may."""
-    if stat.S_ISLNK(info.st_mode) and not parent:
-        return f"{path} ({what}) is a symlink: lehttpd does not follow one here; replace it with the real one"
-    if info.st_uid not in trusted_owners():
-        return (f"{path} ({what}) is owned by {_user(info.st_uid)}, not root: lehttpd does not use what another "
-                f"user can change; check its content, then `chown root: {path}`, or remove it")
-    sticky_root = parent and stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX and info.st_uid == 0
-    if info.st_mode & 0o022 and not stat.S_ISLNK(info.st_mode) and not sticky_root:
-        who = "group and others" if info.st_mode & 0o022 == 0o022 else (
-            "its group" if info.st_mode & 0o020 else "others")
-        return (f"{path} ({what}) is writable by {who} (mode {stat.S_IMODE(info.st_mode):04o}): lehttpd does not "
-                f"use what another user can change; check its content, then `chmod go-w {path}`")
-    return None
-
-
-def check_trusted(path: Path, what: str, *, parent: bool = False) -> os.stat_result:
-    """lstat `path` and raise UntrustedFileError when `trust_problem` finds one."""
-    info = os.lstat(path)
-    problem = trust_problem(path, info, what, parent=parent)
-    if problem:
-        raise UntrustedFileError(problem)
-    return info
-
-
-def check_folder_chain(folder: Path) -> None:
-    """`folder` and every folder above it, both as written and as the links lead (a root-owned sticky folder
-    such as /tmp is fine above it)."""
-    folder = Path(os.path.abspath(folder))
-    real = Path(os.path.realpath(folder))
-    check_trusted(real, "folder")
-    if folder != real:
-        check_trusted(folder, "a link to the folder", parent=True)
-    for above in sorted({*real.parents, *folder.parents}):
-        check_trusted(above, "a folder above it", parent=True)
-
-
-def _user(uid: int) -> str:
-    import pwd
-
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
-
-
 class CertStore:
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = Path(config_dir).absolute()  # renewal files and links must not depend on the cwd
         self._chain_checked = False
 
     # -- the key-builder: every path under the config dir is built here ---------------------------------
-    def area(self, name: str) -> Path:
-        return self.config_dir / name
-
     def archive_dir(self, name: str) -> Path:
         return self.config_dir / "archive" / check_lineage_name(name)
 
@@ -229,22 +176,11 @@ class CertStore:
             return [], [error.message]
         scripts, problems = [], []
         for entry in entries:
-            path = folder / entry
-            info = os.lstat(path)
-            if stat.S_ISLNK(info.st_mode):  # certbot users link scripts in; the target is judged instead
-                try:
-                    check_folder_chain(Path(os.path.realpath(path)).parent)
-                    info = os.stat(path)
-                except (OSError, UntrustedFileError) as error:
-                    problems.append(f"{path}: {getattr(error, 'message', error)}")
-                    continue
-                path_for_trust = Path(os.path.realpath(path))
-            else:
-                path_for_trust = path
-            if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111:
-                continue
-            problem = trust_problem(path_for_trust, info, "hook script")
-            (problems.append(problem) if problem else scripts.append(path))
+            try:
+                if trusted_executable(folder / entry):
+                    scripts.append(folder / entry)
+            except UntrustedFileError as error:
+                problems.append(error.message)
         return scripts, problems
 
     def current(self, name: str) -> Lineage:
@@ -463,30 +399,5 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-# The files of one ACME account, as certbot keeps them.
-ACCOUNT_FILES = ("private_key.json", "regr.json", "meta.json")
-
-
-def save_account(store: CertStore, server: str, account_id: str, files: dict[str, bytes]) -> Path:
-    directory = store.ensure_private(store.account_dir(server) / check_lineage_name(account_id))
-    for file_name, data in files.items():
-        if file_name not in ACCOUNT_FILES:
-            raise StorageError(f"unexpected account file {file_name}")
-        atomic_write(directory / file_name, data, 0o600 if file_name == "private_key.json" else 0o644)
-    return directory
-
-
-def load_accounts(store: CertStore, server: str) -> dict[str, dict[str, bytes]]:
-    """Every complete account stored for this server, by id, newest first (a replaced account goes last)."""
-    base = store.account_dir(server)
-    if not base.is_dir():
-        return {}
-    accounts = {}
-    for directory in sorted(base.iterdir(), key=lambda d: d.stat().st_mtime, reverse=True):
-        files = {}
-        for name in ACCOUNT_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                files[name] = read_regular(directory / name)[0]
-        if "private_key.json" in files and "regr.json" in files:
-            accounts[directory.name] = files
-    return accounts
+# Accounts live in store/accounts.py; imported last, as they use CertStore.
+from lehttpd.store.accounts import ACCOUNT_FILES, load_accounts, save_account  # noqa: E402
