@@ -30,8 +30,11 @@ class RenewalConf:
 
 
 def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
+    from lehttpd.store import CertStore  # the one key-builder of the config dir
+
     name = request.lineage_name
-    live = config_dir / "live" / name
+    store = CertStore(config_dir)
+    live = store.live_dir(name)
     params: list[tuple[str, str]] = [
         ("account", account_id),
         ("server", request.server),
@@ -56,7 +59,7 @@ def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
     lines = [
         f"# renewal settings for {name}, written by lehttpd {__version__}; certbot can read this file",
         f"version = {__version__}",
-        f"archive_dir = {config_dir / 'archive' / name}",
+        f"archive_dir = {store.archive_dir(name)}",
         *(f"{kind} = {live / (kind + '.pem')}" for kind in ("cert", "privkey", "chain", "fullchain")),
         "",
         "# Options used in the renewal process",

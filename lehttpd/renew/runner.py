@@ -60,7 +60,7 @@ class AlreadyRenewed(Exception):
 
 def renew_all(options: RenewOptions, console: Console) -> Summary:
     store = CertStore(options.config_dir)
-    if not (options.config_dir / "renewal").is_dir() and not store.names() and not options.cert_names:
+    if not store.renewal_names() and not store.names() and not options.cert_names:
         return Summary(dry_run=options.dry_run)  # nothing was ever issued here
     store.check_config_dir()  # a config dir another user can change is never read, whatever it holds
     acquired = False
