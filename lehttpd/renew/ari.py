@@ -119,10 +119,10 @@ def new_order_replacing(client, csr_pem: bytes, replaces: str):
 
 
 def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt.datetime,
-            index=None) -> tuple[list, set[str]]:
+            cache=None) -> tuple[list, set[str]]:
     """Bring every candidate's ARI advice up to date; returns (candidates, servers that offer ARI).
 
-    The directory is read once per server (and then remembered in the index for a few hours); renewalInfo
+    The directory is read once per server (and then remembered in `cache`, a renew.state.ServerCache, for a few hours); renewalInfo
     is fetched only for certificates whose stored advice is for another serial or past its Retry-After. A
     failure is a warning: the lifetime rule decides then.
     """
@@ -133,7 +133,7 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
 
     servers: dict[str, str | None] = {}
     for server in sorted({c.request.server for c in candidates}):
-        known, url = index.renewal_info_url(server, now) if index is not None else (False, None)
+        known, url = cache.renewal_info_url(server, now) if cache is not None else (False, None)
         if known:
             servers[server] = url
             continue
@@ -143,8 +143,8 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
             log(f"renewal information: cannot read the directory of {server}: {str(error)[:160]}")
             servers[server] = None
             continue
-        if index is not None:
-            index.remember_server(server, servers[server], now)
+        if cache is not None:
+            cache.remember_server(server, servers[server], now)
 
     def stale(candidate) -> bool:
         advice = candidate.state.ari

@@ -231,3 +231,35 @@ def test_enospc_at_the_writer_is_one_line_naming_device_and_file(tmp_path, monke
     assert str(caught.value).startswith("no space left on ") and str(caught.value).endswith(f"writing {target}")
     assert "(mounted on " in str(caught.value) and caught.value.exit_status == 5
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["renewal.conf"]
+
+
+# -- 2. renewal-hooks scripts: a link is judged by where it leads --------------------------------------------
+def test_a_linked_hook_script_runs_only_when_its_target_and_folders_are_trusted(store, tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    os.chmod(scripts, 0o755)
+    target = scripts / "reload"
+    target.write_text("#!/bin/sh\ntrue\n")
+    os.chmod(target, 0o755)
+    folder = store.hooks_dir("deploy")
+    folder.mkdir(parents=True)
+    (folder / "10-reload").symlink_to(target)
+    (folder / "README").write_text("not executable: ignored")
+    assert store.hook_scripts("deploy") == ([folder / "10-reload"], [])
+    os.chmod(scripts, 0o777)  # anyone could swap the target: not run
+    found, problems = store.hook_scripts("deploy")
+    assert found == [] and len(problems) == 1 and f"chmod go-w {scripts}" in problems[0]
+    os.chmod(scripts, 0o755)
+    os.chmod(target, 0o757)
+    found, problems = store.hook_scripts("deploy")
+    assert found == [] and "writable by others (mode 0757)" in problems[0]
+
+
+def test_a_renewal_file_that_is_a_symlink_is_skipped_with_the_reason(store, tmp_path):
+    store.save_version("site", self_signed(["a.example"]), conf_text(store, "site"))
+    elsewhere = tmp_path / "elsewhere.conf"
+    elsewhere.write_text(store.renewal_conf("site").read_text())
+    store.renewal_conf("site").unlink()
+    store.renewal_conf("site").symlink_to(elsewhere)
+    (found,) = discover(store)
+    assert isinstance(found, Unreadable) and "is a symlink" in found.reason
