@@ -27,7 +27,7 @@ def revoke(store: CertStore, name: str, reason: str, ca_bundle: Path | None, con
     candidate = _candidate(store, name)
     request = candidate.request
     server = request.server
-    cert = x509.load_pem_x509_certificate(candidate.lineage.cert_path.read_bytes())
+    cert = x509.load_pem_x509_certificate(store.read_current("cert", name))
     account = load_account(store, server, candidate.account_id)
     if account is None:
         raise UsageError(f"no account for {server} under {store.config_dir}/accounts: cannot revoke")

@@ -275,7 +275,7 @@ def renew_one(store: CertStore, candidate: Candidate, request: IssueRequest, opt
             raise AlreadyRenewed(f"renewed meanwhile by another process (now version {current.version})")
 
     try:
-        replaces = _replaces(candidate) if offers_ari and not options.dry_run else None
+        replaces = _replaces(store, candidate) if offers_ari and not options.dry_run else None
         issued = obtain(request, store, console, Registration(agree_tos=True), solver=solver,
                         account_id=candidate.account_id, replaces=replaces, recheck=recheck,
                         dry_run=options.dry_run)
@@ -293,13 +293,13 @@ def renew_one(store: CertStore, candidate: Candidate, request: IssueRequest, opt
     return Outcome(seen.name, RENEWED, "renewed", lineage.version, lineage.not_after)
 
 
-def _replaces(candidate: Candidate) -> str | None:
+def _replaces(store: CertStore, candidate: Candidate) -> str | None:
     from cryptography import x509
 
     from lehttpd.renew.ari import cert_id
     try:
-        return cert_id(x509.load_pem_x509_certificate(candidate.lineage.cert_path.read_bytes()))
-    except (OSError, ValueError, x509.ExtensionNotFound):
+        return cert_id(x509.load_pem_x509_certificate(store.read_current("cert", candidate.name)))
+    except (OSError, ValueError, LehttpdError, x509.ExtensionNotFound):
         return None
 
 

@@ -78,6 +78,15 @@ def test_a_config_dir_others_can_write_is_refused_with_the_fix(tmp_path):
     check_folder_chain(config)
 
 
+def test_renew_refuses_a_config_dir_others_can_write_in_one_line(store):
+    store.save_version("site", self_signed(["a.example"]), conf_text(store, "site"))
+    os.chmod(store.config_dir, 0o775)
+    err = io.StringIO()
+    assert run(["renew", "--config-dir", str(store.config_dir)], Console(stdout=io.StringIO(), stderr=err)) == 5
+    (line,) = err.getvalue().splitlines()
+    assert "writable by its group (mode 0775)" in line and f"chmod go-w {store.config_dir}" in line
+
+
 # -- 1. exact modes, whatever the umask ----------------------------------------------------------------------
 def test_every_area_gets_its_exact_mode_under_umask_000(store):
     old = os.umask(0)
