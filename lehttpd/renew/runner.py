@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from lehttpd.console import Console
-from lehttpd.errors import LehttpdError, LockHeldError, StorageError
+from lehttpd.errors import LehttpdError, LockHeldError
 from lehttpd.hooks import HOOK_TIMEOUT
 from lehttpd.model import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, Hooks, IssueRequest
 from lehttpd.renew import hooks as run_hooks

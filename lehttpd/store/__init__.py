@@ -30,7 +30,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
