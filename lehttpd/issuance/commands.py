@@ -230,7 +230,7 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
         console.warn(not_renewable(store, name))
     if args.json:
         console.json({"certificates": [lineage_document(lineage, now) for lineage in lineages], "errors": broken})
-        return ExitStatus.ERROR if broken else ExitStatus.SUCCESS
+        return ExitStatus.PARTIAL if broken else ExitStatus.SUCCESS
     if not lineages:
         console.result(f"No certificates under {args.config_dir}")
     for lineage in lineages:
@@ -239,4 +239,4 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
         console.result(f"{lineage.name}\n  domains: {' '.join(lineage.names)}\n  key:     {lineage.key_type}\n"
                        f"  expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC ({state})\n"
                        f"  cert:    {lineage.fullchain_path}\n  privkey: {lineage.key_path}")
-    return ExitStatus.ERROR if broken else ExitStatus.SUCCESS
+    return ExitStatus.PARTIAL if broken else ExitStatus.SUCCESS

@@ -207,7 +207,7 @@ def test_a_live_lineage_without_renewal_file_is_reported_and_issue_repairs_it(pe
     assert statuses(result) == {"orphan.example.test": "skipped"} and result.returncode == 7
     assert reasons(result)["orphan.example.test"].startswith("not renewable: ")
     listing = run_lehttpd("certificates", "--config-dir", str(config))
-    assert listing.returncode == 1 and "not renewable" in listing.stderr
+    assert listing.returncode == 7 and "not renewable" in listing.stderr
     again = run_lehttpd("issue", "orphan.example.test", *pebble.client_args(config))
     assert again.returncode == 0, again.stderr
     assert (config / "renewal" / "orphan.example.test.conf").exists()

@@ -154,7 +154,7 @@ def test_a_live_lineage_without_renewal_file_is_not_renewable_in_renew_and_certi
     assert "not renewable" in out.getvalue() + err.getvalue()
     err = io.StringIO()
     assert run(["certificates", "--config-dir", str(store.config_dir)], Console(stdout=io.StringIO(),
-                                                                                stderr=err)) == 1
+                                                                                stderr=err)) == 7
     assert "not renewable: " in err.getvalue()
 
 
