@@ -272,3 +272,13 @@ def test_a_renewal_file_that_is_a_symlink_is_skipped_with_the_reason(store, tmp_
     store.renewal_conf("site").symlink_to(elsewhere)
     (found,) = discover(store)
     assert isinstance(found, Unreadable) and "is a symlink" in found.reason
+
+
+def test_no_key_is_written_into_a_config_dir_others_can_write(tmp_path):
+    config = tmp_path / "le"
+    config.mkdir()
+    os.chmod(config, 0o777)
+    store = CertStore(config)
+    with pytest.raises(UntrustedFileError, match=f"chmod go-w {config}"):
+        store.save_version("site", self_signed(["a.example"]), conf_text(store, "site"))
+    assert list(config.iterdir()) == []
