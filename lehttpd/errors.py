@@ -86,6 +86,14 @@ class LockHeldError(EnvironmentProblem):
     pass
 
 
+class UntrustedFileError(EnvironmentProblem):
+    """A file or folder that can name a command or a path is owned by another user or writable by others."""
+
+
+class DiskFullError(EnvironmentProblem):
+    """No space (or quota) left while writing: the previous state is kept."""
+
+
 class StorageError(EnvironmentProblem):
     pass
 

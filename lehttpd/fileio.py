@@ -8,7 +8,12 @@ Contract:
   umask.
 - `make_dir` creates a folder with an exact mode and refuses one that is a symlink.
 - `file_lock` is an exclusive flock on a lock file opened without following links; a killed process never
-  leaves a stale lock. The file holds the holder's PID and start time, for the "held since" message.
+  leaves a stale lock. The file holds the holder's PID and start time, for the "held since" message
+  (`lock_holder`).
+- `read_regular` reads a file lehttpd did not write itself (renewal files, certificates, state): never through
+  a link, never a FIFO or a device (O_NONBLOCK, then fstat), never more than a size cap.
+- A full disk (ENOSPC, EDQUOT) is a `DiskFullError` naming the device and the file, never a traceback; the
+  file being replaced is left as it was.
 """
 from __future__ import annotations
 
@@ -21,14 +26,19 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from lehttpd.errors import LockHeldError, StorageError
+from lehttpd.errors import DiskFullError, LockHeldError, StorageError
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+READ_LIMIT = 1 << 20  # no file lehttpd reads (renewal file, certificate, state) is anywhere near 1 MiB
 
 
 def make_dir(path: Path, mode: int = 0o755) -> Path:
     """Create `path` (and missing parents, 0755) with exactly `mode`; an existing folder keeps its mode."""
     path = Path(path)
     try:
-        os.mkdir(path, mode)
+        with disk_full_is_an_error(path):
+            os.mkdir(path, mode)
     except FileExistsError:
         pass
     except FileNotFoundError:
@@ -54,9 +64,10 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, like: Path | Non
         make_dir(path.parent, 0o755)
     template = _regular_stat(like) if like is not None else None
     tmp = path.with_name(f".{path.name}.lehttpd-{os.getpid()}-{time.monotonic_ns()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with disk_full_is_an_error(path):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with disk_full_is_an_error(path), os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             if template is not None:
@@ -78,13 +89,75 @@ def atomic_symlink(path: Path, target: str) -> None:
     """Point the link `path` at `target` in one rename (a new link beside, then over the old entry)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.lehttpd-link-{os.getpid()}-{time.monotonic_ns()}")
-    os.symlink(target, tmp)
+    with disk_full_is_an_error(path):
+        os.symlink(target, tmp)
     try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def disk_full_is_an_error(path: Path) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT into one line naming the device and the file being written."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        what = "no space left" if error.errno == errno.ENOSPC else "disk quota exceeded"
+        raise DiskFullError(f"{what} on {device_of(Path(path))} while writing {path}") from None
+
+
+def device_of(path: Path) -> str:
+    """'SOURCE (mounted on MOUNT POINT)' for the filesystem holding `path`, from /proc/self/mounts."""
+    real = os.path.realpath(path)
+    best = ("", "")
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) < 2:
+                    continue
+                point = fields[1].replace("\\040", " ")
+                inside = real == point or real.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best[1]):
+                    best = (fields[0], point)
+    except OSError:
+        pass
+    return f"{best[0]} (mounted on {best[1]})" if best[1] else os.path.dirname(real)
+
+
+def read_regular(path: Path, limit: int = READ_LIMIT, *, follow: bool = False) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file `path` and its fstat; anything else (a link unless `follow`, a FIFO, a
+    device, a folder, a file over `limit` bytes) raises StorageError without blocking."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise StorageError(f"{path} is a symlink; lehttpd does not follow one here: replace it with the file")
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise StorageError(f"{path} is not a regular file (a FIFO, a device or a folder?): remove it")
+        if info.st_size > limit:
+            raise StorageError(f"{path} is {info.st_size} bytes, more than the {limit} expected: not read")
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        if left <= 0:
+            raise StorageError(f"{path} grew past {limit} bytes while being read: not read")
+        return b"".join(chunks), info
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -129,7 +202,19 @@ def file_lock(path: Path, timeout: float, what: str) -> Iterator[None]:
                     raise LockHeldError(f"{what} is locked by another lehttpd process ({path})") from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {int(time.time())}\n".encode())
+        with contextlib.suppress(OSError):  # who holds it is for messages only: a full disk must not stop us
+            os.write(fd, f"{os.getpid()} {int(time.time())}\n".encode())
         yield
     finally:
         os.close(fd)
+
+
+def lock_holder(path: Path) -> tuple[int, float] | None:
+    """(PID, epoch seconds since when) written by the process holding the lock `path`, when readable."""
+    try:
+        data, _ = read_regular(path, 256)
+        pid, since = data.split()[:2]
+        return int(pid), float(since)
+    except (OSError, StorageError, ValueError):
+        return None
+

@@ -75,7 +75,8 @@ class Lineage:
     """A stored certificate lineage in the certbot layout under config_dir.
 
     The `live/NAME/*.pem` paths are links to the newest version in `archive/NAME/`; Apache is pointed at the
-    live paths, so a renewal never needs an Apache config change.
+    live paths, so a renewal never needs an Apache config change. Only the store makes Lineages (after
+    checking the links), so these paths are the store's layout.
     """
 
     name: str
@@ -107,10 +108,6 @@ class Lineage:
     @property
     def key_path(self) -> Path:
         return self.live_dir / "privkey.pem"
-
-    @property
-    def renewal_conf_path(self) -> Path:
-        return self.config_dir / "renewal" / f"{self.name}.conf"
 
     def days_left(self, now: dt.datetime) -> float:
         return (self.not_after - now).total_seconds() / 86400

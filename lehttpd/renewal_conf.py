@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lehttpd import __version__
+from lehttpd import __version__, checks
 from lehttpd.errors import UsageError
 from lehttpd.model import ChallengeSetup, Hooks, IssueRequest, KeySpec
 
@@ -33,8 +33,11 @@ class RenewalConf:
 
 
 def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
+    from lehttpd.store import CertStore  # the one key-builder of the config dir
+
     name = request.lineage_name
-    live = config_dir / "live" / name
+    store = CertStore(config_dir)
+    live = store.live_dir(name)
     params: list[tuple[str, str]] = [
         ("account", account_id),
         ("server", request.server),
@@ -61,7 +64,7 @@ def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
     lines = [
         f"# renewal settings for {name}, written by lehttpd {__version__}; certbot can read this file",
         f"version = {__version__}",
-        f"archive_dir = {_quoted(str(config_dir / 'archive' / name), 'archive_dir')}",
+        f"archive_dir = {_quoted(str(store.archive_dir(name)), 'archive_dir')}",
         *(f"{kind} = {_quoted(str(live / f'{kind}.pem'), kind)}" for kind in ("cert", "privkey", "chain", "fullchain")),
         "",
         "# Options used in the renewal process",
@@ -114,19 +117,35 @@ def to_request(conf: RenewalConf, names: tuple[str, ...], lineage_name: str, whe
     try:
         key = KeySpec(key_type=p.get("key_type", "rsa"), rsa_key_size=int(p.get("rsa_key_size", "2048")),
                       elliptic_curve=p.get("elliptic_curve", "secp256r1"))
-        port = int(p.get("http01_port", "80") or "80")
     except ValueError as error:
         raise UsageError(f"{where}: invalid number ({error})") from None
-    return IssueRequest(
+    return _checked(where, IssueRequest(
         names=names, server=p["server"], cert_name=lineage_name, key=key,
         reuse_key=p.get("reuse_key", "False").lower() == "true",
-        challenge=ChallengeSetup(mode=mode, http_port=port, http_address=p.get("http01_address", ""),
+        challenge=ChallengeSetup(mode=mode, http_port=checks.check_port(p.get("http01_port") or "80",
+                                                                        f"{where}: http01_port"),
+                                 http_address=p.get("http01_address", ""),
                                  webroot=Path(webroot) if webroot else None),
         hooks=Hooks(pre=p.get("pre_hook") or None, post=p.get("post_hook") or None,
                     deploy=p.get("renew_hook") or p.get("deploy_hook") or None),
         preferred_chain=p.get("preferred_chain") or None,
         ca_bundle=Path(p["lehttpd_ca_bundle"]) if p.get("lehttpd_ca_bundle") else None,
-    )
+    ))
+
+
+def _checked(where: str, request: IssueRequest) -> IssueRequest:
+    """The values the command line would refuse are refused here too, naming the file (its lineage fails)."""
+    from lehttpd.issuance.keys import check_key_spec
+
+    checks.check_server(request.server, f"{where}: server")
+    checks.check_address(request.challenge.http_address, f"{where}: http01_address")
+    checks.check_absolute(request.challenge.webroot, f"{where}: webroot_path")
+    checks.check_absolute(request.ca_bundle, f"{where}: lehttpd_ca_bundle")
+    try:
+        check_key_spec(request.key)
+    except UsageError as error:
+        raise UsageError(f"{where}: {error.message}") from None
+    return request
 
 
 _NEEDS_QUOTES_AT_EDGE = " \t\v'\""  # configobj quotes a value that starts or ends with one of these

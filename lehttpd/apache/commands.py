@@ -152,7 +152,7 @@ def cmd_install(args, console: Console) -> int:
         from lehttpd.apache import operations
         from lehttpd.store import CertStore
 
-        lineage = CertStore(args.config_dir).load(args.cert_name)
+        lineage = CertStore(args.config_dir).ready_for_apache(args.cert_name)  # key matches cert
         outcome, errors = operations.install(lineage, _options(args, source), args.redirect, console.step)
     _warn_errors(console, errors)
     return _report(outcome, console, args.dry_run)

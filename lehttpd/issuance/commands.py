@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import ipaddress
+import os
 import sys
 from pathlib import Path
 
@@ -84,10 +84,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 def server_url(args: argparse.Namespace) -> str:
     if args.staging:
         return LETSENCRYPT_STAGING
-    server = args.server or LETSENCRYPT_PRODUCTION
-    if not server.startswith("https://"):
-        raise UsageError(f"--server must be an https:// ACME directory URL, not {server!r}")
-    return server
+    return checks.check_server(args.server or LETSENCRYPT_PRODUCTION, "--server")
 
 
 def build_request(args: argparse.Namespace) -> IssueRequest:
@@ -98,13 +95,8 @@ def build_request(args: argparse.Namespace) -> IssueRequest:
     raw = [part for value in [*args.domains, *args.more_domains] for part in value.split(",") if part.strip()]
     names = normalize_names(raw, allow_ip=server not in SERVERS_WITHOUT_IP)
     checks.check_ca_bundle(args.ca_bundle, "--ca-bundle")
-    if not 0 < args.http_port < 65536:
-        raise UsageError(f"--http-port {args.http_port}: not a port number")
-    if args.http_address:
-        try:
-            ipaddress.ip_address(args.http_address.strip("[]"))
-        except ValueError:
-            raise UsageError(f"--http-address {args.http_address!r}: not an IP address") from None
+    checks.check_port(args.http_port, "--http-port")
+    checks.check_address(args.http_address, "--http-address")
     if args.redirect and not args.install:
         raise UsageError("--redirect goes with --install (or use `lehttpd redirect`)")
     if args.webroot is not None and not args.webroot.is_dir():
@@ -133,20 +125,29 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
 
     request = build_request(args)
     store = CertStore(args.config_dir)
-    if store.exists(request.lineage_name) and not args.force_renewal:
-        current = store.load(request.lineage_name)
-        if set(current.names) == set(request.names) and not needs_renewal(current.not_before, current.not_after,
-                                                                           utcnow()):
-            console.step(f"Certificate {current.name} for the same names is not yet due for renewal "
-                         f"(expires {current.not_after:%Y-%m-%d}); keeping it (--force-renewal to replace it)")
-            return ExitStatus.SUCCESS
+    covered = _already_covered(store, request, args.force_renewal, console)
+    if covered is not None:
+        console.step(covered)
+        return ExitStatus.SUCCESS
     registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
                                 eab_hmac_key=args.eab_hmac_key, interactive=sys.stdin.isatty())
     if request.hooks.pre:
         console.step(f"Running pre-hook: {request.hooks.pre}")
         run_hook("pre", request.hooks.pre)
+
+    def recheck() -> None:  # under the lineage lock: another `issue` may have finished meanwhile
+        again = _already_covered(store, request, args.force_renewal, console)
+        if again is not None:
+            raise AlreadyCovered(again)
+
     try:
-        issued = obtain(request, store, console, registration)
+        issued = obtain(request, store, console, registration, recheck=recheck)
+    except AlreadyCovered as covered_meanwhile:
+        console.step(str(covered_meanwhile))
+        post_failed = _post_hook(request, console)
+        if post_failed:
+            raise HookError(post_failed) from None
+        return ExitStatus.SUCCESS
     except LehttpdError as error:  # the post hook runs whatever happened; the order's error is told first
         post_failed = _post_hook(request, console)
         if post_failed:
@@ -155,7 +156,9 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     except BaseException:
         _post_hook(request, console)
         raise
-    hook_failures = [f for f in (_post_hook(request, console),
+    post_failed = _post_hook(request, console)
+    store.ready_for_apache(request.lineage_name)  # a deploy hook reloads Apache: key and cert must match
+    hook_failures = [f for f in (post_failed,
                                  deploy_hook(request, issued.lineage.live_dir, HOOK_TIMEOUT, console)) if f]
     show_lineage(issued.lineage, console)
     if args.install:
@@ -177,11 +180,32 @@ def _post_hook(request: IssueRequest, console: Console) -> str | None:
     return None
 
 
+class AlreadyCovered(Exception):
+    """Raised under the lineage lock when the lineage was issued for the same names meanwhile."""
+
+
+def _already_covered(store: CertStore, request: IssueRequest, force: bool, console: Console) -> str | None:
+    """Why no new certificate is needed (the same names, not yet due, renewable), or None."""
+    name = request.lineage_name
+    if force or not store.exists(name):
+        return None
+    current = store.current(name)
+    if set(current.names) != set(request.names) or needs_renewal(current.not_before, current.not_after, utcnow()):
+        return None
+    if not os.path.lexists(store.renewal_conf(name)):
+        console.warn(f"{current.live_dir} has no renewal file (an interrupted first issuance?): issuing a new "
+                     "version, which writes one, so that it renews again")
+        return None
+    return (f"Certificate {current.name} for the same names is not yet due for renewal (expires "
+            f"{current.not_after:%Y-%m-%d}); keeping it (--force-renewal to replace it)")
+
+
 def install_into_apache(lineage: Lineage, args: argparse.Namespace, console: Console) -> None:
     """`issue --install`: the same safe path as `lehttpd install` (checkpoint, config test, reload, rollback)."""
     from lehttpd.apache import install_lineage
 
     try:
+        lineage = CertStore(lineage.config_dir).ready_for_apache(lineage.name)  # key and cert must match
         outcome = install_lineage(lineage, apache_ctl=args.apache_ctl, https_port=args.https_port,
                                   redirect=args.redirect, work_dir=args.work_dir, log=console.step)
     except LehttpdError as error:
@@ -221,9 +245,14 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
         except LehttpdError as error:
             broken.append({"name": name, "error": error.message})
             console.warn(error.message)
+    from lehttpd.renew.lineages import not_renewable
+
+    for name in store.not_renewable():
+        broken.append({"name": name, "error": not_renewable(store, name)})
+        console.warn(not_renewable(store, name))
     if args.json:
         console.json({"certificates": [lineage_document(lineage, now) for lineage in lineages], "errors": broken})
-        return ExitStatus.ERROR if broken else ExitStatus.SUCCESS
+        return ExitStatus.PARTIAL if broken else ExitStatus.SUCCESS
     if not lineages:
         console.result(f"No certificates under {args.config_dir}")
     for lineage in lineages:
@@ -232,4 +261,4 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
         console.result(f"{lineage.name}\n  domains: {' '.join(lineage.names)}\n  key:     {lineage.key_type}\n"
                        f"  expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC ({state})\n"
                        f"  cert:    {lineage.fullchain_path}\n  privkey: {lineage.key_path}")
-    return ExitStatus.ERROR if broken else ExitStatus.SUCCESS
+    return ExitStatus.PARTIAL if broken else ExitStatus.SUCCESS

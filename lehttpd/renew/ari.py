@@ -119,10 +119,10 @@ def new_order_replacing(client, csr_pem: bytes, replaces: str):
 
 
 def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt.datetime,
-            index=None) -> tuple[list, set[str]]:
+            cache=None) -> tuple[list, set[str]]:
     """Bring every candidate's ARI advice up to date; returns (candidates, servers that offer ARI).
 
-    The directory is read once per server (and then remembered in the index for a few hours); renewalInfo
+    The directory is read once per server (and then remembered in `cache`, a renew.state.ServerCache, for a few hours); renewalInfo
     is fetched only for certificates whose stored advice is for another serial or past its Retry-After. A
     failure is a warning: the lifetime rule decides then.
     """
@@ -133,7 +133,7 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
 
     servers: dict[str, str | None] = {}
     for server in sorted({c.request.server for c in candidates}):
-        known, url = index.renewal_info_url(server, now) if index is not None else (False, None)
+        known, url = cache.renewal_info_url(server, now) if cache is not None else (False, None)
         if known:
             servers[server] = url
             continue
@@ -143,8 +143,8 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
             log(f"renewal information: cannot read the directory of {server}: {str(error)[:160]}")
             servers[server] = None
             continue
-        if index is not None:
-            index.remember_server(server, servers[server], now)
+        if cache is not None:
+            cache.remember_server(server, servers[server], now)
 
     def stale(candidate) -> bool:
         advice = candidate.state.ari
@@ -154,8 +154,10 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
     def update(candidate):
         from cryptography import x509
 
-        try:
-            cert = x509.load_pem_x509_certificate(candidate.lineage.cert_path.read_bytes())
+        from lehttpd.fileio import read_regular
+
+        try:  # a regular file only, never more than a size cap (the link was checked by the store)
+            cert = x509.load_pem_x509_certificate(read_regular(candidate.lineage.cert_path, follow=True)[0])
             info = fetch(servers[candidate.request.server], cert, verify_for(candidate.request.server), now)
         except Exception as error:  # noqa: BLE001
             log(f"renewal information for {candidate.name}: {str(error)[:160]}; using the lifetime rule")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lehttpd import checks
 from lehttpd.console import Console
-from lehttpd.errors import ExitStatus, UsageError
+from lehttpd.errors import ExitStatus, StorageError, UsageError
 from lehttpd.hooks import HOOK_TIMEOUT
 from lehttpd.issuance.commands import add_server_options, server_url
 from lehttpd.model import Hooks
@@ -121,8 +121,7 @@ def run_revoke(args: argparse.Namespace, console: Console) -> int:
     serial = manage.revoke(store, args.cert_name, args.reason, args.ca_bundle, console)
     console.result(f"Revoked {args.cert_name} (serial {serial}, reason {args.reason})")
     if args.delete_after_revoke:
-        manage.delete(store, args.cert_name)
-        console.result(f"Deleted {args.cert_name}")
+        _delete(store, [args.cert_name], console)
     else:
         console.step("The next `lehttpd renew` replaces it; or remove it with `lehttpd delete`")
     return ExitStatus.SUCCESS
@@ -131,13 +130,29 @@ def run_revoke(args: argparse.Namespace, console: Console) -> int:
 def run_delete(args: argparse.Namespace, console: Console) -> int:
     from lehttpd.renew import manage
 
-    store = CertStore(args.config_dir)
     names = [check_lineage_name(n) for n in args.cert_name]
-    for name in names:
-        manage.delete(store, name)
-        console.result(f"Deleted {name}: live/, archive/ and renewal/{name}.conf")
+    _delete(CertStore(args.config_dir), names, console)
     console.step("Any Apache configuration still pointing at these files must be changed before its next reload")
     return ExitStatus.SUCCESS
+
+
+def _delete(store: CertStore, names: list[str], console: Console) -> None:
+    """Delete each lineage; what could not be removed is listed and makes the command fail."""
+    from lehttpd.renew import manage
+
+    left: list[str] = []
+    for name in names:
+        problems = manage.delete(store, name)
+        if problems:
+            left += problems
+            console.warn(f"{name} only partly deleted; not removed:")
+            for problem in problems:
+                console.warn(f"  {problem}")
+        else:
+            console.result(f"Deleted {name}: live/, archive/ and renewal/{name}.conf")
+    if left:
+        raise StorageError(f"{len(left)} file(s) or folder(s) could not be removed (listed above); private keys "
+                           "may still be on disk")
 
 
 def run_timer(args: argparse.Namespace, console: Console) -> int:

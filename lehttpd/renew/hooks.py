@@ -9,8 +9,6 @@ command-line and stored hooks), so a certbot user's reload script keeps working 
 """
 from __future__ import annotations
 
-import os
-import shlex
 from pathlib import Path
 from typing import Literal
 
@@ -22,16 +20,6 @@ from lehttpd.model import IssueRequest
 
 def _distinct(commands: list[str | None]) -> list[str]:
     return list(dict.fromkeys(c for c in commands if c))
-
-
-def directory_hooks(config_dir: Path, kind: str) -> list[str]:
-    """certbot's renewal-hooks/KIND/ executables, in name order, as shell commands."""
-    folder = Path(config_dir) / "renewal-hooks" / kind
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError:
-        return []
-    return [shlex.quote(str(p)) for p in entries if p.is_file() and os.access(p, os.X_OK)]
 
 
 def shared_hooks(kind: Literal["pre", "post"], requests: list[IssueRequest], timeout: float, console: Console,

@@ -1,7 +1,10 @@
 """Finding what to renew: every renewal/NAME.conf, read and checked, turned into a candidate or a skip.
 
-A file that cannot be trusted (corrupt, half-written, written by a version we do not know, pointing at no
-certificate) becomes an `Unreadable` with the reason; it is never rewritten, so nothing the user had is lost.
+A file that cannot be trusted (owned by another user or writable by others, a link, a FIFO, corrupt,
+half-written, written by a version we do not know, with a value the command line would refuse, pointing at
+no certificate) becomes an `Unreadable` with the reason; it is never rewritten, so nothing the user had is
+lost. A live/ lineage without a renewal file is an `Unreadable` too ("not renewable"): it would silently
+expire otherwise.
 """
 from __future__ import annotations
 
@@ -13,17 +16,15 @@ from pathlib import Path
 from lehttpd import __version__
 from lehttpd.errors import LehttpdError, UsageError
 from lehttpd.model import IssueRequest, Lineage
-from lehttpd.renew.index import Index, signature
 from lehttpd.renew.state import RenewState, load_state, state_names
 from lehttpd.renewal_conf import RenewalConf, parse, to_request
-from lehttpd.store import KINDS, CertStore, check_lineage_name
+from lehttpd.store import CertStore, check_lineage_name
 
 # renewal files are read from certbot (format unchanged from 0.x to 5.x) and from lehttpd itself; a newer
 # major version may have changed the meaning of a key, so such a file is left alone.
 KNOWN_CERTBOT_MAJOR = 5
 _LEHTTPD_MARK = re.compile(r"written by lehttpd (\S+)")
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
-_NUMBER = re.compile(r"(\d+)\.pem$")
 
 
 @dataclass(frozen=True)
@@ -48,72 +49,51 @@ class Unreadable:
     reason: str
 
 
-def discover(store: CertStore, wanted: tuple[str, ...] = (), index: Index | None = None) -> list[Candidate | Unreadable]:
-    """Every lineage with a renewal file (only `wanted` ones when given), sorted by name.
-
-    With an `index`, certificates unchanged since the last run are not parsed again.
-    """
-    renewal_dir = store.config_dir / "renewal"
-    files = sorted(renewal_dir.glob("*.conf")) if renewal_dir.is_dir() else []
-    by_name = {path.name[:-len(".conf")]: path for path in files}
+def discover(store: CertStore, wanted: tuple[str, ...] = ()) -> list[Candidate | Unreadable]:
+    """Every lineage with a renewal file (only `wanted` ones when given), and every live/ lineage without
+    one, sorted by name."""
+    with_file = store.renewal_names()
+    orphans = store.not_renewable()
     if wanted:
-        missing = [name for name in wanted if name not in by_name]
+        missing = [name for name in wanted if name not in with_file and name not in orphans]
         if missing:
-            raise UsageError(f"no renewal file for {', '.join(missing)} in {renewal_dir}")
-        by_name = {name: by_name[name] for name in wanted}
-    if index is not None and not wanted:
-        index.forget_missing(set(by_name))
+            raise UsageError(f"no renewal file for {', '.join(missing)} in {store.config_dir / 'renewal'}")
+        with_file = [name for name in with_file if name in wanted]
+        orphans = [name for name in orphans if name in wanted]
     stateful = state_names(store.config_dir)
-    return [read_candidate(store, name, path, index, stateful) for name, path in sorted(by_name.items())]
+    found = [read_candidate(store, name, stateful) for name in with_file]
+    found += [Unreadable(name, store.renewal_conf(name), not_renewable(store, name)) for name in orphans]
+    return sorted(found, key=lambda item: item.name)
 
 
-def read_candidate(store: CertStore, name: str, path: Path, index: Index | None = None,
-                   stateful: set[str] | None = None) -> Candidate | Unreadable:
+def not_renewable(store: CertStore, name: str) -> str:
+    return (f"not renewable: {store.live_dir(name)} has no renewal file {store.renewal_conf(name)}; "
+            f"run `lehttpd issue --cert-name {name} -d NAME…` with its names to make it renewable again")
+
+
+def read_candidate(store: CertStore, name: str, stateful: set[str] | None = None) -> Candidate | Unreadable:
     """One lineage; `stateful` (names with a state file, listed once) spares an open() per lineage."""
+    path = store.renewal_conf(name)
     try:
         check_lineage_name(name)
-        text = path.read_text(encoding="utf-8")
+        text = store.read_renewal_file(name)  # owner, mode, no link, no FIFO: checked before parsing
         conf = parse(text, str(path))
         check_version(text, conf, str(path))
         _check_paths(name, conf, str(path))
-        lineage = current_lineage(store, name, index)
+        lineage = store.current(name)
         if not lineage.names:
             raise UsageError(f"{lineage.cert_path}: the certificate names no domain")
         request = to_request(conf, lineage.names, name, str(path))
     except UnicodeDecodeError:
         return Unreadable(name, path, f"{path}: not a text file (corrupt?)")
+    except FileNotFoundError as error:
+        return Unreadable(name, path, f"cannot read {error.filename or path}: {error.strerror}")
     except OSError as error:
         return Unreadable(name, path, f"cannot read {path}: {error.strerror}")
     except LehttpdError as error:
         return Unreadable(name, path, error.message)
     state = load_state(store.config_dir, name) if stateful is None or name in stateful else RenewState()
     return Candidate(lineage, request, conf.params.get("account") or None, path, state)
-
-
-def current_lineage(store: CertStore, name: str, index: Index | None) -> Lineage:
-    """The lineage's current certificate, from the index when unchanged; a half-done link switch (a killed
-    process) is finished first, by taking the lineage lock, which repairs."""
-    cached = index.cached(store.config_dir, name) if index is not None else None
-    if cached is not None:
-        return cached
-    if not live_links_consistent(store, name):
-        with store.lock(name):
-            pass
-    seen = signature(store.config_dir, name)
-    lineage = store.load(name)
-    if index is not None:
-        index.remember(store.config_dir, name, lineage, seen)
-    return lineage
-
-
-def live_links_consistent(store: CertStore, name: str) -> bool:
-    """Do the four live/ links point at one version? (Not so only after a crash in the middle of a switch.)"""
-    live = os.path.join(store.config_dir, "live", name)
-    try:
-        targets = {_NUMBER.search(os.readlink(os.path.join(live, f"{kind}.pem"))) for kind in KINDS}
-    except OSError:
-        return True  # not links (or missing): nothing to finish; load() reports what is wrong
-    return len({m.group(1) if m else None for m in targets}) == 1
 
 
 def check_version(text: str, conf: RenewalConf, where: str) -> None:

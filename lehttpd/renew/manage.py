@@ -1,6 +1,7 @@
 """`lehttpd revoke` and `lehttpd delete`: the end of a lineage's life."""
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def revoke(store: CertStore, name: str, reason: str, ca_bundle: Path | None, con
     candidate = _candidate(store, name)
     request = candidate.request
     server = request.server
-    cert = x509.load_pem_x509_certificate(candidate.lineage.cert_path.read_bytes())
+    cert = x509.load_pem_x509_certificate(store.read_current("cert", name))
     account = load_account(store, server, candidate.account_id)
     if account is None:
         raise UsageError(f"no account for {server} under {store.config_dir}/accounts: cannot revoke")
@@ -45,14 +46,20 @@ def revoke(store: CertStore, name: str, reason: str, ca_bundle: Path | None, con
     return serial
 
 
-def delete(store: CertStore, name: str) -> None:
-    """Remove live/, archive/, the renewal file and renewal state of one lineage, under its lock."""
+def delete(store: CertStore, name: str) -> list[str]:
+    """Remove live/, archive/, the renewal file and renewal state of one lineage, under its lock.
+
+    Returns what could not be removed, with why (an immutable file, a folder that is a symlink): the caller
+    must not say "deleted" then, since private keys may still be on disk.
+    """
     check_lineage_name(name)
-    if not (store.renewal_conf(name).exists() or store.live_dir(name).exists() or store.archive_dir(name).exists()):
+    paths = (store.renewal_conf(name), store.live_dir(name), store.archive_dir(name))
+    if not any(os.path.lexists(path) for path in paths):
         raise UsageError(f"no certificate named {name!r} under {store.config_dir}")
     with store.lock(name):
-        store.delete(name)
+        left = store.delete(name)
         delete_state(store.config_dir, name)
+    return left
 
 
 def _candidate(store: CertStore, name: str) -> Candidate:
@@ -60,7 +67,7 @@ def _candidate(store: CertStore, name: str) -> Candidate:
     conf = store.renewal_conf(name)
     if not conf.exists():
         raise UsageError(f"no certificate named {name!r} under {store.config_dir} (no {conf})")
-    found = read_candidate(store, name, conf)
+    found = read_candidate(store, name)
     if not isinstance(found, Candidate):
         raise UsageError(found.reason)
     if found.lineage.not_after < utcnow():

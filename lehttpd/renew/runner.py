@@ -5,13 +5,16 @@
 
 Every lineage ends as one Outcome; one failing lineage never stops the others. The process lock keeps two
 overlapping runs (cron and a person, two timers) apart; the lineage lock and the re-check inside it keep a
-lineage from being renewed twice even by a `lehttpd issue` running at the same time.
+lineage from being renewed twice even by a `lehttpd issue` running at the same time. A run that finds the
+process lock held longer than any run can take reports the holder and fails, so cron mails it.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import random
+import shlex
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,17 +26,18 @@ from lehttpd.errors import LehttpdError, LockHeldError
 from lehttpd.hooks import HOOK_TIMEOUT
 from lehttpd.model import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, Hooks, IssueRequest
 from lehttpd.renew import hooks as run_hooks
-from lehttpd.renew.index import load_index
 from lehttpd.renew.lineages import Candidate, Unreadable, discover
 from lehttpd.renew.outcome import FAILED, NOT_DUE, RENEWED, SIMULATED, SKIPPED, Outcome, Summary
-from lehttpd.renew.state import save_state
+from lehttpd.renew.state import load_servers, save_state
 from lehttpd.renewal import Decision, backoff_delay, decide
-from lehttpd.fileio import file_lock
-from lehttpd.store import CertStore, utcnow
+from lehttpd.fileio import file_lock, lock_holder
+from lehttpd.store import HOOK_KINDS, CertStore, utcnow
 
 DEFAULT_WORKERS = 8
 MAX_WORKERS = 64
-QUIET_AT_MOST = dt.timedelta(days=1)  # a quiet-until stamp never spans more than this, whatever the lineages
+# Longer than any run takes (hooks time out after 5 minutes, orders after 90 s): a lock held this long
+# belongs to a run that hangs, and cron (twice a day) must hear of it.
+RUN_TOO_LONG = dt.timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -56,78 +60,68 @@ class AlreadyRenewed(Exception):
 
 
 def renew_all(options: RenewOptions, console: Console) -> Summary:
-    if not (options.config_dir / "renewal").is_dir() and not options.cert_names:
+    store = CertStore(options.config_dir)
+    if not store.renewal_names() and not store.names() and not options.cert_names:
         return Summary(dry_run=options.dry_run)  # nothing was ever issued here
+    store.check_config_dir()  # a config dir another user can change is never read, whatever it holds
     acquired = False
     try:
-        with file_lock(options.config_dir / ".locks" / "renew.lock", options.wait or 0,
-                       f"renewal of {options.config_dir}"):
+        store.ensure(".locks")
+        with file_lock(store.run_lock_path(), options.wait or 0, f"renewal of {options.config_dir}"):
             acquired = True
-            return _run(CertStore(options.config_dir), options, console)
+            return _run(store, options, console)
     except LockHeldError:
-        if acquired or options.wait is not None:
+        if acquired:
+            raise
+        _fail_if_hung(store)
+        if options.wait is not None:
             raise
         return Summary(locked=True, dry_run=options.dry_run)
 
 
+def _fail_if_hung(store: CertStore) -> None:
+    """Raise when the process lock has been held for longer than a run can take (holder's PID, since when)."""
+    holder = lock_holder(store.run_lock_path())
+    if holder is None or time.time() - holder[1] < RUN_TOO_LONG.total_seconds():
+        return
+    pid, since = holder
+    started = dt.datetime.fromtimestamp(since, dt.timezone.utc)
+    hours = (time.time() - since) / 3600
+    raise LockHeldError(f"{store.run_lock_path()} has been held by PID {pid} since {started:%Y-%m-%d %H:%M} UTC "
+                        f"({hours:.1f} h), longer than a renewal run can take: that run seems to hang "
+                        f"(see `ps -fp {pid}`; kill it, then run `lehttpd renew`)")
+
+
 def _run(store: CertStore, options: RenewOptions, console: Console) -> Summary:
     now = utcnow()
-    index = load_index(store.config_dir)
-    found = discover(store, options.cert_names, index)
+    cache = load_servers(store)
+    found = discover(store, options.cert_names)
     outcomes = {u.name: Outcome(u.name, SKIPPED, u.reason) for u in found if isinstance(u, Unreadable)}
     candidates = [c for c in found if isinstance(c, Candidate)]
-    ari_servers: set[str] = set()
     if options.ari and not options.force and not options.dry_run and candidates:
         from lehttpd.renew import ari
         bundles = {c.request.server: c.request.ca_bundle for c in candidates if c.request.ca_bundle}
         candidates, ari_servers = ari.refresh(candidates, store.config_dir,
                                               lambda server: _verify(options.ca_bundle or bundles.get(server)),
-                                              _workers(options), console.detail, now, index)
-    if not options.dry_run:
-        index.save()
-    due, wakeups = [], []
+                                              _workers(options), console.detail, now, cache)
+        problem = cache.save(store)  # optional: a full disk costs one more directory read next time
+        if problem:
+            console.warn(problem)
+    else:
+        ari_servers = set()
+    due = []
     for candidate in candidates:
         decision = _decide(candidate, options, now)
         if decision.due:
             due.append((candidate, decision))
         else:
-            wakeups.append(decision.when)
             outcomes[candidate.name] = Outcome(candidate.name, NOT_DUE, decision.reason, candidate.lineage.version,
                                                candidate.lineage.not_after, retry_not_before=_backing_off(
                                                    candidate, now))
     run_errors: list[str] = []
     if due:
         outcomes.update(_renew_due(store, due, options, console, ari_servers, run_errors))
-    _stamp_quiet_until(store.config_dir, options, now, candidates, wakeups, ari_servers, index,
-                       clean=not due and len(outcomes) == len(candidates) and not run_errors)
     return Summary(tuple(outcomes[name] for name in sorted(outcomes)), tuple(run_errors), dry_run=options.dry_run)
-
-
-def _stamp_quiet_until(config_dir: Path, options: RenewOptions, now: dt.datetime, candidates: list[Candidate],
-                       wakeups: list, ari_servers: set[str], index, clean: bool) -> None:
-    """After a full, clean run with nothing due, tell later cron runs until when they have nothing to do."""
-    from lehttpd.renew import quiet
-
-    full_run = not (options.dry_run or options.force or options.cert_names) and options.ari
-    until = [*wakeups, now + QUIET_AT_MOST]
-    for candidate in candidates:
-        advice = candidate.state.ari
-        if candidate.request.server in ari_servers:
-            if advice is None or advice.serial != hex(candidate.lineage.serial) or advice.next_check <= now:
-                clean = False  # the CA's advice could not be refreshed: the next run must ask again
-            else:
-                until.append(advice.next_check)
-        expires = index.directory_expires(candidate.request.server)
-        if expires is None:
-            clean = False
-        else:
-            until.append(expires)
-    if not full_run:
-        return  # a partial run proves nothing about the other lineages: leave the stamp to full runs
-    if clean and all(when is not None for when in until):
-        quiet.write_stamp(config_dir, min(until))
-    else:
-        quiet.clear_stamp(config_dir)
 
 
 def _decide(candidate: Candidate, options: RenewOptions, now: dt.datetime) -> Decision:
@@ -170,9 +164,12 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
     for candidate, decision in due:
         console.detail(f"  due       {candidate.name}: {decision.reason}")
     outcomes: dict[str, Outcome] = {}
-    folder = {kind: run_hooks.directory_hooks(store.config_dir, kind) for kind in ("pre", "post", "deploy")}
+    folder = _folder_hooks(store, run_errors)
     blocked = run_hooks.shared_hooks("pre", [r for _, r in plans], options.hook_timeout, console, run_errors,
-                                     folder["pre"])
+                                     folder["pre"] or [])
+    if folder["pre"] is None:  # untrusted pre-hooks (they may stop a server on port 80) block every lineage
+        why = next(e for e in run_errors if e.startswith("renewal-hooks/pre"))
+        blocked.update({r.lineage_name: f"not attempted: {why}" for _, r in plans})
     try:
         with _listeners([r for c, r in plans if r.lineage_name not in blocked], console) as (servers, bind_errors):
             blocked.update(bind_errors)
@@ -183,15 +180,42 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
             todo = [(c, r) for c, r in plans if c.name not in outcomes]
             outcomes.update(_in_workers(store, todo, options, console, servers, ari_servers))
     finally:
-        run_hooks.shared_hooks("post", [r for _, r in plans], options.hook_timeout, console, run_errors, folder["post"])
+        run_hooks.shared_hooks("post", [r for _, r in plans], options.hook_timeout, console, run_errors,
+                               folder["post"] or [])
     if not options.dry_run:
         renewed = [(c, r) for c, r in plans if outcomes[c.name].status == RENEWED]
         for candidate, request in renewed:
-            error = run_hooks.deploy_hook(request, candidate.lineage.live_dir, options.hook_timeout, console,
-                                          folder["deploy"])
+            error = _deploy(store, candidate, request, options, console, folder["deploy"])
             if error:
                 outcomes[candidate.name] = replace(outcomes[candidate.name], hook_error=error)
     return outcomes
+
+
+def _folder_hooks(store: CertStore, run_errors: list[str]) -> dict[str, list[str] | None]:
+    """certbot's renewal-hooks/KIND/ scripts as commands; None for a kind with a script or folder that cannot
+    be trusted (none of that kind runs then, and the reason goes to run_errors)."""
+    commands: dict[str, list[str] | None] = {}
+    for kind in HOOK_KINDS:
+        scripts, problems = store.hook_scripts(kind)
+        run_errors.extend(f"renewal-hooks/{kind} not run: {problem}" for problem in problems)
+        commands[kind] = None if problems else [shlex.quote(str(script)) for script in scripts]
+    return commands
+
+
+def _deploy(store: CertStore, candidate: Candidate, request: IssueRequest, options: RenewOptions,
+            console: Console, folder: list[str] | None) -> str | None:
+    """Deploy hooks hand the lineage to Apache: only once its key and certificate are checked to match."""
+    try:
+        store.ready_for_apache(candidate.name)
+    except LehttpdError as error:
+        return f"deploy hooks not run: {error.message}"
+    if folder is None:
+        folder = []
+        error = "renewal-hooks/deploy not run (see above)"
+    else:
+        error = None
+    failed = run_hooks.deploy_hook(request, candidate.lineage.live_dir, options.hook_timeout, console, folder)
+    return "; ".join(e for e in (error, failed) if e) or None
 
 
 @contextlib.contextmanager
@@ -255,7 +279,7 @@ def renew_one(store: CertStore, candidate: Candidate, request: IssueRequest, opt
     try:
         if not options.ca_bundle:  # one given on the command line was checked there
             checks.check_ca_bundle(request.ca_bundle, f"{candidate.conf_path}: lehttpd_ca_bundle")
-        replaces = _replaces(candidate) if offers_ari and not options.dry_run else None
+        replaces = _replaces(store, candidate) if offers_ari and not options.dry_run else None
         issued = obtain(request, store, console, Registration(agree_tos=True), solver=solver,
                         account_id=candidate.account_id, replaces=replaces, recheck=recheck,
                         dry_run=options.dry_run)
@@ -268,18 +292,18 @@ def renew_one(store: CertStore, candidate: Candidate, request: IssueRequest, opt
     if options.dry_run:
         return Outcome(seen.name, SIMULATED, f"a certificate was issued by {request.server} and discarded",
                        None, issued.lineage.not_after)
-    save_state(store.config_dir, seen.name, candidate.state.succeeded())
+    save_state(store.config_dir, seen.name, candidate.state.succeeded())  # optional: a full disk skips it
     lineage = issued.lineage
     return Outcome(seen.name, RENEWED, "renewed", lineage.version, lineage.not_after)
 
 
-def _replaces(candidate: Candidate) -> str | None:
+def _replaces(store: CertStore, candidate: Candidate) -> str | None:
     from cryptography import x509
 
     from lehttpd.renew.ari import cert_id
     try:
-        return cert_id(x509.load_pem_x509_certificate(candidate.lineage.cert_path.read_bytes()))
-    except (OSError, ValueError, x509.ExtensionNotFound):
+        return cert_id(x509.load_pem_x509_certificate(store.read_current("cert", candidate.name)))
+    except (OSError, ValueError, LehttpdError, x509.ExtensionNotFound):
         return None
 
 

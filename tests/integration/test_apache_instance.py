@@ -141,7 +141,8 @@ def test_install_redirect_harden_on_a_real_apache(site):
 def test_failed_config_test_restores_every_byte(site, tmp_path):
     inst, _ = site
     broken = make_lineage(tmp_path / "le", "b.test", ("b.test",))
-    broken.fullchain_path.unlink()  # Apache's config test will refuse the missing certificate file
+    # An empty certificate file, which Apache's config test refuses (a missing link lehttpd would repair).
+    broken.fullchain_path.resolve().write_bytes(b"")
     before = inst.snapshot()
     result = lehttpd(inst, "install", "--cert-name", "b.test", "--config-dir", str(broken.config_dir),
                      work=tmp_path / "work")
@@ -150,6 +151,23 @@ def test_failed_config_test_restores_every_byte(site, tmp_path):
     assert "SSLCertificateFile" in result.stderr  # Apache's own message is passed on
     assert inst.snapshot() == before
     assert inst.run_ctl("configtest", check=False).returncode == 0
+
+
+def test_install_after_a_half_done_link_switch_serves_a_matching_pair(site, tmp_path):
+    """A kill between the cert.pem and privkey.pem switches left cert at 2 and key at 1 (issue 8): install
+    repairs the links before Apache reads them, so the config test and the reload succeed."""
+    inst, _ = site
+    config = tmp_path / "le"
+    make_lineage(config, "a.test", ("a.test", "www.a.test"))
+    lineage = make_lineage(config, "a.test", ("a.test", "www.a.test"))
+    key = lineage.key_path
+    key.unlink()
+    key.symlink_to("../../archive/a.test/privkey1.pem")
+    result = lehttpd(inst, "install", "--cert-name", "a.test", "--config-dir", str(config), work=tmp_path / "work")
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(key).endswith("privkey2.pem")
+    assert inst.run_ctl("configtest", check=False).returncode == 0
+    assert served_der(inst.https_port, "a.test") == der(lineage.cert_path)
 
 
 def test_several_vhosts_in_one_file_are_handled_one_by_one(site, tmp_path):

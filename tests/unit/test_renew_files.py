@@ -3,6 +3,7 @@ import datetime as dt
 import io
 import json
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from lehttpd.renew.outcome import FAILED, NOT_DUE, RENEWED, SKIPPED, Outcome, Su
 from lehttpd.renew.runner import RenewOptions, effective_request, renew_all
 from lehttpd.renew.state import AriAdvice, RenewState, load_state, save_state, state_path
 from lehttpd.renewal_conf import render
+from lehttpd.sandbox.pebble import free_port
 from lehttpd.store import CertStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,6 +90,7 @@ def test_binary_garbage_and_missing_certificate_are_skipped(store):
     make_lineage(store, "gone.test")
     for kind in ("cert", "chain", "fullchain", "privkey"):
         (store.live_dir("gone.test") / f"{kind}.pem").unlink()
+        (store.archive_dir("gone.test") / f"{kind}1.pem").unlink()
     reasons = {f.name: f.reason for f in discover(store)}
     assert "not a text file" in reasons["a.test"] and "no certificate named" in reasons["gone.test"]
 
@@ -134,7 +137,7 @@ def test_nothing_configured_is_a_quiet_success(tmp_path):
 
 def test_failed_lineage_due_but_unreachable_server_records_back_off(store):
     make_lineage(store, "due.test", days=90, start=NOW - dt.timedelta(days=80),
-                 challenge=ChallengeSetup(http_port=0, http_address="127.0.0.1"))
+                 challenge=ChallengeSetup(http_port=free_port(), http_address="127.0.0.1"))
     conf = store.renewal_conf("due.test")
     conf.write_text(conf.read_text().replace("https://ca.invalid/dir", "https://127.0.0.1:9/dir"))
     options = RenewOptions(config_dir=store.config_dir, ari=False)
@@ -237,39 +240,18 @@ def test_timer_install_and_remove_under_a_root(tmp_path, kind, files):
     assert not any((tmp_path / name).exists() for name in files)
 
 
-def test_index_spares_parsing_unchanged_certificates_and_misses_on_any_change(store, monkeypatch):
-    from lehttpd.renew.index import load_index
-
+def test_a_half_done_link_switch_is_finished_before_reading(store):
     make_lineage(store, "a.test")
-    make_lineage(store, "b.test")
-    index = load_index(store.config_dir)
-    first = {c.name: c.lineage for c in discover(store, index=index)}
-    index.save()
-    loads = []
-    real_load = CertStore.load
-    monkeypatch.setattr(CertStore, "load", lambda self, name: loads.append(name) or real_load(self, name))
-    again = {c.name: c.lineage for c in discover(store, index=load_index(store.config_dir))}
-    assert again == first and loads == [], "nothing parsed when nothing changed"
-    store.save_version("b.test", self_signed("b.test"))  # a new version: the live/ folder changes
-    loads.clear()
-    index = load_index(store.config_dir)
-    third = {c.name: c.lineage for c in discover(store, index=index)}
-    assert loads == ["b.test"] and third["b.test"].version == 2
-    # A half-done switch (as after SIGKILL) misses the cache, and is finished before reading.
     live = store.live_dir("a.test")
     store.save_version("a.test", self_signed("a.test"))
-    os.unlink(live / "chain.pem")
+    os.unlink(live / "chain.pem")  # as after SIGKILL in the middle of the switch to version 2
     os.symlink("../../archive/a.test/chain1.pem", live / "chain.pem")
-    (candidate,) = [c for c in discover(store, index=index) if c.name == "a.test"]
+    (candidate,) = discover(store)
     assert candidate.lineage.version == 2
     assert os.readlink(live / "chain.pem").endswith("chain2.pem")
-    (store.config_dir / ".lehttpd" / "renew-index.json").write_text("{broken")
-    assert load_index(store.config_dir).lineages == {}
 
 
 def test_certbot_renewal_hooks_folders_run_in_name_order(tmp_path):
-    from lehttpd.renew.hooks import directory_hooks
-
     log = tmp_path / "log"
     folder = tmp_path / "renewal-hooks" / "deploy"
     folder.mkdir(parents=True)
@@ -278,8 +260,10 @@ def test_certbot_renewal_hooks_folders_run_in_name_order(tmp_path):
         script.write_text(f'#!/bin/sh\necho "{name} $RENEWED_DOMAINS" >> {log}\n')
         script.chmod(0o755)
     (folder / "README").write_text("not executable: ignored")
-    commands = directory_hooks(tmp_path, "deploy")
-    assert len(commands) == 2 and directory_hooks(tmp_path, "pre") == []
+    store = CertStore(tmp_path)
+    scripts, problems = store.hook_scripts("deploy")
+    commands = [shlex.quote(str(script)) for script in scripts]
+    assert len(commands) == 2 and problems == [] and store.hook_scripts("pre") == ([], [])
     request = IssueRequest(names=("a.test",))
     assert deploy_hook(request, tmp_path, 10, Console(stdout=io.StringIO()), commands) is None
     assert log.read_text().splitlines() == ["10 first a.test", "20-second a.test"]
