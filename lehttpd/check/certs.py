@@ -56,10 +56,11 @@ def connect_verified(target: Target, ca_bundle: Path | None, timeout: float,
 def examine(target: Target, options, deadline: float) -> ChainResult:
     """Trust verdict and the served leaf (the full chain is added by `with_served_chain`)."""
     timeout = target.timeout
+    index = options.store_index or store_index(options.config_dir)
     try:
         with connect_verified(target, options.ca_bundle, timeout) as tls:
             leaf = tls.getpeercert(binary_form=True)
-        return _result([leaf], target, True, None, True, None, options.config_dir)
+        return _result([leaf], target, True, None, True, None, index)
     except ssl.SSLCertVerificationError as error:
         code, message = error.verify_code, error.verify_message
     except (ssl.SSLError, OSError) as error:
@@ -67,22 +68,22 @@ def examine(target: Target, options, deadline: float) -> ChainResult:
     leaf = _unverified_leaf(target, timeout)
     ders = [leaf] if leaf else []
     if code == HOSTNAME_MISMATCH:  # the chain verified; only the name did not
-        return _result(ders, target, True, message, True, None, options.config_dir)
-    store = store_match(options.config_dir, leaf) if leaf else None
+        return _result(ders, target, True, message, True, None, index)
+    store = index.match(leaf) if leaf and index.present else None
     if code in ISSUER_MISSING and store and store.lineage:
         missing = _issuer_of(leaf)
-        helper = _lineage_chain(options.config_dir, store)
+        helper = _lineage_chain(options.config_dir, store)  # the lineage's own intermediates
         if helper and _verifies_with(target, options.ca_bundle, timeout, helper):
-            return _result(ders, target, True, None, False, missing, options.config_dir, store)
+            return _result(ders, target, True, None, False, missing, index, store)
     missing = _issuer_of(leaf) if code in ISSUER_MISSING and leaf else None
-    return _result(ders, target, False, message, missing is None, missing, options.config_dir, store)
+    return _result(ders, target, False, message, missing is None, missing, index, store)
 
 
 def _result(ders, target: Target, trusted: bool, error: str | None, complete: bool, missing: str | None,
-            config_dir: Path | None, store: StoreMatch | None = None) -> ChainResult:
+            index: "StoreIndex", store: StoreMatch | None = None) -> ChainResult:
     served = tuple(describe(der) for der in ders)
-    if store is None and ders and config_dir is not None:
-        store = store_match(config_dir, ders[0])
+    if store is None and ders and index.present:
+        store = index.match(ders[0])
     name = target.sni or target.host
     matches = bool(served) and name_matches(served[0].names, name)
     return ChainResult(served, trusted, error, matches, complete, missing, store)
@@ -173,6 +174,7 @@ class StoreIndex:
 
     versions: dict[str, tuple[str, int]]   # fingerprint → (lineage, version)
     current: dict[str, int]                # lineage → version live/ points at
+    present: bool = True                   # False: no store there (nothing to say about the served certificate)
 
     def match(self, der: bytes) -> StoreMatch:
         found = self.versions.get(hashlib.sha256(der).hexdigest())
@@ -190,7 +192,7 @@ def store_index(config_dir: Path | None) -> StoreIndex:
     versions: dict[str, tuple[str, int]] = {}
     current: dict[str, int] = {}
     if config_dir is None or not (Path(config_dir) / "live").is_dir():
-        return StoreIndex(versions, current)
+        return StoreIndex(versions, current, present=False)
     store = CertStore(config_dir)
     for name in store.names():
         current[name] = store.current_version(name)
@@ -202,12 +204,6 @@ def store_index(config_dir: Path | None) -> StoreIndex:
                 cert = x509.load_pem_x509_certificate((archive / entry).read_bytes())
                 versions[hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()] = (name, int(entry[4:-4]))
     return StoreIndex(versions, current)
-
-
-def store_match(config_dir: Path | None, der: bytes) -> StoreMatch | None:
-    if config_dir is None:
-        return None
-    return store_index(config_dir).match(der)
 
 
 def _lineage_chain(config_dir: Path | None, store: StoreMatch) -> str | None:

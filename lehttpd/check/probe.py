@@ -37,6 +37,7 @@ class CheckOptions:
     timeout: float = 3.0             # per connection
     deadline: float = 20.0           # for the whole check
     http: bool = True                # HSTS, upgrade-insecure-requests, mixed content, redirect
+    store_index: object | None = None  # a certs.StoreIndex read once for many checks (--all); else read here
 
 
 def parse_target(text: str, default_port: int = 443) -> tuple[str, int]:
@@ -92,8 +93,9 @@ def check(host: str, port: int, sni: str | None = None, options: CheckOptions = 
         fallback = pool.submit(fallback_scsv, target, protocols)
         offered = [p for p in protocols if p.offered]
         if not offered:
-            return Findings(host, port, name, "the server accepts no protocol lehttpd offered "
-                                              "(SSLv2 to TLS 1.3, every known suite)", protocols,
+            why = next((p.note for p in protocols if p.name == TLS12), "")
+            return Findings(host, port, name, "the server accepts no protocol lehttpd offered (SSLv2 to TLS 1.3, "
+                                              f"every known suite; TLS 1.2: {why})", protocols,
                             elapsed=time.monotonic() - started)
         chain_result = chain.result()
         if not chain_result.served or len(chain_result.served) == 1:
