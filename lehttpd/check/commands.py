@@ -97,7 +97,7 @@ def run_check(args: argparse.Namespace, console: Console) -> int:
         console.result(text(findings, result, dt.datetime.now(dt.timezone.utc), console.paint))
     if result is None:
         if not args.json:
-            console.error(f"{host}:{port}: {findings.failure}")
+            console.error(f"{f'[{host}]' if ':' in host else host}:{port}: {findings.failure}")
         return ExitStatus.NETWORK
     if minimum and rank(result.letter) < rank(minimum):
         if not args.json:

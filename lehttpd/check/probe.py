@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ipaddress
+import socket
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,7 +78,10 @@ def check(host: str, port: int, sni: str | None = None, options: CheckOptions = 
     started = time.monotonic()
     deadline = started + options.deadline
     name = sni or (None if is_ip(host) else host)
-    target = Target(host, port, name, min(options.timeout, options.deadline))
+    address = resolve(host, port)
+    if address is None:
+        return Findings(host, port, name, f"cannot resolve {host}", elapsed=time.monotonic() - started)
+    target = Target(address, port, name, min(options.timeout, options.deadline))
     first = hello.probe(target, Offer(TLS12, tuple(catalogue()), tuple(GROUPS)))
     failure = _hopeless(first)
     if failure:
@@ -104,6 +108,16 @@ def check(host: str, port: int, sni: str | None = None, options: CheckOptions = 
                             secure_renegotiation=renegotiation(target, protocols), fallback_scsv=fallback.result(),
                             chain=chain_result, http=http.result() if http else None)
     return replace(findings, elapsed=time.monotonic() - started)
+
+
+def resolve(host: str, port: int) -> str | None:
+    """One address for every probe: a name is looked up once, not once per ClientHello."""
+    if is_ip(host):
+        return host
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
+    except (OSError, UnicodeError):
+        return None
 
 
 def _hopeless(answer: Answer) -> str | None:
