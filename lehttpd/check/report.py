@@ -65,7 +65,7 @@ def _certificate_lines(findings: Findings, now: dt.datetime) -> list[str]:
     names = "name matches" if chain.name_matches else "NAME MISMATCH"
     lines = [_row("certificate", f"{leaf.subject}  {leaf.key_type} {leaf.key_bits}  {leaf.signature_algorithm}"),
              _row("", f"issuer {leaf.issuer}, {leaf.days_left(now):.0f} days left "
-                      f"(until {leaf.not_after:%Y-%m-%d}), {len(chain.served)} sent"),
+                      f"(until {leaf.not_after:%Y-%m-%d}), {_sent(findings)}"),
              _row("", f"{trust}, {complete}, {names}")]
     store = chain.store
     if store is not None:
@@ -77,6 +77,13 @@ def _certificate_lines(findings: Findings, now: dt.datetime) -> list[str]:
             lines.append(_row("store", f"lineage {store.lineage}: serves version {store.served_version}, current "
                                        f"is {store.current_version} (reload Apache: apache2ctl graceful)"))
     return lines
+
+
+def _sent(findings: Findings) -> str:
+    if any(p.offered for p in findings.protocols if p.name not in ("SSLv2", "TLSv1.3")):
+        return f"{len(findings.chain.served)} sent"
+    return "leaf shown (over TLS 1.3 only the rest of the chain is encrypted; it verified)" \
+        if findings.chain.trusted else "leaf shown (over TLS 1.3 only the rest of the chain is encrypted)"
 
 
 def _http_lines(findings: Findings) -> list[str]:

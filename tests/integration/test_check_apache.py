@@ -73,6 +73,16 @@ def test_intermediate_with_hsts_is_a_plus(hardened):
     assert "x25519" in report["groups"]
 
 
+def test_modern_is_tls13_only_and_a_plus(hardened):
+    inst, lineage = hardened
+    lehttpd(inst, "harden", "--profile", "modern", "--hsts")
+    code, report = check_hardened(inst, lineage, "--min-grade", "A+")
+    assert code == 0 and report["grade"] == "A+"
+    assert report["offered_protocols"] == ["TLSv1.3"]
+    assert report["secure_renegotiation"] is None and report["fallback_scsv"] is None  # nothing to downgrade to
+    assert report["certificate"]["trusted"] and len(report["certificate"]["served"]) == 1  # the leaf, verified
+
+
 def test_old_is_b_and_names_tls10_and_tls11_as_the_cap(hardened):
     inst, lineage = hardened
     lehttpd(inst, "harden", "--profile", "old", "--hsts")

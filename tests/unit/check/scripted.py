@@ -29,7 +29,8 @@ def _leaf_der() -> bytes:
 
 
 class ScriptedServer:
-    """mode: "hello" (answer by `versions` and `suites`), "drop", "garbage", "silent", "http", "refuse"."""
+    """mode: "hello" (answer by `versions` and `suites`), "drop", "half", "garbage", "silent", "http",
+    "refuse"."""
 
     def __init__(self, mode: str = "hello", versions: tuple[tuple[int, int], ...] = (), suites: tuple[int, ...] = (),
                  renegotiation: bool = True) -> None:
@@ -78,6 +79,8 @@ class ScriptedServer:
                     conn.sendall(_alert(HANDSHAKE_FAILURE))
                 elif self.mode == "hello":
                     conn.sendall(self._hello(data))
+                elif self.mode == "half":  # the start of a ServerHello, then the connection drops
+                    conn.sendall(b"\x16\x03\x03\x00\x4a\x02\x00\x00\x46\x03\x03" + os.urandom(10))
                 # "drop": close without a word
             except OSError:
                 pass

@@ -72,6 +72,7 @@ def test_min_grade_below_is_exit_8():
 
 @pytest.mark.parametrize("mode, message", [
     ("drop", "accepts no protocol"),
+    ("half", "in the middle of a message"),
     ("refuse", "accepts no protocol"),
     ("garbage", "not TLS"),
     ("http", "plain HTTP"),
