@@ -118,7 +118,8 @@ def _blockable_mixed(f: Findings) -> str | None:
 
 CAPS: tuple[Rule, ...] = (
     Rule("sslv2", "F", _offered("SSLv2"), "SSLv2 is offered (DROWN)", HARDEN),
-    Rule("export", "F", _suites(lambda s: s.export or s.null), "export or NULL suites: {detail}", HARDEN),
+    Rule("weak-cipher", "F", _suites(lambda s: s.export or s.bits < 112),
+         "export, NULL or under-112-bit suites: {detail}", HARDEN),
     Rule("anonymous", "F", _suites(lambda s: s.anonymous), "anonymous suites (no authentication): {detail}",
          HARDEN),
     Rule("sslv3-only", "F", _sslv3_only, "SSLv3 is the best protocol offered", HARDEN),

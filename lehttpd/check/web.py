@@ -55,7 +55,6 @@ def _redirect(target: Target, http_port: int | None, name: str, deadline: float
         timeout = max(0.1, min(target.timeout, deadline - time.monotonic()))
         with socket.create_connection((target.host, http_port), timeout=timeout) as sock:
             response = _request(sock, name, PROBE_PATH)
-            response.read(0)
             return response.status, response.getheader("Location"), ""
     except (OSError, http.client.HTTPException) as error:
         return None, None, f"nothing answers http://{name}:{http_port}/ ({type(error).__name__}: {error})"

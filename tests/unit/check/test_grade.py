@@ -127,3 +127,20 @@ def test_key_exchange_score_follows_key_size():
     weak = findings(chain=ChainResult((cert("RSA", 1024, "sha256WithRSAEncryption"),), True, None, True, True, None))
     assert score(weak) < score(findings())
     assert score(replace(findings(), protocols=findings({"TLSv1.0": CBC, "TLSv1.2": GCM}).protocols)) < 100
+
+
+def test_export_null_and_des_suites_are_f():
+    for code in (0x0003, 0x0002, 0x0009):  # RSA_EXPORT_WITH_RC4_40_MD5, RSA_WITH_NULL_SHA, RSA_WITH_DES_CBC_SHA
+        result = grade(findings({"TLSv1.2": GCM + (code,)}))
+        assert result.letter == "F" and caps(result)["weak-cipher"] == "F", hex(code)
+
+
+def test_suite_properties_come_from_openssl_or_the_iana_name():
+    from lehttpd.check.suites import _from_name
+
+    assert suite(0xC02B).forward_secret and suite(0xC02B).aead and suite(0xC02B).bits == 128
+    assert not suite(0x002F).forward_secret and not suite(0x002F).aead  # TLS_RSA_WITH_AES_128_CBC_SHA
+    assert suite(0x000A).small_block and suite(0x000A).bits == 112       # 3DES
+    assert suite(0x0005).rc4 and suite(0x1302).bits == 256
+    assert _from_name(1, "TLS_ECDH_ECDSA_WITH_AES_128_CBC_SHA256").bits == 128  # SHA256 is the MAC, not the key
+    assert _from_name(1, "TLS_ECDH_anon_WITH_RC4_128_SHA").anonymous

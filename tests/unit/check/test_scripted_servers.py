@@ -56,6 +56,15 @@ def test_an_sslv3_only_server_is_graded_f_and_the_text_report_names_the_fix():
     assert "(F if trust issues are fixed)" in out
 
 
+def test_an_export_suite_is_offered_and_found_and_graded_f():
+    with ScriptedServer(versions=((3, 1),), suites=(0x0003, 0x0009)) as server:
+        code, out, _ = check(f"127.0.0.1:{server.port}", "--json")
+    report = json.loads(out)
+    found = [s["name"] for p in report["protocols"] for s in p["suites"]]
+    assert found == ["TLS_RSA_EXPORT_WITH_RC4_40_MD5", "TLS_RSA_WITH_DES_CBC_SHA"]
+    assert report["rating"]["without_trust_issues"] == "F"
+
+
 def test_a_raw_probe_reads_the_sslv3_server_hello():
     with ScriptedServer(versions=((3, 0),), suites=RC4_SUITES) as server:
         target = Target("127.0.0.1", server.port, None)
