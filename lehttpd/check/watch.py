@@ -162,7 +162,8 @@ def run_all(args, options: CheckOptions, console: Console, minimum: str | None) 
     if args.json:
         console.json({"rows": [r.as_json() for r in rows], "problems": problems, "warn_days": args.warn_days})
     else:
-        console.result(table(rows) if rows else "no https name in Apache and no lineage in the store")
+        if not console.quiet:  # under cron with --quiet, only the problems (on stderr)
+            console.result(table(rows) if rows else "no https name in Apache and no lineage in the store")
         for problem in problems:
             console.warn(problem)
     return ExitStatus.FINDINGS if problems else ExitStatus.SUCCESS

@@ -38,6 +38,10 @@ def test_lineages_inside_the_warning_window_fail_and_show_the_last_renewal_failu
     assert code == 0  # 30 days left, outside the default 14-day window
     assert "soon.test" in out and "last failure" in out and "rate limited" in out
 
+    code, out, err = call("check", "--all", "--no-apache", "--config-dir", str(tmp_path), "--quiet",
+                          "--warn-days", "31")
+    assert code == 8 and out == "" and "soon.test: expires in" in err  # cron mails only the problems
+
 
 def test_prometheus_textfile_is_written_atomically_and_replaces_a_planted_link(tmp_path):
     make_lineage(tmp_path / "le", "a.test", ("a.test",))
