@@ -15,8 +15,13 @@ import ssl
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from lehttpd.check.hello import Target
 from lehttpd.check.model import CertificateInfo, ChainResult, StoreMatch
+from lehttpd.store import CertStore
 
 HOSTNAME_MISMATCH = 62
 ISSUER_MISSING = {2, 20, 21}  # unable to get issuer certificate / local issuer / verify leaf signature
@@ -124,9 +129,6 @@ def _verifies_with(target: Target, ca_bundle: Path | None, timeout: float, cadat
 
 
 def describe(der: bytes) -> CertificateInfo:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-
     cert = x509.load_der_x509_certificate(der)
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
@@ -184,11 +186,6 @@ class StoreIndex:
 
 
 def store_index(config_dir: Path | None) -> StoreIndex:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from lehttpd.store import CertStore
-
     versions: dict[str, tuple[str, int]] = {}
     current: dict[str, int] = {}
     if config_dir is None or not (Path(config_dir) / "live").is_dir():
@@ -210,8 +207,6 @@ def _lineage_chain(config_dir: Path | None, store: StoreMatch) -> str | None:
     """The chain.pem stored beside the served version: the intermediates the server should have sent."""
     if config_dir is None or store.lineage is None:
         return None
-    from lehttpd.store import CertStore
-
     path = CertStore(config_dir).archive_dir(store.lineage) / f"chain{store.served_version}.pem"
     try:
         return path.read_text()

@@ -125,6 +125,8 @@ CAPS: tuple[Rule, ...] = (
     Rule("sslv3-only", "F", _sslv3_only, "SSLv3 is the best protocol offered", HARDEN),
     Rule("rsa-1024", "F", _rsa_bits(1024), "certificate key under 1024 bits ({detail})",
          "lehttpd issue {name} --install  (a new ECDSA P-256 key)"),
+    Rule("dh-1024", "F", lambda f: f"{f.dh_bits} bits" if f.dh_bits and f.dh_bits < 1024 else None,
+         "DHE prime under 1024 bits ({detail}, Logjam)", HARDEN),
     Rule("md5", "F", _leaf(lambda c: c.signature_algorithm if "md5" in c.signature_algorithm.lower() else None),
          "certificate signed with MD5 ({detail})", "lehttpd issue {name} --install"),
     Rule("no-tls12", "C", lambda f: None if f.offered("TLSv1.2") or f.offered("TLSv1.3") else "none",
@@ -145,6 +147,8 @@ CAPS: tuple[Rule, ...] = (
          "lehttpd install --cert-name {name}  (serves fullchain.pem)"),
     Rule("rsa-2048", "B", _rsa_bits(2048), "certificate key under 2048 bits ({detail})",
          "lehttpd issue {name} --install  (a new ECDSA P-256 key)"),
+    Rule("dh-2048", "B", lambda f: f"{f.dh_bits} bits" if f.dh_bits and f.dh_bits < 2048 else None,
+         "DHE prime under 2048 bits ({detail})", HARDEN),
     Rule("untrusted", "T", _untrusted, "certificate not trusted: {detail}",
          "lehttpd issue {name} --install  (or pass the private CA with --ca-bundle)"),
     Rule("expired", "T", _expired, "certificate not valid now ({detail})", "lehttpd renew --cert-name {name}"),
@@ -183,12 +187,15 @@ def _cipher_score(bits: int) -> int:
 
 
 def _key_score(findings: Findings) -> int:
+    """The weaker of the certificate's key and the DHE prime, in RSA-equivalent bits."""
     leaf = findings.chain.leaf if findings.chain else None
     if leaf is None:
         return 90  # unknown: do not let a missing certificate read as a strength
     bits = leaf.key_bits
     if leaf.key_type.startswith("EC") or leaf.key_type.startswith("Ed"):  # RSA-equivalent strength (NIST SP 800-57)
         bits = 1024 if bits < 224 else 2048 if bits < 256 else 3072 if bits < 384 else 7680
+    if findings.dh_bits:
+        bits = min(bits, findings.dh_bits)
     return 20 if bits < 512 else 40 if bits < 1024 else 80 if bits < 2048 else 90 if bits < 4096 else 100
 
 

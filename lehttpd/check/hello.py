@@ -11,7 +11,16 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+# tlslite-ng is imported here, once, by whoever imports this module: a first import racing in the probe threads
+# can see a half-initialised tlslite module (NameError inside tlslite.utils.cryptomath).
+from tlslite import extensions as ext
+from tlslite.constants import AlertDescription, ECPointFormat, ExtensionType
+from tlslite.messages import ClientHello, ServerHello
+from tlslite.utils.codec import Parser
+
+from lehttpd.check.suites import suite
 
 SSL2, SSL3, TLS10, TLS11, TLS12, TLS13 = "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"
 PROTOCOLS = (SSL2, SSL3, TLS10, TLS11, TLS12, TLS13)
@@ -47,6 +56,7 @@ class Offer:
     groups: tuple[int, ...] = ()
     fallback_scsv: bool = False
     want_certificates: bool = False
+    want_key_exchange: bool = False  # read on to the ServerKeyExchange: the (EC)DHE group, the DH prime's size
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,8 @@ class Answer:
     kind: str
     version: str | None = None
     suite: int | None = None
-    group: int | None = None                 # TLS 1.3 HelloRetryRequest's selected group
+    group: int | None = None                 # TLS 1.3 HelloRetryRequest's group, or the ECDHE curve (1.2)
+    dh_bits: int | None = None               # size of the DHE prime (TLS 1.2 and older, when asked)
     secure_renegotiation: bool = False       # renegotiation_info in the ServerHello
     alert: int | None = None
     certificates: tuple[bytes, ...] = ()     # DER, as sent (TLS 1.2 and older, when asked)
@@ -86,8 +97,6 @@ def _reason(error: OSError) -> str:
 
 def client_hello(sni: str | None, offer: Offer) -> bytes:
     """The wire bytes of a ClientHello record for `offer`."""
-    from tlslite.messages import ClientHello
-
     suites = list(offer.suites) + [RENEGOTIATION_SCSV] + ([FALLBACK_SCSV] if offer.fallback_scsv else [])
     if offer.version == SSL2:
         hello = ClientHello(ssl2=True).create((0, 2), os.urandom(16), b"", suites)
@@ -104,9 +113,6 @@ def client_hello(sni: str | None, offer: Offer) -> bytes:
 
 
 def _extensions(sni: str | None, offer: Offer) -> list:
-    from tlslite import extensions as ext
-    from tlslite.constants import ECPointFormat, ExtensionType
-
     found = []
     if sni:
         found.append(ext.SNIExtension().create(sni.encode("idna")))
@@ -182,11 +188,16 @@ def read_answer(reader: _Reader, offer: Offer) -> Answer:
                 if message[0] != 2:
                     return Answer(GARBAGE, detail=f"handshake message {message[0]} before the ServerHello")
                 hello = _server_hello(message, offer)
-                if not hello.accepted or not offer.want_certificates or hello.version == TLS13:
+                if not hello.accepted or hello.version == TLS13 or not (
+                        offer.want_certificates or offer.want_key_exchange):
                     return hello
             elif message[0] == 11:
-                return _with_certificates(hello, message)
-            elif message[0] == 14:  # ServerHelloDone: no Certificate (anonymous suite)
+                hello = _with_certificates(hello, message)
+                if not offer.want_key_exchange:
+                    return hello
+            elif message[0] == 12:
+                return _with_key_exchange(hello, message)
+            elif message[0] == 14:  # ServerHelloDone: no (more) key exchange to read
                 return hello
 
 
@@ -198,10 +209,6 @@ def _incomplete(reader: _Reader) -> Answer:
 
 
 def _server_hello(message: bytes, offer: Offer) -> Answer:
-    from tlslite.constants import ExtensionType
-    from tlslite.messages import ServerHello
-    from tlslite.utils.codec import Parser
-
     try:
         hello = ServerHello().parse(Parser(bytearray(message[1:])))
     except Exception as error:  # tlslite raises assorted errors on malformed input
@@ -231,13 +238,22 @@ def _with_certificates(hello: Answer, message: bytes) -> Answer:
         size = int.from_bytes(body[position:position + 3], "big")
         certificates.append(bytes(body[position + 3:position + 3 + size]))
         position += 3 + size
-    return Answer(hello.kind, hello.version, hello.suite, hello.group, hello.secure_renegotiation,
-                  certificates=tuple(certificates))
+    return replace(hello, certificates=tuple(certificates))
+
+
+def _with_key_exchange(hello: Answer, message: bytes) -> Answer:
+    """The ECDHE named curve, or the size of the DHE prime, from a ServerKeyExchange (its first fields)."""
+    body = message[4:]
+    name = suite(hello.suite or 0).name.upper()
+    if ("ECDHE" in name or "ECDH_ANON" in name or "AECDH" in name) and len(body) >= 3 and body[0] == 3:
+        return replace(hello, group=int.from_bytes(body[1:3], "big"))
+    if "ECDH" not in name and ("DHE" in name or "ANON" in name or name.startswith("ADH")) and len(body) >= 2:
+        prime = body[2:2 + int.from_bytes(body[:2], "big")].lstrip(b"\x00")
+        return replace(hello, dh_bits=len(prime) * 8 - (8 - prime[0].bit_length()) if prime else 0)
+    return hello
 
 
 def _alert_name(payload: bytes) -> str:
-    from tlslite.constants import AlertDescription
-
     if len(payload) < 2:
         return "alert"
     return f"alert {AlertDescription.toRepr(payload[1]) or payload[1]}"

@@ -115,6 +115,7 @@ class Findings:
     chain: ChainResult | None = None
     http: HttpResult | None = None
     elapsed: float = 0.0
+    dh_bits: int | None = None           # the DHE prime's size, when DHE suites are offered
 
     def offered(self, name: str) -> bool:
         return any(p.name == name and p.offered for p in self.protocols)

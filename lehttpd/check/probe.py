@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lehttpd.check import hello
-from lehttpd.check.hello import (ACCEPTED, GARBAGE, PLAIN_HTTP, PROTOCOLS, SSL2, TIMEOUT, TLS12, TLS13,
-                                 UNREACHABLE, Answer, Offer, Target)
+from lehttpd.check import certs, hello, web
+from lehttpd.check.hello import (ACCEPTED, GARBAGE, PLAIN_HTTP, PROTOCOLS, SSL2, TIMEOUT, TLS10, TLS11, TLS12,
+                                 TLS13, UNREACHABLE, Answer, Offer, Target)
 from lehttpd.check.model import Findings, ProtocolResult
 from lehttpd.check.suites import TLS13_SUITES, catalogue, suite
 
@@ -86,8 +86,6 @@ def check(host: str, port: int, sni: str | None = None, options: CheckOptions = 
     failure = _hopeless(first)
     if failure:
         return Findings(host, port, name, failure, elapsed=time.monotonic() - started)
-    from lehttpd.check import certs, web
-
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
         versions = {p: pool.submit(enumerate_protocol, target, p, deadline) for p in PROTOCOLS}
         groups = pool.submit(enumerate_groups, target, deadline)
@@ -104,9 +102,10 @@ def check(host: str, port: int, sni: str | None = None, options: CheckOptions = 
         chain_result = chain.result()
         if not chain_result.served or len(chain_result.served) == 1:
             chain_result = certs.with_served_chain(chain_result, served_chain(target, protocols))
+        dh = pool.submit(dh_size, target, protocols)
         findings = Findings(host, port, name, None, protocols, groups.result(),
                             secure_renegotiation=renegotiation(target, protocols), fallback_scsv=fallback.result(),
-                            chain=chain_result, http=http.result() if http else None)
+                            chain=chain_result, http=http.result() if http else None, dh_bits=dh.result())
     return replace(findings, elapsed=time.monotonic() - started)
 
 
@@ -176,15 +175,36 @@ def server_order(target: Target, protocol: str, chosen: list[int]) -> bool | Non
 
 
 def enumerate_groups(target: Target, deadline: float) -> tuple[str, ...]:
-    """The TLS 1.3 groups the server accepts, in its order of preference (empty without TLS 1.3)."""
+    """The groups the server accepts, in its order of preference: from TLS 1.3 HelloRetryRequests, or, without
+    TLS 1.3, from the curve of each TLS 1.2-or-older ECDHE ServerKeyExchange."""
+    found = _groups(target, TLS13, tuple(TLS13_SUITES), deadline)
+    for older in (TLS12, TLS11, TLS10):
+        if found:
+            break
+        ecdhe = tuple(code for code, s in catalogue().items() if s.forward_secret and "ECDH" in s.name.upper())
+        found = _groups(target, older, ecdhe, deadline)
+    return tuple(GROUPS.get(g, f"0x{g:04x}") for g in found)
+
+
+def _groups(target: Target, protocol: str, suites: tuple[int, ...], deadline: float) -> list[int]:
     remaining, chosen = list(GROUPS), []
     while remaining and time.monotonic() < deadline:
-        answer = hello.probe(target, Offer(TLS13, tuple(TLS13_SUITES), tuple(remaining)))
+        answer = hello.probe(target, Offer(protocol, suites, tuple(remaining), want_key_exchange=True))
         if not answer.accepted or answer.group not in remaining:
             break
         chosen.append(answer.group)
         remaining.remove(answer.group)
-    return tuple(GROUPS[g] for g in chosen)
+    return chosen
+
+
+def dh_size(target: Target, protocols: tuple[ProtocolResult, ...]) -> int | None:
+    """Size of the server's DHE prime when it offers DHE suites (TLS 1.2 and older), else None."""
+    for protocol in reversed([p for p in protocols if p.offered and p.name not in (SSL2, TLS13)]):
+        dhe = tuple(s.code for s in protocol.suites if s.forward_secret and "ECDH" not in s.name.upper())
+        if dhe:
+            answer = hello.probe(target, Offer(protocol.name, dhe, tuple(GROUPS), want_key_exchange=True))
+            return answer.dh_bits if answer.accepted else None
+    return None
 
 
 def fallback_scsv(target: Target, protocols: tuple[ProtocolResult, ...]) -> bool | None:

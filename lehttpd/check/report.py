@@ -14,7 +14,7 @@ def as_json(findings: Findings, result: Grade | None) -> dict:
             "grade": result.letter if result else None, "rating": result.as_json() if result else None,
             "protocols": [p.as_json() for p in findings.protocols],
             "offered_protocols": list(findings.offered_protocols), "groups": list(findings.groups),
-            "secure_renegotiation": findings.secure_renegotiation, "fallback_scsv": findings.fallback_scsv,
+            "secure_renegotiation": findings.secure_renegotiation, "dh_bits": findings.dh_bits, "fallback_scsv": findings.fallback_scsv,
             "certificate": chain.as_json() if chain else None, "http": http.as_json() if http else None,
             "elapsed_seconds": round(findings.elapsed, 3)}
 
@@ -42,8 +42,9 @@ def text(findings: Findings, result: Grade | None, now: dt.datetime, paint=lambd
         aead = sum(s.aead for s in suites)
         lines.append(_row("suites", f"forward secrecy {fs}/{len(suites)}, AEAD {aead}/{len(suites)}"
                                     f"{' (CBC too)' if aead < len(suites) else ''}"))
-    if findings.groups:
-        lines.append(_row("groups", " ".join(findings.groups)))
+    if findings.groups or findings.dh_bits:
+        dh = f"   DHE prime {findings.dh_bits} bits" if findings.dh_bits else ""
+        lines.append(_row("groups", " ".join(findings.groups) + dh))
     lines.extend(_certificate_lines(findings, now))
     lines.extend(_http_lines(findings))
     for cap in result.caps:

@@ -12,6 +12,8 @@ import re
 import ssl
 from dataclasses import dataclass
 
+from tlslite.constants import CipherSuite
+
 TLS13_SUITES = {0x1301: ("TLS_AES_128_GCM_SHA256", 128), 0x1302: ("TLS_AES_256_GCM_SHA384", 256),
                 0x1303: ("TLS_CHACHA20_POLY1305_SHA256", 256), 0x1304: ("TLS_AES_128_CCM_SHA256", 128),
                 0x1305: ("TLS_AES_128_CCM_8_SHA256", 128)}
@@ -101,8 +103,6 @@ def _from_openssl(entry: dict) -> Suite:
 @functools.cache
 def catalogue() -> dict[int, Suite]:
     """Every TLS 1.2-and-older suite lehttpd can offer, by code (TLS 1.3 suites are in TLS13_SUITES)."""
-    from tlslite.constants import CipherSuite
-
     found: dict[int, Suite] = {}
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:

@@ -13,7 +13,9 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lehttpd.check.probe import CheckOptions
+from lehttpd.check.certs import store_index
+from lehttpd.check.grade import grade, rank
+from lehttpd.check.probe import CheckOptions, check
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus
 
@@ -79,9 +81,6 @@ def endpoints(apache_ctl: str | None, default_address: str) -> list[Endpoint]:
 
 
 def served_row(endpoint: Endpoint, options: CheckOptions, now: dt.datetime, warn_days: float) -> Row:
-    from lehttpd.check.grade import grade
-    from lehttpd.check.probe import check
-
     findings = check(endpoint.host, endpoint.port, endpoint.name, options)
     where = f"{endpoint.host}:{endpoint.port}"
     if findings.failure:
@@ -133,8 +132,6 @@ def _expiry_problems(row: Row, warn_days: float):
 
 
 def collect(args, options: CheckOptions, console: Console) -> list[Row]:
-    from lehttpd.check.certs import store_index
-
     now = dt.datetime.now(dt.timezone.utc)
     found = [] if args.no_apache else endpoints(args.apache_ctl, args.address)
     options = replace(options, store_index=store_index(args.config_dir))
@@ -148,8 +145,6 @@ def collect(args, options: CheckOptions, console: Console) -> list[Row]:
 
 
 def run_all(args, options: CheckOptions, console: Console, minimum: str | None) -> int:
-    from lehttpd.check.grade import rank
-
     rows = collect(args, options, console)
     if minimum:
         rows = [replace(r, problems=r.problems + (f"{r.name} ({r.endpoint}): grade {r.grade} below {minimum}",))

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from lehttpd.check.certs import connect_verified
 from lehttpd.check.hello import Target
 from lehttpd.check.model import HttpResult
+from lehttpd.scan.pages import scan_bytes
 
 PROBE_PATH = "/lehttpd-check/probe?x=1&y=2"
 MAX_PAGE = 2 * 1024 * 1024
@@ -110,7 +111,5 @@ def hsts_max_age(values: list[str]) -> int | None:
 
 
 def mixed_content(body: bytes, url: str, charset: str | None) -> tuple[tuple[str, str], ...]:
-    from lehttpd.scan.pages import scan_bytes
-
     result = scan_bytes(body, url, url, False, charset)
     return tuple((finding.cls, finding.resolved) for finding in result.findings)

@@ -51,7 +51,7 @@ def test_check_all_flags_the_stale_and_the_expiring_certificate(three_sites, tmp
     served = {r["name"]: r for r in report["rows"] if r["kind"] == "served"}
     lineages = {r["name"]: r for r in report["rows"] if r["kind"] == "lineage"}
     assert set(served) == set(lineages) == {"one.test", "two.test", "three.test"}
-    assert served["one.test"]["problems"] == [] and served["one.test"]["grade"] == "A"  # no HSTS: no A+
+    assert served["one.test"]["problems"] == [] and served["one.test"]["grade"] == "A", served  # no HSTS: no A+
     assert served["one.test"]["endpoint"] == f"127.0.0.1:{ports['one.test']}"
     assert served["one.test"]["issuer"] == "CN=check test intermediate"
     assert (served["two.test"]["served_version"], served["two.test"]["current_version"]) == (1, 2)

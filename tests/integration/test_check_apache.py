@@ -135,6 +135,7 @@ def test_a_weak_tls10_site_is_found_and_capped(weak_sites):
     assert code == 0
     assert report["offered_protocols"] == ["TLSv1.0"]
     assert report["certificate"]["trusted"]  # verified, through a handshake that reaches TLS 1.0
+    assert "x25519" in report["groups"]  # no TLS 1.3: read from the TLS 1.0 ServerKeyExchange
     found = caps(report)
     assert found["no-tls12"] == "C" and found["tls10-11"] == "B" and found["no-aead"] == "B"
     assert found["hsts"] == "A"

@@ -33,8 +33,9 @@ class ScriptedServer:
     "refuse"."""
 
     def __init__(self, mode: str = "hello", versions: tuple[tuple[int, int], ...] = (), suites: tuple[int, ...] = (),
-                 renegotiation: bool = True) -> None:
+                 renegotiation: bool = True, groups: tuple[int, ...] = (23,), dh_bits: int = 2048) -> None:
         self.mode, self.versions, self.suites, self.renegotiation = mode, versions, suites, renegotiation
+        self.groups, self.dh_bits = groups, dh_bits
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
@@ -108,9 +109,33 @@ class ScriptedServer:
         server_hello = b"\x02" + len(body).to_bytes(3, "big") + body
         cert_list = len(self.certificate).to_bytes(3, "big") + self.certificate
         certificate = b"\x0b" + (len(cert_list) + 3).to_bytes(3, "big") + len(cert_list).to_bytes(3, "big") + cert_list
+        key_exchange = self._key_exchange(chosen, hello)
+        if key_exchange is None:
+            return _alert(HANDSHAKE_FAILURE)
         done = b"\x0e\x00\x00\x00"
-        payload = server_hello + certificate + done
+        payload = server_hello + certificate + key_exchange + done
         return b"\x16" + bytes(offered) + len(payload).to_bytes(2, "big") + payload
+
+
+    def _key_exchange(self, chosen: int, hello: ClientHello) -> bytes | None:
+        """A ServerKeyExchange whose first fields are real (curve, DH prime); the rest is filler."""
+        from lehttpd.check.suites import suite
+
+        name = suite(chosen).name
+        if "ECDHE" in name:
+            offered = hello.getExtension(ExtensionType.supported_groups)
+            curve = next((g for g in self.groups if offered is not None and g in offered.groups), None)
+            if curve is None:
+                return None
+            body = b"\x03" + curve.to_bytes(2, "big") + b"\x41\x04" + os.urandom(64) + b"\x04\x03\x00\x01\x00"
+        elif "DHE" in name:
+            prime = (1 << (self.dh_bits - 1) | int.from_bytes(os.urandom(self.dh_bits // 8), "big") | 1)
+            prime &= (1 << self.dh_bits) - 1
+            p = prime.to_bytes(self.dh_bits // 8, "big")
+            body = len(p).to_bytes(2, "big") + p + b"\x00\x01\x02" + len(p).to_bytes(2, "big") + os.urandom(len(p))
+        else:
+            return b""
+        return b"\x0c" + len(body).to_bytes(3, "big") + body
 
 
 def _alert(description: int) -> bytes:

@@ -65,6 +65,21 @@ def test_an_export_suite_is_offered_and_found_and_graded_f():
     assert report["rating"]["without_trust_issues"] == "F"
 
 
+def test_tls12_groups_come_from_the_server_key_exchange_without_tls13():
+    with ScriptedServer(versions=((3, 3),), suites=(0xC02F,), groups=(24, 23)) as server:
+        _code, out, _ = check(f"127.0.0.1:{server.port}", "--json")
+    assert json.loads(out)["groups"] == ["secp384r1", "secp256r1"]  # the server's order
+
+
+def test_a_small_dhe_prime_lowers_the_grade():
+    for bits, cap in ((1024, ("dh-2048", "B")), (512, ("dh-1024", "F"))):
+        with ScriptedServer(versions=((3, 3),), suites=(0x009E, 0xC02F), dh_bits=bits) as server:
+            _code, out, _ = check(f"127.0.0.1:{server.port}", "--json")
+        report = json.loads(out)
+        assert report["dh_bits"] == bits
+        assert cap in {(c["id"], c["cap"]) for c in report["rating"]["caps"]}
+
+
 def test_a_raw_probe_reads_the_sslv3_server_hello():
     with ScriptedServer(versions=((3, 0),), suites=RC4_SUITES) as server:
         target = Target("127.0.0.1", server.port, None)

@@ -68,3 +68,15 @@ def test_metric_labels_are_escaped():
 def test_an_empty_setup_says_so():
     code, out, _ = call("check", "--all", "--no-apache", "--config-dir", "/nonexistent")
     assert code == 0 and "no https name in Apache and no lineage in the store" in out
+
+
+def test_tlslite_and_cryptography_are_loaded_before_any_probe_thread_starts():
+    """check --all runs checks in threads: a first import of tlslite racing there failed with NameError
+    (GMPY2_LOADED) about one run in ten. Importing the probe module must load them in the importing thread."""
+    import subprocess
+
+    code = ("import sys, lehttpd.check.watch; "
+            "print(all(m in sys.modules for m in ('tlslite.messages', 'tlslite.utils.cryptomath', "
+            "'cryptography.x509', 'lehttpd.scan.pages')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "True", result.stderr
