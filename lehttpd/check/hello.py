@@ -115,7 +115,11 @@ def client_hello(sni: str | None, offer: Offer) -> bytes:
 def _extensions(sni: str | None, offer: Offer) -> list:
     found = []
     if sni:
-        found.append(ext.SNIExtension().create(sni.encode("idna")))
+        try:
+            name = sni.encode("idna")
+        except UnicodeError:  # a name IDNA refuses (a label over 63 characters…): sent as it is
+            name = sni.encode("utf-8", "replace")
+        found.append(ext.SNIExtension().create(name))
     groups = list(offer.groups)
     if groups:
         found.append(ext.SupportedGroupsExtension().create(groups))

@@ -81,8 +81,12 @@ def endpoints(apache_ctl: str | None, default_address: str) -> list[Endpoint]:
 
 
 def served_row(endpoint: Endpoint, options: CheckOptions, now: dt.datetime, warn_days: float) -> Row:
-    findings = check(endpoint.host, endpoint.port, endpoint.name, options)
     where = f"{endpoint.host}:{endpoint.port}"
+    try:
+        findings = check(endpoint.host, endpoint.port, endpoint.name, options)
+    except Exception as error:  # a bug must not hide the other names from the monitor: reported on this row
+        failure = f"check failed: {type(error).__name__}: {error} (a bug: please report it)"
+        return Row("served", endpoint.name, where, failure=failure, problems=(f"{endpoint.name} ({where}): {failure}",))
     if findings.failure:
         return Row("served", endpoint.name, where, failure=findings.failure,
                    problems=(f"{endpoint.name} ({where}): {findings.failure}",))

@@ -80,3 +80,16 @@ def test_tlslite_and_cryptography_are_loaded_before_any_probe_thread_starts():
             "'cryptography.x509', 'lehttpd.scan.pages')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "True", result.stderr
+
+
+def test_one_name_that_breaks_the_probe_is_reported_on_its_row_and_the_others_go_on(monkeypatch):
+    from lehttpd.check import watch
+    from lehttpd.check.probe import CheckOptions
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(watch, "check", broken)
+    row = watch.served_row(watch.Endpoint("a.test", "127.0.0.1", 443), CheckOptions(),
+                           dt.datetime.now(dt.timezone.utc), 14)
+    assert row.failure.startswith("check failed: RuntimeError: boom") and row.problems
