@@ -176,8 +176,8 @@ def score(findings: Findings) -> int:
     if suites:
         strengths = [_cipher_score(s.bits) for s in suites]
         cipher = (max(strengths) + min(strengths)) / 2
-    else:
-        cipher = 100 if offered == ("SSLv2",) else 0
+    else:  # SSLv2 only: its suites are not enumerated, and it is F whatever they are
+        cipher = 0
     exchange = 0 if any(s.anonymous for s in suites) else _key_score(findings)
     return round(0.3 * protocol + 0.3 * exchange + 0.4 * cipher)
 

@@ -29,8 +29,8 @@ def _leaf_der() -> bytes:
 
 
 class ScriptedServer:
-    """mode: "hello" (answer by `versions` and `suites`), "drop", "half", "garbage", "silent", "http",
-    "refuse"."""
+    """mode: "hello" (answer by `versions` and `suites`), "sslv2", "drop", "half", "garbage",
+    "silent", "http", "refuse"."""
 
     def __init__(self, mode: str = "hello", versions: tuple[tuple[int, int], ...] = (), suites: tuple[int, ...] = (),
                  renegotiation: bool = True, groups: tuple[int, ...] = (23,), dh_bits: int = 2048) -> None:
@@ -80,6 +80,10 @@ class ScriptedServer:
                     conn.sendall(_alert(HANDSHAKE_FAILURE))
                 elif self.mode == "hello":
                     conn.sendall(self._hello(data))
+                elif self.mode == "sslv2":  # a SERVER-HELLO to an SSLv2-format hello, an alert to the rest
+                    body = b"\x04\x00\x01\x00\x02" + b"\x00" * 6 + os.urandom(16)
+                    conn.sendall(bytes([0x80, len(body)]) + body if data[:1] and data[0] & 0x80
+                                 else _alert(PROTOCOL_VERSION))
                 elif self.mode == "half":  # the start of a ServerHello, then the connection drops
                     conn.sendall(b"\x16\x03\x03\x00\x4a\x02\x00\x00\x46\x03\x03" + os.urandom(10))
                 # "drop": close without a word

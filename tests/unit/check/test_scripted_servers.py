@@ -80,6 +80,14 @@ def test_a_small_dhe_prime_lowers_the_grade():
         assert cap in {(c["id"], c["cap"]) for c in report["rating"]["caps"]}
 
 
+def test_an_sslv2_server_is_found_and_graded_f():
+    with ScriptedServer(mode="sslv2") as server:
+        code, out, _ = check(f"127.0.0.1:{server.port}", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["offered_protocols"] == ["SSLv2"]
+    assert ("sslv2", "F") in {(c["id"], c["cap"]) for c in report["rating"]["caps"]}
+
+
 def test_a_raw_probe_reads_the_sslv3_server_hello():
     with ScriptedServer(versions=((3, 0),), suites=RC4_SUITES) as server:
         target = Target("127.0.0.1", server.port, None)
