@@ -93,6 +93,8 @@ def _http_lines(findings: Findings) -> list[str]:
         return []
     if http.redirect_ok:
         redirect = f"http:// -> {http.redirect_status} {http.redirect_location} (path and query kept)"
+        if http.redirect_note:
+            redirect += f"; {http.redirect_note}"
     else:
         redirect = http.redirect_note or f"http:// answered {http.redirect_status}"
     lines = [_row("http", redirect)]

@@ -26,9 +26,12 @@ _MAX_AGE = re.compile(r"(?:^|;)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:;|$)", re.IGNOR
 def examine(target: Target, options, deadline: float) -> HttpResult:
     name = target.sni or target.host
     status, location, note = _redirect(target, options.http_port, name, deadline)
-    redirect_ok = status in PERMANENT and location == https_url(name, target.port, PROBE_PATH)
+    wanted = https_url(name, target.port, PROBE_PATH)
+    redirect_ok = status in PERMANENT and redirect_keeps(location, wanted)
     if status is not None and not redirect_ok:
-        note = _redirect_problem(status, location, https_url(name, target.port, PROBE_PATH))
+        note = _redirect_problem(status, location, wanted)
+    elif redirect_ok and location != wanted:  # another https host (www. ↔ apex) is a choice, not a fault
+        note = f"redirects to another https host: {location}"
     hsts, uir, mixed, https_note = None, False, (), ""
     try:
         headers, body = _fetch_home(target, options.ca_bundle, deadline)
@@ -68,10 +71,15 @@ def _redirect_problem(status: int, location: str | None, wanted: str) -> str:
         return f"http:// redirects to {location!r}, not to https://"
     if status not in PERMANENT:
         return f"http:// redirects with {status} (temporary); browsers and search engines want 301 or 308"
+    return f"the redirect loses the path or query: {PROBE_PATH} went to {location}"
+
+
+def redirect_keeps(location: str | None, wanted: str) -> bool:
+    """To https://, with the path and query of the request (the host may differ: www. to apex and back)."""
+    if not location or not location.lower().startswith("https://"):
+        return False
     parts, expected = urlsplit(location), urlsplit(wanted)
-    if (parts.path, parts.query) != (expected.path, expected.query):
-        return f"the redirect loses the path or query: {PROBE_PATH} went to {location}"
-    return f"the redirect goes to {location}, not {wanted}"
+    return (parts.path, parts.query) == (expected.path, expected.query)
 
 
 def _request(sock: socket.socket, name: str, path: str) -> http.client.HTTPResponse:

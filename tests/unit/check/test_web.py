@@ -5,7 +5,8 @@ import threading
 
 from lehttpd.check.hello import Target
 from lehttpd.check.probe import CheckOptions
-from lehttpd.check.web import PROBE_PATH, _redirect_problem, examine, hsts_max_age, https_url, mixed_content
+from lehttpd.check.web import (PROBE_PATH, _redirect_problem, examine, hsts_max_age, https_url, mixed_content,
+                               redirect_keeps)
 
 WANTED = https_url("a.test", 443, PROBE_PATH)
 
@@ -15,6 +16,14 @@ def test_redirect_problems_are_named():
     assert "loses the path or query" in _redirect_problem(301, "https://a.test/", WANTED)
     assert "not to https://" in _redirect_problem(301, "http://a.test" + PROBE_PATH, WANTED)
     assert "without redirecting" in _redirect_problem(200, None, WANTED)
+
+
+def test_a_redirect_to_another_https_host_keeping_path_and_query_is_fine():
+    assert redirect_keeps("https://www.a.test" + PROBE_PATH, WANTED)
+    assert redirect_keeps(WANTED, WANTED)
+    assert not redirect_keeps("https://www.a.test/", WANTED)
+    assert not redirect_keeps("http://a.test" + PROBE_PATH, WANTED)
+    assert not redirect_keeps(None, WANTED)
 
 
 def test_hsts_max_age_reads_the_first_header_only():
