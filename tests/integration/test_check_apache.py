@@ -157,3 +157,11 @@ def test_an_incomplete_chain_is_b_when_the_store_has_the_intermediate(weak_sites
     _code, alone = check(port, "chain.test", "--ca-bundle", str(root), "--config-dir", "/nonexistent")
     assert alone["grade"] == "T" and not alone["certificate"]["trusted"]
     assert alone["certificate"]["missing_issuer"] == "CN=check test intermediate"
+
+
+def test_apaches_plain_http_port_is_one_clear_line_and_exit_4(hardened):
+    inst, _lineage = hardened
+    result = run_lehttpd("check", f"127.0.0.1:{inst.http_port}", "--sni", "a.test", "--http-port", "0", timeout=60)
+    assert result.returncode == 4
+    assert result.stderr.startswith("lehttpd: error: 127.0.0.1:") and "plain HTTP, not TLS" in result.stderr
+    assert "400 Bad Request" in result.stderr and result.stderr.count("\n") == 1
