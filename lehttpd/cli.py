@@ -24,6 +24,7 @@ COMMAND_MODULES = {
     "lehttpd.apache.commands": ("apache", "install", "redirect", "harden", "rollback"),
     "lehttpd.scan.commands": ("scan",),
     "lehttpd.renew.commands": ("renew", "revoke", "delete", "timer"),
+    "lehttpd.check.commands": ("check",),
 }
 
 

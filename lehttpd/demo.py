@@ -2,7 +2,8 @@
 
 A throwaway Pebble ACME server and a private Apache (Debian's apache2, own config tree, high loopback ports)
 serving a small old blog over plain HTTP. Then the real command line does what a sysadmin would:
-issue + install + redirect, harden, check the live endpoint, find and fix the mixed content.
+issue + install + redirect, harden, check the live endpoint, find and fix the mixed content, grade the
+site (`lehttpd check`) and watch every certificate Apache serves (`check --all`).
 State lives in ./demo-state/ (wiped at every run); the Apache tree lives in a /tmp folder that its worker
 user can read, removed at the end.
 """
@@ -100,6 +101,17 @@ def _main_job(pebble: Pebble, apache: ApacheInstance, state_dir: Path) -> int:
     print(f"   exit code {run(['scan', str(docroot), '--site-url', f'https://{SITE}/'])}")
     step("lehttpd scan --fix   (own-host URLs rewritten; third-party hosts need --probe)")
     run(["scan", str(docroot), "--site-url", f"https://{SITE}/", "--fix"])
+
+    check_flags = ["--ca-bundle", str(root), "--config-dir", str(config_dir), "--http-port", str(apache.http_port)]
+    step(f"lehttpd check 127.0.0.1:{apache.https_port} --sni {SITE}   (expect A+, or the reason and the fix)")
+    print(f"   exit code {run(['check', f'127.0.0.1:{apache.https_port}', '--sni', SITE, *check_flags])}")
+    step("lehttpd harden --profile intermediate --hsts --uir   (the fix check named), then check again")
+    code = run(["harden", "--profile", "intermediate", "--hsts", "--uir", *apache_flags])
+    if code != 0:
+        return code
+    print(f"   exit code {run(['check', f'127.0.0.1:{apache.https_port}', '--sni', SITE, '--min-grade', 'A+', *check_flags])}")
+    step("lehttpd check --all   (every name Apache serves, every lineage: exit 8 if one expires within 14 days)")
+    print(f"   exit code {run(['check', '--all', '--apache-ctl', str(apache.ctl), *check_flags])}")
 
     step("lehttpd certificates")
     return run(["certificates", "--config-dir", str(config_dir)])
