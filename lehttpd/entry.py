@@ -5,6 +5,7 @@ else is imported (see lehttpd/renew/quiet.py); everything else goes to the comma
 """
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -15,5 +16,9 @@ def main() -> int:
     if nothing_to_do(argv):
         return 0
     from lehttpd.cli import run
+    from lehttpd.errors import ExitStatus
 
-    return run(argv)
+    status = run(argv)
+    if status == ExitStatus.BROKEN_PIPE:  # nothing may be flushed at exit into the closed pipe (Python's advice)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return status

@@ -12,6 +12,7 @@ Exit codes (documented in the README, stable for scripts):
     7  partial failure: some items of a batch failed (renewal of several lineages)
     8  findings: a scan or check found problems that should block a deployment
   130  interrupted (Ctrl-C)
+  141  the reader of the output went away (`lehttpd scan … | head -1`), as for a tool killed by SIGPIPE
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class ExitStatus(enum.IntEnum):
     PARTIAL = 7
     FINDINGS = 8
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
 
 
 class LehttpdError(Exception):

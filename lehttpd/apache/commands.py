@@ -50,7 +50,8 @@ def register(subparsers, common) -> None:
     install = subparsers.add_parser("install", parents=[common, apache_flags, change_flags],
                                     help="serve a stored certificate over HTTPS from Apache")
     install.add_argument("--cert-name", required=True, help="lineage to install")
-    install.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    install.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                         help="where the lineage's certificates live")
     install.add_argument("--redirect", action="store_true", help="also redirect HTTP to HTTPS")
     install.set_defaults(handler=cmd_install)
 
@@ -58,16 +59,17 @@ def register(subparsers, common) -> None:
                                      help="permanent HTTP -> HTTPS redirect in the :80 vhosts")
     redirect.add_argument("--cert-name", help="the names of this lineage")
     redirect.add_argument("-d", "--domain", action="append", default=[], metavar="NAME", help="a name (repeat)")
-    redirect.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    redirect.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                          help="where the lineage given with --cert-name lives")
     redirect.set_defaults(handler=cmd_redirect)
 
     harden = subparsers.add_parser("harden", parents=[common, apache_flags, change_flags],
                                    help="TLS options from Mozilla's profiles for every SSL vhost lehttpd manages")
-    harden.add_argument("--profile", choices=PROFILES, default="intermediate")
+    harden.add_argument("--profile", choices=PROFILES, default="intermediate", help="Mozilla's server-side TLS profile")
     harden.add_argument("--hsts", nargs="?", type=int, const=63072000, metavar="MAX_AGE",
                         help="Strict-Transport-Security (default max-age 63072000 s, two years)")
-    harden.add_argument("--hsts-include-subdomains", action="store_true")
-    harden.add_argument("--hsts-preload", action="store_true")
+    harden.add_argument("--hsts-include-subdomains", action="store_true", help="with --hsts: includeSubDomains")
+    harden.add_argument("--hsts-preload", action="store_true", help="with --hsts: preload")
     harden.add_argument("--staple-ocsp", action="store_true", help="OCSP stapling (Apache >= 2.4.13)")
     harden.add_argument("--uir", action="store_true", help="Content-Security-Policy: upgrade-insecure-requests")
     harden.add_argument("--log-format", choices=("vhost_combined",), help="CustomLog format of the SSL vhosts")
@@ -77,8 +79,9 @@ def register(subparsers, common) -> None:
     back = subparsers.add_parser("rollback", parents=[common, apache_flags],
                                  help="undo the last Apache changes lehttpd made")
     back.add_argument("--checkpoints", type=int, default=1, metavar="N", help="how many changes (default 1)")
-    back.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, metavar="DIR")
-    back.add_argument("--no-reload", action="store_true")
+    back.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, metavar="DIR",
+                      help="where the checkpoints are kept")
+    back.add_argument("--no-reload", action="store_true", help="config test only; do not reload Apache")
     back.set_defaults(handler=cmd_rollback)
 
 

@@ -24,7 +24,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("ACME server")
     where = group.add_mutually_exclusive_group()
     where.add_argument("--server", metavar="URL", help="ACME directory URL (default: Let's Encrypt production)")
-    where.add_argument("--staging", action="store_true", help="use Let's Encrypt's staging server")
+    where.add_argument("--staging", "--test-cert", action="store_true", help="use Let's Encrypt's staging server")
     group.add_argument("--ca-bundle", metavar="FILE", type=Path,
                        help="CA certificate(s) to trust for the ACME server's own TLS certificate")
     parser.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
@@ -33,7 +33,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
 
 def add_account_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("account")
-    group.add_argument("--email", help="contact address for the new account")
+    group.add_argument("-m", "--email", help="contact address for the new account (default: none)")
     group.add_argument("--agree-tos", action="store_true", help="agree to the ACME server's terms of service")
     group.add_argument("--eab-kid", help="key identifier for external account binding")
     group.add_argument("--eab-hmac-key", help="HMAC key for external account binding (base64url)")
@@ -43,26 +43,27 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     issue = subparsers.add_parser("issue", parents=[common], help="obtain a certificate (ACME http-01)",
                                   description="Obtain a certificate for one or more names with ACME http-01.")
     issue.add_argument("domains", nargs="*", metavar="DOMAIN", help="names for the certificate")
-    issue.add_argument("-d", "--domain", action="append", default=[], dest="more_domains", metavar="DOMAIN",
+    issue.add_argument("-d", "--domain", "--domains", action="append", default=[], dest="more_domains", metavar="DOMAIN",
                        help="another name (repeatable, or comma-separated)")
     issue.add_argument("--cert-name", help="lineage name (default: the first domain)")
-    issue.add_argument("--force-renewal", action="store_true",
+    issue.add_argument("--force-renewal", "--renew-by-default", action="store_true",
                        help="issue even when a certificate for the same names is not yet due")
     add_server_options(issue)
     add_account_options(issue)
     chall = issue.add_argument_group("http-01 challenge")
-    chall.add_argument("--http-port", type=int, default=80, help="port of the standalone server (default 80)")
-    chall.add_argument("--http-address", default="", help="address to listen on (default: all, IPv4 and IPv6)")
-    chall.add_argument("--webroot", type=Path, metavar="PATH",
+    chall.add_argument("--http-port", "--http-01-port", type=int, default=80, help="port of the standalone server (default 80)")
+    chall.add_argument("--http-address", "--http-01-address", default="", help="address to listen on (default: all, IPv4 and IPv6)")
+    chall.add_argument("--webroot", "-w", "--webroot-path", type=Path, metavar="PATH",
                        help="write the challenge files into this document root of a running site instead")
     hooks = issue.add_argument_group("hooks")
     hooks.add_argument("--pre-hook", help="command run before the challenge server starts (e.g. apache2ctl stop)")
     hooks.add_argument("--post-hook", help="command run after the order, whatever happened (e.g. apache2ctl start)")
     hooks.add_argument("--deploy-hook", help="command run after a certificate is saved (RENEWED_LINEAGE set)")
     key = issue.add_argument_group("private key")
-    key.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa")
-    key.add_argument("--rsa-key-size", type=int, default=2048)
-    key.add_argument("--elliptic-curve", default="secp256r1")
+    key.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa", help="kind of certificate key")
+    key.add_argument("--rsa-key-size", type=int, default=2048, help="bits, with --key-type rsa (2048, 3072, 4096)")
+    key.add_argument("--elliptic-curve", default="secp256r1",
+                     help="curve, with --key-type ecdsa (secp256r1, secp384r1, secp521r1)")
     key.add_argument("--reuse-key", action="store_true", help="keep the current private key of the lineage")
     issue.add_argument("--preferred-chain", metavar="ISSUER", help="pick an alternate chain by its issuer's name")
     apache = issue.add_argument_group("installing into Apache (what `lehttpd install` does)")
@@ -75,7 +76,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     issue.set_defaults(handler=run_issue)
 
     certificates = subparsers.add_parser("certificates", parents=[common], help="list stored certificates")
-    certificates.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    certificates.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                              help="where certificates, accounts and renewal files live")
     certificates.add_argument("--json", action="store_true", help="machine-readable output")
     certificates.set_defaults(handler=run_certificates)
 
@@ -141,7 +143,7 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
                          f"(expires {current.not_after:%Y-%m-%d}); keeping it (--force-renewal to replace it)")
             return ExitStatus.SUCCESS
     registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
-                                eab_hmac_key=args.eab_hmac_key, interactive=sys.stdin.isatty())
+                                eab_hmac_key=args.eab_hmac_key, interactive=sys.stdin.isatty() and not args.non_interactive)
     if request.hooks.pre:
         console.step(f"Running pre-hook: {request.hooks.pre}")
         run_hook("pre", request.hooks.pre)

@@ -318,11 +318,11 @@ def test_revoke_then_renew_replaces_it_and_delete_removes_everything(sets, proxy
     assert again.returncode == 3 and "alreadyRevoked" in again.stderr
     document = summary(renew(config, "--json", "--cert-name", revoked))
     assert document["lineages"][0]["status"] == "renewed", "a revoked certificate is due at once"
-    gone = run_lehttpd("delete", "--config-dir", str(config), "--cert-name", deleted)
+    gone = run_lehttpd("delete", "--config-dir", str(config), "--cert-name", deleted, "--yes")
     assert gone.returncode == 0, gone.stderr
     for path in (config / "live" / deleted, config / "archive" / deleted, config / "renewal" / f"{deleted}.conf"):
         assert not path.exists()
-    missing = run_lehttpd("delete", "--config-dir", str(config), "--cert-name", deleted)
+    missing = run_lehttpd("delete", "--config-dir", str(config), "--cert-name", deleted, "--yes")
     assert missing.returncode == 2 and "no certificate named" in missing.stderr
 
 
