@@ -30,6 +30,7 @@ COMMAND_MODULES = {
     "lehttpd.apache.commands": ("apache", "install", "redirect", "harden", "rollback"),
     "lehttpd.scan.commands": ("scan",),
     "lehttpd.renew.commands": ("renew", "revoke", "delete", "timer"),
+    "lehttpd.issuance.account_commands": ("account",),
 }
 # Commands that change something write the operations log (never with --dry-run).
 LOGGED_COMMANDS = {"issue", "renew", "revoke", "delete", "install", "redirect", "harden", "rollback", "timer"}

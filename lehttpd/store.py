@@ -213,6 +213,13 @@ def save_account(store: CertStore, server: str, account_id: str, files: dict[str
     return directory
 
 
+def delete_account(store: CertStore, server: str, account_id: str) -> Path:
+    """Remove one stored account (after its deactivation at the server)."""
+    directory = store.account_dir(server) / check_lineage_name(account_id)
+    shutil.rmtree(directory)
+    return directory
+
+
 def load_accounts(store: CertStore, server: str) -> dict[str, dict[str, bytes]]:
     """Every complete account stored for this server, by id, newest first (a replaced account goes last)."""
     base = store.account_dir(server)

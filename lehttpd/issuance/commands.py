@@ -78,6 +78,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     certificates = subparsers.add_parser("certificates", parents=[common], help="list stored certificates")
     certificates.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
                               help="where certificates, accounts and renewal files live")
+    certificates.add_argument("--cert-name", action="append", default=[], metavar="NAME",
+                              help="only these lineages (repeatable; default: all)")
     certificates.add_argument("--json", action="store_true", help="machine-readable output")
     certificates.set_defaults(handler=run_certificates)
 
@@ -186,10 +188,14 @@ def show_lineage(lineage: Lineage, console: Console) -> None:
 
 
 def lineage_document(lineage: Lineage, now: dt.datetime) -> dict:
+    from lehttpd.issuance.status import serial_text, status_of
+
+    status = status_of(lineage, now)
     return {
         "name": lineage.name, "domains": list(lineage.names), "key_type": lineage.key_type,
         "not_before": lineage.not_before.isoformat(), "expiry": lineage.not_after.isoformat(),
-        "days_left": round(lineage.days_left(now), 2), "version": lineage.version, "serial": hex(lineage.serial),
+        "days_left": round(lineage.days_left(now), 2), "version": lineage.version,
+        "serial": serial_text(lineage.serial), "state": status.state.lower(), "state_reason": status.reason,
         "issuer": lineage.issuer,
         "paths": {"cert": str(lineage.cert_path), "chain": str(lineage.chain_path),
                   "fullchain": str(lineage.fullchain_path), "privkey": str(lineage.key_path)},
@@ -197,10 +203,18 @@ def lineage_document(lineage: Lineage, now: dt.datetime) -> dict:
 
 
 def run_certificates(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.issuance.status import VALID, serial_text, status_of
+
+    if not args.config_dir.is_dir():
+        raise UsageError(f"--config-dir {args.config_dir}: no such folder")
     store = CertStore(args.config_dir)
     now = utcnow()
     lineages, broken = [], []
-    for name in store.names():  # one unreadable lineage is reported, the others still listed
+    wanted = [check_lineage_name(n.strip()) for value in args.cert_name for n in value.split(",") if n.strip()]
+    unknown = [name for name in wanted if name not in store.names()]
+    if unknown:
+        raise UsageError(f"no certificate named {unknown[0]!r} under {args.config_dir}")
+    for name in wanted or store.names():  # one unreadable lineage is reported, the others still listed
         try:
             lineages.append(store.load(name))
         except LehttpdError as error:
@@ -212,9 +226,11 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
     if not lineages:
         console.result(f"No certificates under {args.config_dir}")
     for lineage in lineages:
-        days = lineage.days_left(now)
-        state = console.paint("EXPIRED", "red") if days < 0 else f"{days:.0f} days left"
+        status = status_of(lineage, now)
+        state = f"{lineage.days_left(now):.0f} days left" if status.state == VALID else \
+            f"{console.paint(status.state, 'red')}: {status.reason}"
         console.result(f"{lineage.name}\n  domains: {' '.join(lineage.names)}\n  key:     {lineage.key_type}\n"
                        f"  expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC ({state})\n"
+                       f"  serial:  {serial_text(lineage.serial)}\n"
                        f"  cert:    {lineage.fullchain_path}\n  privkey: {lineage.key_path}")
     return ExitStatus.ERROR if broken else ExitStatus.SUCCESS

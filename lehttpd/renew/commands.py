@@ -125,8 +125,10 @@ def run_revoke(args: argparse.Namespace, console: Console) -> int:
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
         raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
     store = CertStore(args.config_dir)
+    from lehttpd.issuance.status import serial_text
+
     serial = manage.revoke(store, args.cert_name, args.reason, args.ca_bundle, console)
-    console.result(f"Revoked {args.cert_name} (serial {serial}, reason {args.reason})")
+    console.result(f"Revoked {args.cert_name} (serial {serial_text(int(serial, 16))}, reason {args.reason})")
     if args.delete_after_revoke:
         manage.delete(store, args.cert_name)
         console.result(f"Deleted {args.cert_name}")
