@@ -21,14 +21,14 @@ class CertbotFlag:
     certbot: str
     kind: str                    # ALIAS, NO_OP, PATH or REFUSED
     lehttpd: str = ""            # the lehttpd flag (ALIAS, PATH) or what lehttpd does instead
-    commands: tuple[str, ...] = ()  # where it applies; () for every command
+    commands: tuple[str, ...] = ()  # where it applies ("issue", "account update"); () for every command
     takes_value: bool = False    # NO_OP and REFUSED flags: does it eat the next word?
 
 
 CERTBOT_FLAGS: tuple[CertbotFlag, ...] = (
     CertbotFlag("-n", ALIAS, "--non-interactive"),
     CertbotFlag("--non-interactive", ALIAS, "--non-interactive"),
-    CertbotFlag("-m", ALIAS, "--email", ("issue", "account")),
+    CertbotFlag("-m", ALIAS, "--email", ("issue", "account update")),
     CertbotFlag("-w", ALIAS, "--webroot", ("issue",)),
     CertbotFlag("--webroot-path", ALIAS, "--webroot", ("issue",)),
     CertbotFlag("--domains", ALIAS, "--domain", ("issue",)),

@@ -33,9 +33,9 @@ def subcommand_parsers(parser=None, path=()):
 def test_every_certbot_alias_in_the_table_is_accepted_where_it_applies():
     for entry in (e for e in CERTBOT_FLAGS if e.kind == ALIAS):
         for command, parser in subcommand_parsers():
-            if entry.commands and command[0] not in entry.commands:
+            if entry.commands and " ".join(command) not in entry.commands:
                 continue
-            if command == ("apache",):
+            if command in (("apache",), ("account",)):  # groups: their subcommands hold the flags
                 continue
             options = {s: a for a in parser._actions for s in a.option_strings}
             assert entry.certbot in options, (entry.certbot, command)
