@@ -27,7 +27,6 @@ class CertbotFlag:
 
 CERTBOT_FLAGS: tuple[CertbotFlag, ...] = (
     CertbotFlag("-n", ALIAS, "--non-interactive"),
-    CertbotFlag("--non-interactive", ALIAS, "--non-interactive"),
     CertbotFlag("-m", ALIAS, "--email", ("issue", "account update")),
     CertbotFlag("-w", ALIAS, "--webroot", ("issue",)),
     CertbotFlag("--webroot-path", ALIAS, "--webroot", ("issue",)),

@@ -135,10 +135,17 @@ def cmd_vhosts(args, console: Console) -> int:
     return 0
 
 
-def _report(outcome, console: Console, dry_run: bool) -> int:
+def undo_hint(work_dir: Path, apache_ctl: str | None, checkpoint) -> str:
+    """The exact rollback command: with the --work-dir and --apache-ctl this change was made with."""
+    flags = "".join(f" {flag} {value}" for flag, value, default in (
+        ("--work-dir", work_dir, DEFAULT_WORK_DIR), ("--apache-ctl", apache_ctl, None)) if value and value != default)
+    return f"undo with `lehttpd rollback{flags}` (checkpoint {checkpoint})"
+
+
+def _report(outcome, console: Console, args) -> int:
     for note in outcome.plan.notes:
         console.step(note)
-    if dry_run:
+    if args.dry_run:
         text = outcome.plan.diff()
         console.result(text.rstrip("\n") if text else "nothing to change")
     elif outcome.plan.empty:
@@ -146,7 +153,7 @@ def _report(outcome, console: Console, dry_run: bool) -> int:
     else:
         for edit in outcome.plan.edits:
             console.step(f"{'created' if edit.created else 'changed'} {edit.path}  ({edit.reason})")
-        console.result(f"done; undo with `lehttpd rollback` (checkpoint {outcome.checkpoint})")
+        console.step(f"done; {undo_hint(args.work_dir, args.apache_ctl, outcome.checkpoint)}")  # quiet under -q
     return 0
 
 
@@ -158,7 +165,7 @@ def cmd_install(args, console: Console) -> int:
         lineage = CertStore(args.config_dir).load(args.cert_name)
         outcome, errors = operations.install(lineage, _options(args, source), args.redirect, console.step)
     _warn_errors(console, errors)
-    return _report(outcome, console, args.dry_run)
+    return _report(outcome, console, args)
 
 
 def cmd_redirect(args, console: Console) -> int:
@@ -175,7 +182,7 @@ def cmd_redirect(args, console: Console) -> int:
             raise UsageError("redirect: give --cert-name NAME or -d NAME")
         outcome, errors = operations.redirect(names, _options(args, source), console.step)
     _warn_errors(console, errors)
-    return _report(outcome, console, args.dry_run)
+    return _report(outcome, console, args)
 
 
 def cmd_harden(args, console: Console) -> int:
@@ -190,7 +197,7 @@ def cmd_harden(args, console: Console) -> int:
     with _started(args) as source:
         outcome, errors = operations.harden(request, _options(args, source), console.step)
     _warn_errors(console, errors)
-    return _report(outcome, console, args.dry_run)
+    return _report(outcome, console, args)
 
 
 def cmd_rollback(args, console: Console) -> int:

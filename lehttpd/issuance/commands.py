@@ -177,7 +177,9 @@ def install_into_apache(lineage: Lineage, args: argparse.Namespace, console: Con
     if outcome.plan.empty:
         console.step("Apache already serves this certificate; nothing to change")
     else:
-        console.step(f"Installed into Apache; undo with `lehttpd rollback` (checkpoint {outcome.checkpoint})")
+        from lehttpd.apache.commands import undo_hint
+
+        console.step(f"Installed into Apache; {undo_hint(args.work_dir, args.apache_ctl, outcome.checkpoint)}")
 
 
 def show_lineage(lineage: Lineage, console: Console) -> None:

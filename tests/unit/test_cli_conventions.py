@@ -139,3 +139,12 @@ def test_the_progress_bar_is_cleared_before_anything_else_prints():
     bar_end = text.index("3/10 pages") + len("3/10 pages")
     assert text[bar_end:].startswith("\r\x1b[K" + "index.html")
     assert text.endswith("9/10 pages\r\x1b[KSummary\n"), "the finished bar is erased, not left on screen"
+
+
+def test_the_readme_table_of_certbot_flags_is_the_data():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("| certbot | where | lehttpd |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    documented = {row.split("`")[1] for row in table.splitlines()}
+    assert documented == {entry.certbot for entry in CERTBOT_FLAGS}
