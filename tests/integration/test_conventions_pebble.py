@@ -3,6 +3,8 @@ terminal and refuses to guess without one; account show/update/deactivate on Peb
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import os
 import pty
 import subprocess
@@ -113,3 +115,30 @@ def test_account_show_update_and_deactivate_on_pebble(pebble, tmp_path):
     assert not list(config.glob("accounts/**/private_key.json"))
     again = run_lehttpd("issue", "acct2.example.test", *pebble.client_args(config))
     assert again.returncode == 0 and "Registered ACME account" in again.stdout, "a fresh account is registered"
+
+
+def test_quiet_changes_print_nothing_and_the_undo_hint_is_the_exact_command(tmp_path):
+    import pytest
+
+    from apache_instance import apache_available, make_instance
+
+    if not apache_available():
+        pytest.skip("Debian apache2 (and root) needed")
+    inst = make_instance(tmp_path / "apache")
+    inst.add_site("quiet.test")
+    make_lineage(tmp_path / "le", "quiet.test", ("quiet.test", "www.quiet.test"))
+    inst.start()
+    try:
+        before = inst.snapshot()
+        flags = ["--apache-ctl", str(inst.ctl), "--https-port", str(inst.https_port), "--work-dir", str(tmp_path / "w")]
+        installed = run_lehttpd("install", "--cert-name", "quiet.test", "--config-dir", str(tmp_path / "le"), *flags)
+        assert installed.returncode == 0, installed.stderr
+        hint = re.search(r"undo with `(lehttpd rollback[^`]*)`", installed.stdout).group(1)
+        assert f"--work-dir {tmp_path / 'w'}" in hint and f"--apache-ctl {inst.ctl}" in hint
+        hardened = run_lehttpd("harden", "-q", "--hsts", *flags)
+        assert hardened.returncode == 0 and hardened.stdout == "" and hardened.stderr == ""
+        undo = run_lehttpd(*shlex.split(hint)[1:], "--checkpoints", "2")
+        assert undo.returncode == 0, undo.stderr
+        assert inst.snapshot() == before, "the printed command undid both changes, byte for byte"
+    finally:
+        inst.stop()
