@@ -53,6 +53,8 @@ class HelpFormatter(argparse.HelpFormatter):
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose subcommands report unknown flags with their own usage, not the top-level one."""
 
+    common_defaults: dict = {}  # the top parser fills these in once everything is parsed
+
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
@@ -61,6 +63,9 @@ class Parser(argparse.ArgumentParser):
         namespace, extras = super().parse_known_args(args, namespace)
         if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
+        for name, default in self.common_defaults.items():
+            if not hasattr(namespace, name):
+                setattr(namespace, name, default)
         if not hasattr(namespace, _PARSER_ATTR):  # the innermost subparser returns first
             setattr(namespace, _PARSER_ATTR, self)
         return namespace, extras
@@ -73,11 +78,16 @@ def modules_for(argv: Sequence[str]) -> list[str]:
     return owners or list(COMMAND_MODULES)
 
 
+# The flags every command takes, before or after its name. They have no default of their own (a subparser's would
+# overwrite what was given before the command: `lehttpd -q renew`); the top parser fills these in at the end.
+COMMON_DEFAULTS = {"quiet": False, "verbose": 0, "debug": False, "non_interactive": False, "log_dir": None}
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = common.add_argument_group("output")
     group.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    group.add_argument("-v", "--verbose", action="count", default=0,
+    group.add_argument("-v", "--verbose", action="count",
                        help="show more (the ACME exchange, without secrets); repeat for more")
     group.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     group.add_argument("-n", "--non-interactive", action="store_true",
@@ -89,6 +99,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = Parser(
         prog="lehttpd", parents=[common],
         description="Take an Apache site from plain HTTP to hardened HTTPS, and keep it there.")
+    parser.common_defaults = COMMON_DEFAULTS
     parser.add_argument("--version", action="version", version=f"lehttpd {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in modules_for(argv):

@@ -288,7 +288,8 @@ def test_the_readme_runs_as_written(name, tmp_path, make_pebble):
                                     stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200"})
             if redirect:
                 (tmp_path / redirect).write_text(result.stdout)
-            assert result.returncode == expected, f"{line}\n-> {shlex.join(argv)}\n{result.stdout}{result.stderr}"
+            assert result.returncode == expected, f"{line}\n-> {shlex.join(argv)}\n{result.stdout}{result.stderr}" + (
+                f"\nApache's error log:\n{box.apache.error_log()}" if box.apache else "")
             assert "unexpected" not in result.stderr, result.stderr
             if line.startswith("lehttpd issue"):
                 box.fresh = False

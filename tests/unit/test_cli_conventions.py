@@ -148,3 +148,16 @@ def test_the_readme_table_of_certbot_flags_is_the_data():
     table = readme.split("| certbot | where | lehttpd |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0]
     documented = {row.split("`")[1] for row in table.splitlines()}
     assert documented == {entry.certbot for entry in CERTBOT_FLAGS}
+
+
+def test_output_and_log_flags_work_before_the_command_as_after_it(tmp_path):
+    parser = build_parser(["delete"])
+    before = parser.parse_args(["-q", "-n", "--log-dir", "/x", "delete", "--cert-name", "a"])
+    after = parser.parse_args(["delete", "--cert-name", "a", "-q", "-n", "--logs-dir", "/x"])
+    neither = parser.parse_args(["delete", "--cert-name", "a"])
+    for args in (before, after):
+        assert (args.quiet, args.non_interactive, str(args.log_dir)) == (True, True, "/x")
+    assert (neither.quiet, neither.verbose, neither.non_interactive, neither.log_dir) == (False, 0, False, None)
+    code, out, _ = call("-q", "--log-dir", str(tmp_path / "log"), "delete", "--cert-name", "gone.example", "--yes",
+                        "--config-dir", str(tmp_path))
+    assert code == 2 and (tmp_path / "log" / "lehttpd.log").exists()
