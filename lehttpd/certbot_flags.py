@@ -102,11 +102,12 @@ def translate_certbot_flags(argv: Sequence[str]) -> list[str]:
         argv[index] = command = COMMAND_ALIASES[command]
     out: list[str] = []
     lineages: dict[str, str] = {}
+    certbot_webroot = any(arg == "-w" or arg.startswith("--webroot-path") for arg in argv)
     words = iter(enumerate(argv))
     for position, arg in words:
         flag, _, inline = arg.partition("=")
         entry = _lookup(flag, command) if arg.startswith("--") and position != index else None
-        if command == "issue" and arg == "--webroot" and _is_flag_or_end(argv, position + 1):
+        if command == "issue" and arg == "--webroot" and certbot_webroot and _is_flag_or_end(argv, position + 1):
             continue  # certbot's `--webroot -w PATH`: --webroot there only picks the plugin
         if entry is None:
             out.append(arg)

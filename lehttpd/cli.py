@@ -23,7 +23,6 @@ from lehttpd import __version__
 from lehttpd.certbot_flags import translate_certbot_flags
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, LehttpdError
-from lehttpd.oplog import DEFAULT_LOG_DIR, close_log, default_log_dir, open_log
 
 COMMAND_MODULES = {
     "lehttpd.issuance.commands": ("issue", "certificates"),
@@ -93,8 +92,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     group.add_argument("-n", "--non-interactive", action="store_true",
                        help="never ask: what would be asked on a terminal is an error instead (certbot's -n)")
     group.add_argument("--log-dir", "--logs-dir", type=Path, metavar="DIR",
-                       help=f"where commands that change something append lehttpd.log "
-                            f"(default: $LEHTTPD_LOG_DIR or {DEFAULT_LOG_DIR})")
+                       help="where commands that change something append lehttpd.log "
+                            "(default: $LEHTTPD_LOG_DIR or /var/log/lehttpd)")
 
     parser = Parser(
         prog="lehttpd", parents=[common],
@@ -136,12 +135,16 @@ def run(argv: Sequence[str], console: Console | None = None) -> int:
         getattr(args, _PARSER_ATTR, parser).print_help(console.stderr)
         return ExitStatus.USAGE
     if changes_something(args):
+        from lehttpd.oplog import default_log_dir, open_log  # logging is imported only for the log
+
         try:
             console.log = open_log(args.log_dir or default_log_dir(), argv)
         except LehttpdError as error:
             console.warn(f"{error.message}; going on without it")
     status = _call(args, console)
     if console.log is not None:
+        from lehttpd.oplog import close_log
+
         close_log(console.log, status)
         console.log = None
     return status

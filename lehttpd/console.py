@@ -6,11 +6,15 @@ changes something, `log` is the operations log (lehttpd/oplog.py): every line sh
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # logging is imported only by the commands that write the log (lehttpd/oplog.py)
+    import logging
+
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40  # logging's levels
 
 
 @dataclass
@@ -46,14 +50,14 @@ class Console:
 
     def step(self, message: str) -> None:
         """One short line saying what is happening now."""
-        self._log(logging.INFO, message)
+        self._log(INFO, message)
         if not self.quiet:
             self._clear_bar()
             print(message, file=self.stdout, flush=True)
 
     def result(self, text: str) -> None:
         """The answer a command was asked for: printed even with --quiet."""
-        self._log(logging.INFO, text)
+        self._log(INFO, text)
         self._clear_bar()
         print(text, file=self.stdout, flush=True)
 
@@ -61,18 +65,18 @@ class Console:
         """Shown with -v (level 1) or -vv (level 2), on stderr so that stdout stays parseable; the log always gets
         level 1 (a cron job runs with -q, and its failures are what the log is read for)."""
         if level <= max(1, self.verbose):
-            self._log(logging.DEBUG, message)
+            self._log(DEBUG, message)
         if self.verbose >= level and not self.quiet:
             self._clear_bar()
             print(message, file=self.stderr, flush=True)
 
     def warn(self, message: str) -> None:
-        self._log(logging.WARNING, message)
+        self._log(WARNING, message)
         self._clear_bar()
         print(f"lehttpd: warning: {message}", file=self.stderr, flush=True)
 
     def error(self, message: str) -> None:
-        self._log(logging.ERROR, message)
+        self._log(ERROR, message)
         self._clear_bar()
         print(f"lehttpd: error: {message}", file=self.stderr, flush=True)
 

@@ -161,3 +161,9 @@ def test_output_and_log_flags_work_before_the_command_as_after_it(tmp_path):
     code, out, _ = call("-q", "--log-dir", str(tmp_path / "log"), "delete", "--cert-name", "gone.example", "--yes",
                         "--config-dir", str(tmp_path))
     assert code == 2 and (tmp_path / "log" / "lehttpd.log").exists()
+
+
+def test_a_webroot_without_its_path_is_still_an_error_unless_certbot_style():
+    code, _, _ = call("issue", "a.example", "--webroot", "--http-port", "8080")
+    assert code == 2, "lehttpd's --webroot takes a PATH: a forgotten one is never read as standalone"
+    assert translate_certbot_flags(["issue", "--webroot", "-w", "/srv", "-d", "a"]) == ["issue", "-w", "/srv", "-d", "a"]

@@ -95,3 +95,9 @@ def test_verbose_detail_goes_to_the_log_even_when_quiet(tmp_path):
     assert "new-order -> 201" in text and "every byte" not in text
     assert console.stderr.getvalue() == ""
 
+
+
+def test_the_help_names_the_default_log_folder():
+    from lehttpd.cli import build_parser
+
+    assert str(oplog.DEFAULT_LOG_DIR) in " ".join(build_parser(["renew"]).format_help().split())
