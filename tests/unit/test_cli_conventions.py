@@ -167,3 +167,46 @@ def test_a_webroot_without_its_path_is_still_an_error_unless_certbot_style():
     code, _, _ = call("issue", "a.example", "--webroot", "--http-port", "8080")
     assert code == 2, "lehttpd's --webroot takes a PATH: a forgotten one is never read as standalone"
     assert translate_certbot_flags(["issue", "--webroot", "-w", "/srv", "-d", "a"]) == ["issue", "-w", "/srv", "-d", "a"]
+
+
+def _screen(raw: str) -> list[str]:
+    """The lines a terminal shows for `raw`: \\r returns to the start of the line, ESC[K erases to its end."""
+    lines = []
+    for line in raw.replace("\r\n", "\n").split("\n"):
+        shown = ""
+        for index, segment in enumerate(line.split("\r")):
+            if segment.startswith("\x1b[K"):
+                shown, segment = "", segment[3:]
+            shown = segment + shown[len(segment):] if index else segment
+        lines.append(shown)
+    return lines
+
+
+def test_on_a_terminal_no_result_line_carries_a_piece_of_progress_bar(tmp_path):
+    import os
+    import pty
+
+    site = tmp_path / "site"
+    site.mkdir()
+    for index in range(300):
+        (site / f"p{index:03}.html").write_text('<script src="http://cdn.example/x.js"></script>\n')
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "lehttpd", "scan", str(site), "--jobs", "1"], stdin=follower,
+                            stdout=follower, stderr=follower, env={**os.environ, "NO_COLOR": "1"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=60) == 8
+    raw = b"".join(chunks).decode()
+    assert "/300 pages" in raw, "a bar was drawn"
+    shown = _screen(raw)
+    assert any("p000.html" in line for line in shown)
+    assert not [line for line in shown if "] " in line and "pages" in line and line.strip()], "no bar left behind"
