@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import stat
 import os
 import pty
 import subprocess
@@ -142,3 +143,18 @@ def test_quiet_changes_print_nothing_and_the_undo_hint_is_the_exact_command(tmp_
         assert inst.snapshot() == before, "the printed command undid both changes, byte for byte"
     finally:
         inst.stop()
+
+
+def test_a_failed_quiet_renewal_can_be_read_in_the_log_next_morning(make_pebble, tmp_path):
+    server = make_pebble()
+    config, logs = tmp_path / "le", tmp_path / "log"
+    issued = run_lehttpd("issue", "night.example.test", *server.client_args(config), "--log-dir", str(logs))
+    assert issued.returncode == 0, issued.stderr
+    server.stop()  # the CA is down at 3 a.m.
+    night = run_lehttpd("renew", "--force", "--quiet", "--config-dir", str(config), "--log-dir", str(logs))
+    assert night.returncode == 7
+    assert "renewal of night.example.test failed" in night.stderr and night.stdout.count("\n") <= 1
+    text = (logs / "lehttpd.log").read_text()
+    assert "lehttpd issue night.example.test" in text and "lehttpd renew --force --quiet" in text
+    assert "ERROR renewal of night.example.test failed" in text and text.rstrip().endswith("exit status 7")
+    assert stat.S_IMODE(os.stat(logs / "lehttpd.log").st_mode) == 0o600
