@@ -127,6 +127,8 @@ def run(argv: Sequence[str], console: Console | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse already printed its one-line message
         return int(exit_.code or 0)
+    except BrokenPipeError:  # `lehttpd issue --help | head -3`
+        return ExitStatus.BROKEN_PIPE
     if console is None:
         console = Console(quiet=args.quiet, verbose=args.verbose, debug=args.debug)
     else:

@@ -101,3 +101,12 @@ def test_the_help_names_the_default_log_folder():
     from lehttpd.cli import build_parser
 
     assert str(oplog.DEFAULT_LOG_DIR) in " ".join(build_parser(["renew"]).format_help().split())
+
+
+def test_a_symlink_in_place_of_the_log_folder_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "log").symlink_to(elsewhere)
+    with pytest.raises(oplog.StorageError, match="symlink or a file is in its place"):
+        oplog.open_log(tmp_path / "log", ["renew"])
+    assert not any(elsewhere.iterdir())
