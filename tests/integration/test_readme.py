@@ -50,7 +50,7 @@ NOT_RUN = {
     "systemctl list-timers lehttpd-renew.timer": "reads the real system's timers",
     "sudo cp contrib/cron.d/lehttpd /etc/cron.d/lehttpd": "writes the real system; see `timer install --kind cron`",
     "make man completions": "tests/unit/test_docs_gen.py runs the generator these targets run",
-    "make install-docs": "installs into /usr/local; tests/unit/test_docs_gen.py checks what it installs",
+    "make install-docs": "installs into /usr/local; what it copies is what tests/unit/test_docs_gen.py generates",
 }
 
 
