@@ -37,16 +37,17 @@ _PARSER_ATTR = "_lehttpd_parser"  # the innermost (sub)parser that read the comm
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """Appends "(default: X)" to a flag's help unless the text already names its default or there is none."""
+    """Appends "(default: X)" to a flag's help unless the text already gives it ("default …" or "(X)")."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (action.option_strings and default not in (None, False, [], (), "", argparse.SUPPRESS)
-                and "default" not in text and "%(default)" not in text):
-            shown = default if not isinstance(default, Path) else str(default)
-            text = f"{text} (default: {shown})" if text else f"(default: {shown})"
-        return text
+        if not action.option_strings or default in (None, False, [], (), "", argparse.SUPPRESS):
+            return text
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        if "default" in text or f"({shown})" in text:
+            return text
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
 
 
 class Parser(argparse.ArgumentParser):
