@@ -3,7 +3,8 @@ asks, a path turned into the lineage it names, or refused with the lehttpd way i
 
 Aliases are declared on the parsers themselves (so that help, the man page and completions show them); this
 table names them so that a test holds the parsers to it. Everything else is handled by `translate_certbot_flags`
-on the command line before argparse sees it.
+on the command line before argparse sees it; a test fails if a lehttpd command ever gets a flag of the same name
+(the row must then go: lehttpd's own flag wins).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ CERTBOT_FLAGS: tuple[CertbotFlag, ...] = (
     CertbotFlag("--register-unsafely-without-email", NO_OP,
                 "lehttpd registers without a contact address when --email is not given", ("issue",)),
     CertbotFlag("--standalone", NO_OP, "the standalone http-01 server is lehttpd's default", ("issue",)),
+    CertbotFlag("--no-eff-email", NO_OP, "lehttpd gives the address to no mailing list", ("issue",)),
     CertbotFlag("--keep-until-expiring", NO_OP, "lehttpd keeps a lineage that is not due", ("issue",)),
     CertbotFlag("--keep", NO_OP, "lehttpd keeps a lineage that is not due", ("issue",)),
     CertbotFlag("--no-redirect", NO_OP, "lehttpd adds the redirect only with --redirect", ("issue", "install")),
@@ -60,6 +62,8 @@ CERTBOT_FLAGS: tuple[CertbotFlag, ...] = (
                 ("issue", "install")),
     CertbotFlag("--staple-ocsp", REFUSED, "run `lehttpd harden --staple-ocsp` once the certificate is installed",
                 ("issue", "install")),
+    CertbotFlag("--eff-email", REFUSED, "lehttpd subscribes no address to the EFF's mailing list", ("issue",)),
+    CertbotFlag("--must-staple", REFUSED, "lehttpd does not request OCSP Must-Staple (Let's Encrypt ended OCSP)"),
     CertbotFlag("--max-log-backups", REFUSED, "lehttpd rotates its log by size and keeps 5 old files",
                 takes_value=True),
     CertbotFlag("--no-verify-ssl", REFUSED, "lehttpd never turns TLS verification off: give --ca-bundle FILE"),

@@ -210,3 +210,16 @@ def test_on_a_terminal_no_result_line_carries_a_piece_of_progress_bar(tmp_path):
     shown = _screen(raw)
     assert any("p000.html" in line for line in shown)
     assert not [line for line in shown if "] " in line and "pages" in line and line.strip()], "no bar left behind"
+
+
+def test_no_certbot_flag_handled_before_parsing_shadows_a_lehttpd_flag():
+    """A refused or dropped certbot flag must never hide a flag a lehttpd command really has."""
+    from lehttpd.certbot_flags import PATH
+
+    for entry in (e for e in CERTBOT_FLAGS if e.kind != ALIAS):
+        for command, parser in subcommand_parsers():
+            if entry.commands and command[0] not in entry.commands:
+                continue
+            options = {s for a in parser._actions for s in a.option_strings}
+            assert entry.certbot not in options, f"{entry.certbot} is a flag of lehttpd {' '.join(command)}"
+    assert any(e.kind == PATH for e in CERTBOT_FLAGS)
