@@ -65,7 +65,8 @@ def register(subparsers, common) -> None:
 
     harden = subparsers.add_parser("harden", parents=[common, apache_flags, change_flags],
                                    help="TLS options from Mozilla's profiles for every SSL vhost lehttpd manages")
-    harden.add_argument("--profile", choices=PROFILES, default="intermediate", help="Mozilla's server-side TLS profile")
+    harden.add_argument("--profile", choices=PROFILES, default="intermediate",
+                        help="Mozilla's server-side TLS profile")
     harden.add_argument("--hsts", nargs="?", type=int, const=63072000, metavar="MAX_AGE",
                         help="Strict-Transport-Security (default max-age 63072000 s, two years)")
     harden.add_argument("--hsts-include-subdomains", action="store_true", help="with --hsts: includeSubDomains")

@@ -43,16 +43,18 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     issue = subparsers.add_parser("issue", parents=[common], help="obtain a certificate (ACME http-01)",
                                   description="Obtain a certificate for one or more names with ACME http-01.")
     issue.add_argument("domains", nargs="*", metavar="DOMAIN", help="names for the certificate")
-    issue.add_argument("-d", "--domain", "--domains", action="append", default=[], dest="more_domains", metavar="DOMAIN",
-                       help="another name (repeatable, or comma-separated)")
+    issue.add_argument("-d", "--domain", "--domains", action="append", default=[], dest="more_domains",
+                       metavar="DOMAIN", help="another name (repeatable, or comma-separated)")
     issue.add_argument("--cert-name", help="lineage name (default: the first domain)")
     issue.add_argument("--force-renewal", "--renew-by-default", action="store_true",
                        help="issue even when a certificate for the same names is not yet due")
     add_server_options(issue)
     add_account_options(issue)
     chall = issue.add_argument_group("http-01 challenge")
-    chall.add_argument("--http-port", "--http-01-port", type=int, default=80, help="port of the standalone server (default 80)")
-    chall.add_argument("--http-address", "--http-01-address", default="", help="address to listen on (default: all, IPv4 and IPv6)")
+    chall.add_argument("--http-port", "--http-01-port", type=int, default=80,
+                       help="port of the standalone server (default 80)")
+    chall.add_argument("--http-address", "--http-01-address", default="",
+                       help="address to listen on (default: all, IPv4 and IPv6)")
     chall.add_argument("--webroot", "-w", "--webroot-path", type=Path, metavar="PATH",
                        help="write the challenge files into this document root of a running site instead")
     hooks = issue.add_argument_group("hooks")
@@ -145,7 +147,8 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
                          f"(expires {current.not_after:%Y-%m-%d}); keeping it (--force-renewal to replace it)")
             return ExitStatus.SUCCESS
     registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
-                                eab_hmac_key=args.eab_hmac_key, interactive=sys.stdin.isatty() and not args.non_interactive)
+                                eab_hmac_key=args.eab_hmac_key,
+                                interactive=sys.stdin.isatty() and not args.non_interactive)
     if request.hooks.pre:
         console.step(f"Running pre-hook: {request.hooks.pre}")
         run_hook("pre", request.hooks.pre)

@@ -115,8 +115,8 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
     site.mkdir()
     for index in range(400):
         (site / f"p{index}.html").write_text('<script src="http://cdn.example/x.js"></script>\n' * 5)
-    result = subprocess.run(f"'{sys.executable}' -m lehttpd scan '{site}' | head -1; echo \"status ${{PIPESTATUS[0]}}\"",
-                            shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120)
+    pipeline = f"'{sys.executable}' -m lehttpd scan '{site}' | head -1; echo \"status ${{PIPESTATUS[0]}}\""
+    result = subprocess.run(pipeline, shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120)
     assert result.stderr == "", result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 2 and lines[1] == "status 141"
@@ -166,7 +166,8 @@ def test_output_and_log_flags_work_before_the_command_as_after_it(tmp_path):
 def test_a_webroot_without_its_path_is_still_an_error_unless_certbot_style():
     code, _, _ = call("issue", "a.example", "--webroot", "--http-port", "8080")
     assert code == 2, "lehttpd's --webroot takes a PATH: a forgotten one is never read as standalone"
-    assert translate_certbot_flags(["issue", "--webroot", "-w", "/srv", "-d", "a"]) == ["issue", "-w", "/srv", "-d", "a"]
+    certbot_style = ["issue", "--webroot", "-w", "/srv", "-d", "a"]
+    assert translate_certbot_flags(certbot_style) == ["issue", "-w", "/srv", "-d", "a"]
 
 
 def _screen(raw: str) -> list[str]:

@@ -45,7 +45,8 @@ def test_bash_completion_offers_every_command_and_the_flags_of_one(tmp_path):
     def complete(*words, current=""):
         line = " ".join(words)
         program = (f"source '{script}'; COMP_WORDS=({line} '{current}'); COMP_CWORD={len(words)}; "
-                   f"COMP_LINE='{line} {current}'; COMP_POINT=${{#COMP_LINE}}; _shtab_lehttpd; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+                   f"COMP_LINE='{line} {current}'; COMP_POINT=${{#COMP_LINE}}; _shtab_lehttpd; "
+                   f"printf '%s\\n' \"${{COMPREPLY[@]}}\"")
         return subprocess.run(["bash", "-c", program], capture_output=True, text=True).stdout.split()
 
     top = complete("lehttpd")
