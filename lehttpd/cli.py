@@ -91,7 +91,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                        help="show more (the ACME exchange, without secrets); repeat for more")
     group.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     group.add_argument("-n", "--non-interactive", action="store_true",
-                       help="never ask: what would be asked on a terminal is an error instead (certbot's -n)")
+                       help="never ask (certbot's -n): delete and account deactivate go ahead, anything else "
+                            "that would ask (the terms of service) is an error")
     group.add_argument("--log-dir", "--logs-dir", type=Path, metavar="DIR",
                        help="where commands that change something append lehttpd.log "
                             "(default: $LEHTTPD_LOG_DIR or /var/log/lehttpd)")
