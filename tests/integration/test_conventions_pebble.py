@@ -158,3 +158,14 @@ def test_a_failed_quiet_renewal_can_be_read_in_the_log_next_morning(make_pebble,
     assert "lehttpd issue night.example.test" in text and "lehttpd renew --force --quiet" in text
     assert "ERROR renewal of night.example.test failed" in text and text.rstrip().endswith("exit status 7")
     assert stat.S_IMODE(os.stat(logs / "lehttpd.log").st_mode) == 0o600
+
+
+def test_non_interactive_never_asks_even_on_a_terminal(pebble, tmp_path):
+    args = [a for a in pebble.client_args(tmp_path / "le") if a != "--agree-tos"]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "lehttpd", "issue", "tty.example.test", *args, "-n"],
+                            stdin=follower, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    os.close(follower)
+    _, err = proc.communicate(timeout=60)  # nothing is typed: a question would hang until the time-out
+    os.close(leader)
+    assert proc.returncode == 2 and "--agree-tos" in err and "[y/N]" not in err
