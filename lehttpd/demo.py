@@ -9,6 +9,7 @@ user can read, removed at the end.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import ssl
@@ -45,6 +46,7 @@ def main(state_dir: Path = Path("demo-state")) -> int:
     if state_dir.exists():
         shutil.rmtree(state_dir)
     state_dir.mkdir(parents=True)
+    os.environ["LEHTTPD_LOG_DIR"] = str(state_dir.resolve() / "log")  # the demo's log too stays in its state folder
     step(f"Starting a local Pebble ACME server (state in {state_dir}/)")
     if not apache_available():
         print("   Apache (Debian package apache2, as root) is not available: certificate only")

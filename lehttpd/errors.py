@@ -13,6 +13,7 @@ Exit codes (documented in the README, stable for scripts):
     8  findings: a scan or check found problems that should block a deployment
     9  a hook (pre, post or deploy) failed or timed out; what was done before it stays done
   130  interrupted (Ctrl-C)
+  141  the reader of the output went away (`lehttpd scan … | head -1`), as for a tool killed by SIGPIPE
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class ExitStatus(enum.IntEnum):
     FINDINGS = 8
     HOOK = 9
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
 
 
 class LehttpdError(Exception):

@@ -14,6 +14,14 @@ def run_lehttpd(*args: str, env: dict | None = None, timeout: float = 120, **kwa
                           timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL, **kwargs)
 
 
+@pytest.fixture(autouse=True)
+def private_log_dir(tmp_path_factory, monkeypatch):
+    """Tests never write /var/log/lehttpd: every command, in process or as a subprocess, logs to a temp folder."""
+    log_dir = tmp_path_factory.mktemp("lehttpd-log")
+    monkeypatch.setenv("LEHTTPD_LOG_DIR", str(log_dir))
+    return log_dir
+
+
 @pytest.fixture
 def lehttpd_cli():
     return run_lehttpd

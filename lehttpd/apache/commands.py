@@ -50,7 +50,8 @@ def register(subparsers, common) -> None:
     install = subparsers.add_parser("install", parents=[common, apache_flags, change_flags],
                                     help="serve a stored certificate over HTTPS from Apache")
     install.add_argument("--cert-name", required=True, help="lineage to install")
-    install.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    install.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                         help="where the lineage's certificates live")
     install.add_argument("--redirect", action="store_true", help="also redirect HTTP to HTTPS")
     install.set_defaults(handler=cmd_install)
 
@@ -58,16 +59,18 @@ def register(subparsers, common) -> None:
                                      help="permanent HTTP -> HTTPS redirect in the :80 vhosts")
     redirect.add_argument("--cert-name", help="the names of this lineage")
     redirect.add_argument("-d", "--domain", action="append", default=[], metavar="NAME", help="a name (repeat)")
-    redirect.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    redirect.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                          help="where the lineage given with --cert-name lives")
     redirect.set_defaults(handler=cmd_redirect)
 
     harden = subparsers.add_parser("harden", parents=[common, apache_flags, change_flags],
                                    help="TLS options from Mozilla's profiles for every SSL vhost lehttpd manages")
-    harden.add_argument("--profile", choices=PROFILES, default="intermediate")
+    harden.add_argument("--profile", choices=PROFILES, default="intermediate",
+                        help="Mozilla's server-side TLS profile")
     harden.add_argument("--hsts", nargs="?", type=int, const=63072000, metavar="MAX_AGE",
                         help="Strict-Transport-Security (default max-age 63072000 s, two years)")
-    harden.add_argument("--hsts-include-subdomains", action="store_true")
-    harden.add_argument("--hsts-preload", action="store_true")
+    harden.add_argument("--hsts-include-subdomains", action="store_true", help="with --hsts: includeSubDomains")
+    harden.add_argument("--hsts-preload", action="store_true", help="with --hsts: preload")
     harden.add_argument("--staple-ocsp", action="store_true", help="OCSP stapling (Apache >= 2.4.13)")
     harden.add_argument("--uir", action="store_true", help="Content-Security-Policy: upgrade-insecure-requests")
     harden.add_argument("--log-format", choices=("vhost_combined",), help="CustomLog format of the SSL vhosts")
@@ -77,8 +80,9 @@ def register(subparsers, common) -> None:
     back = subparsers.add_parser("rollback", parents=[common, apache_flags],
                                  help="undo the last Apache changes lehttpd made")
     back.add_argument("--checkpoints", type=int, default=1, metavar="N", help="how many changes (default 1)")
-    back.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, metavar="DIR")
-    back.add_argument("--no-reload", action="store_true")
+    back.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, metavar="DIR",
+                      help="where the checkpoints are kept")
+    back.add_argument("--no-reload", action="store_true", help="config test only; do not reload Apache")
     back.set_defaults(handler=cmd_rollback)
 
 
@@ -132,10 +136,17 @@ def cmd_vhosts(args, console: Console) -> int:
     return 0
 
 
-def _report(outcome, console: Console, dry_run: bool) -> int:
+def undo_hint(work_dir: Path, apache_ctl: str | None, checkpoint) -> str:
+    """The exact rollback command: with the --work-dir and --apache-ctl this change was made with."""
+    flags = "".join(f" {flag} {value}" for flag, value, default in (
+        ("--work-dir", work_dir, DEFAULT_WORK_DIR), ("--apache-ctl", apache_ctl, None)) if value and value != default)
+    return f"undo with `lehttpd rollback{flags}` (checkpoint {checkpoint})"
+
+
+def _report(outcome, console: Console, args) -> int:
     for note in outcome.plan.notes:
         console.step(note)
-    if dry_run:
+    if args.dry_run:
         text = outcome.plan.diff()
         console.result(text.rstrip("\n") if text else "nothing to change")
     elif outcome.plan.empty:
@@ -143,7 +154,7 @@ def _report(outcome, console: Console, dry_run: bool) -> int:
     else:
         for edit in outcome.plan.edits:
             console.step(f"{'created' if edit.created else 'changed'} {edit.path}  ({edit.reason})")
-        console.result(f"done; undo with `lehttpd rollback` (checkpoint {outcome.checkpoint})")
+        console.step(f"done; {undo_hint(args.work_dir, args.apache_ctl, outcome.checkpoint)}")  # quiet under -q
     return 0
 
 
@@ -155,7 +166,7 @@ def cmd_install(args, console: Console) -> int:
         lineage = CertStore(args.config_dir).ready_for_apache(args.cert_name)  # key matches cert
         outcome, errors = operations.install(lineage, _options(args, source), args.redirect, console.step)
     _warn_errors(console, errors)
-    return _report(outcome, console, args.dry_run)
+    return _report(outcome, console, args)
 
 
 def cmd_redirect(args, console: Console) -> int:
@@ -172,7 +183,7 @@ def cmd_redirect(args, console: Console) -> int:
             raise UsageError("redirect: give --cert-name NAME or -d NAME")
         outcome, errors = operations.redirect(names, _options(args, source), console.step)
     _warn_errors(console, errors)
-    return _report(outcome, console, args.dry_run)
+    return _report(outcome, console, args)
 
 
 def cmd_harden(args, console: Console) -> int:
@@ -187,7 +198,7 @@ def cmd_harden(args, console: Console) -> int:
     with _started(args) as source:
         outcome, errors = operations.harden(request, _options(args, source), console.step)
     _warn_errors(console, errors)
-    return _report(outcome, console, args.dry_run)
+    return _report(outcome, console, args)
 
 
 def cmd_rollback(args, console: Console) -> int:

@@ -15,7 +15,9 @@ import jinja2
 from lehttpd import __version__
 from lehttpd.apache.policy import TlsPolicy
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+# Installed (wheel, sdist, pipx): lehttpd/templates, shipped by setup.py; a checkout: templates/ beside the package.
+_PACKAGED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATES = _PACKAGED_TEMPLATES if _PACKAGED_TEMPLATES.is_dir() else Path(__file__).resolve().parents[2] / "templates"
 MANAGED_MARK = "# Managed by lehttpd"
 OPTIONS_MARK = "# Managed by lehttpd: TLS options, body sha256 "
 REDIRECT_BEGIN = "# BEGIN lehttpd redirect"

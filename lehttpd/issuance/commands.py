@@ -25,7 +25,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("ACME server")
     where = group.add_mutually_exclusive_group()
     where.add_argument("--server", metavar="URL", help="ACME directory URL (default: Let's Encrypt production)")
-    where.add_argument("--staging", action="store_true", help="use Let's Encrypt's staging server")
+    where.add_argument("--staging", "--test-cert", action="store_true", help="use Let's Encrypt's staging server")
     group.add_argument("--ca-bundle", metavar="FILE", type=Path,
                        help="CA certificate(s) to trust for the ACME server's own TLS certificate")
     parser.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
@@ -34,7 +34,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
 
 def add_account_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("account")
-    group.add_argument("--email", help="contact address for the new account")
+    group.add_argument("-m", "--email", help="contact address for the new account (default: none)")
     group.add_argument("--agree-tos", action="store_true", help="agree to the ACME server's terms of service")
     group.add_argument("--eab-kid", help="key identifier for external account binding")
     group.add_argument("--eab-hmac-key", help="HMAC key for external account binding (base64url)")
@@ -44,26 +44,29 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     issue = subparsers.add_parser("issue", parents=[common], help="obtain a certificate (ACME http-01)",
                                   description="Obtain a certificate for one or more names with ACME http-01.")
     issue.add_argument("domains", nargs="*", metavar="DOMAIN", help="names for the certificate")
-    issue.add_argument("-d", "--domain", action="append", default=[], dest="more_domains", metavar="DOMAIN",
-                       help="another name (repeatable, or comma-separated)")
+    issue.add_argument("-d", "--domain", "--domains", action="append", default=[], dest="more_domains",
+                       metavar="DOMAIN", help="another name (repeatable, or comma-separated)")
     issue.add_argument("--cert-name", help="lineage name (default: the first domain)")
-    issue.add_argument("--force-renewal", action="store_true",
+    issue.add_argument("--force-renewal", "--renew-by-default", action="store_true",
                        help="issue even when a certificate for the same names is not yet due")
     add_server_options(issue)
     add_account_options(issue)
     chall = issue.add_argument_group("http-01 challenge")
-    chall.add_argument("--http-port", type=int, default=80, help="port of the standalone server (default 80)")
-    chall.add_argument("--http-address", default="", help="address to listen on (default: all, IPv4 and IPv6)")
-    chall.add_argument("--webroot", type=Path, metavar="PATH",
+    chall.add_argument("--http-port", "--http-01-port", type=int, default=80,
+                       help="port of the standalone server (default 80)")
+    chall.add_argument("--http-address", "--http-01-address", default="",
+                       help="address to listen on (default: all, IPv4 and IPv6)")
+    chall.add_argument("--webroot", "-w", "--webroot-path", type=Path, metavar="PATH",
                        help="write the challenge files into this document root of a running site instead")
     hooks = issue.add_argument_group("hooks")
     hooks.add_argument("--pre-hook", help="command run before the challenge server starts (e.g. apache2ctl stop)")
     hooks.add_argument("--post-hook", help="command run after the order, whatever happened (e.g. apache2ctl start)")
     hooks.add_argument("--deploy-hook", help="command run after a certificate is saved (RENEWED_LINEAGE set)")
     key = issue.add_argument_group("private key")
-    key.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa")
-    key.add_argument("--rsa-key-size", type=int, default=2048)
-    key.add_argument("--elliptic-curve", default="secp256r1")
+    key.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa", help="kind of certificate key")
+    key.add_argument("--rsa-key-size", type=int, default=2048, help="bits, with --key-type rsa (2048, 3072, 4096)")
+    key.add_argument("--elliptic-curve", default="secp256r1",
+                     help="curve, with --key-type ecdsa (secp256r1, secp384r1, secp521r1)")
     key.add_argument("--reuse-key", action="store_true", help="keep the current private key of the lineage")
     issue.add_argument("--preferred-chain", metavar="ISSUER", help="pick an alternate chain by its issuer's name")
     apache = issue.add_argument_group("installing into Apache (what `lehttpd install` does)")
@@ -76,7 +79,10 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     issue.set_defaults(handler=run_issue)
 
     certificates = subparsers.add_parser("certificates", parents=[common], help="list stored certificates")
-    certificates.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    certificates.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                              help="where certificates, accounts and renewal files live")
+    certificates.add_argument("--cert-name", action="append", default=[], metavar="NAME",
+                              help="only these lineages (repeatable; default: all)")
     certificates.add_argument("--json", action="store_true", help="machine-readable output")
     certificates.set_defaults(handler=run_certificates)
 
@@ -130,7 +136,8 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
         console.step(covered)
         return ExitStatus.SUCCESS
     registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
-                                eab_hmac_key=args.eab_hmac_key, interactive=sys.stdin.isatty())
+                                eab_hmac_key=args.eab_hmac_key,
+                                interactive=sys.stdin.isatty() and not args.non_interactive)
     if request.hooks.pre:
         console.step(f"Running pre-hook: {request.hooks.pre}")
         run_hook("pre", request.hooks.pre)
@@ -214,7 +221,9 @@ def install_into_apache(lineage: Lineage, args: argparse.Namespace, console: Con
     if outcome.plan.empty:
         console.step("Apache already serves this certificate; nothing to change")
     else:
-        console.step(f"Installed into Apache; undo with `lehttpd rollback` (checkpoint {outcome.checkpoint})")
+        from lehttpd.apache.commands import undo_hint
+
+        console.step(f"Installed into Apache; {undo_hint(args.work_dir, args.apache_ctl, outcome.checkpoint)}")
 
 
 def show_lineage(lineage: Lineage, console: Console) -> None:
@@ -225,10 +234,14 @@ def show_lineage(lineage: Lineage, console: Console) -> None:
 
 
 def lineage_document(lineage: Lineage, now: dt.datetime) -> dict:
+    from lehttpd.issuance.status import serial_text, status_of
+
+    status = status_of(lineage, now)
     return {
         "name": lineage.name, "domains": list(lineage.names), "key_type": lineage.key_type,
         "not_before": lineage.not_before.isoformat(), "expiry": lineage.not_after.isoformat(),
-        "days_left": round(lineage.days_left(now), 2), "version": lineage.version, "serial": hex(lineage.serial),
+        "days_left": round(lineage.days_left(now), 2), "version": lineage.version,
+        "serial": serial_text(lineage.serial), "state": status.state.lower(), "state_reason": status.reason,
         "issuer": lineage.issuer,
         "paths": {"cert": str(lineage.cert_path), "chain": str(lineage.chain_path),
                   "fullchain": str(lineage.fullchain_path), "privkey": str(lineage.key_path)},
@@ -236,10 +249,18 @@ def lineage_document(lineage: Lineage, now: dt.datetime) -> dict:
 
 
 def run_certificates(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.issuance.status import VALID, serial_text, status_of
+
+    if not args.config_dir.is_dir():
+        raise UsageError(f"--config-dir {args.config_dir}: no such folder")
     store = CertStore(args.config_dir)
     now = utcnow()
     lineages, broken = [], []
-    for name in store.names():  # one unreadable lineage is reported, the others still listed
+    wanted = [check_lineage_name(n.strip()) for value in args.cert_name for n in value.split(",") if n.strip()]
+    unknown = [name for name in wanted if name not in store.names()]
+    if unknown:
+        raise UsageError(f"no certificate named {unknown[0]!r} under {args.config_dir}")
+    for name in wanted or store.names():  # one unreadable lineage is reported, the others still listed
         try:
             lineages.append(store.load(name))
         except LehttpdError as error:
@@ -256,9 +277,11 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
     if not lineages:
         console.result(f"No certificates under {args.config_dir}")
     for lineage in lineages:
-        days = lineage.days_left(now)
-        state = console.paint("EXPIRED", "red") if days < 0 else f"{days:.0f} days left"
+        status = status_of(lineage, now)
+        state = f"{lineage.days_left(now):.0f} days left" if status.state == VALID else \
+            f"{console.paint(status.state, 'red')}: {status.reason}"
         console.result(f"{lineage.name}\n  domains: {' '.join(lineage.names)}\n  key:     {lineage.key_type}\n"
                        f"  expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC ({state})\n"
+                       f"  serial:  {serial_text(lineage.serial)}\n"
                        f"  cert:    {lineage.fullchain_path}\n  privkey: {lineage.key_path}")
     return ExitStatus.PARTIAL if broken else ExitStatus.SUCCESS

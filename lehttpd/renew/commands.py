@@ -21,31 +21,37 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     _register_renew(subparsers, common)
     revoke = subparsers.add_parser("revoke", parents=[common], help="revoke a lineage's current certificate",
                                    description="Revoke the current certificate of a lineage at its ACME server.")
-    revoke.add_argument("--cert-name", required=True, metavar="NAME")
+    revoke.add_argument("--cert-name", required=True, metavar="NAME", help="lineage whose certificate to revoke")
     from lehttpd.renew.manage import REASONS
-    revoke.add_argument("--reason", choices=sorted(REASONS), default="unspecified", type=str.lower)
+    revoke.add_argument("--reason", choices=sorted(REASONS), default="unspecified", type=str.lower,
+                        help="RFC 5280 revocation reason")
     revoke.add_argument("--delete-after-revoke", action="store_true",
                         help="delete the lineage afterwards (otherwise the next renew replaces it)")
     revoke.add_argument("--ca-bundle", type=Path, metavar="FILE", help="CA certificate(s) for the ACME server's TLS")
-    revoke.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    revoke.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                        help="where certificates, accounts and renewal files live")
     revoke.set_defaults(handler=run_revoke)
 
     delete = subparsers.add_parser("delete", parents=[common], help="delete a lineage (certificates, keys, renewal)",
                                    description="Delete a lineage: live/, archive/ and its renewal file.")
     delete.add_argument("--cert-name", required=True, action="append", metavar="NAME",
                         help="lineage to delete (repeatable)")
-    delete.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    delete.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                        help="where certificates, accounts and renewal files live")
+    delete.add_argument("-y", "--yes", action="store_true",
+                        help="do not ask for confirmation (needed when not on a terminal; -n does the same)")
     delete.set_defaults(handler=run_delete)
 
     timer = subparsers.add_parser("timer", parents=[common], help="install or remove the twice-daily renewal",
                                   description="Install a systemd timer or a cron file running `lehttpd renew "
                                               "--quiet` twice a day with a random delay.")
-    timer.add_argument("action", choices=("install", "remove"))
+    timer.add_argument("action", choices=("install", "remove"), help="install or remove the timer (or cron file)")
     timer.add_argument("--kind", choices=("auto", "systemd", "cron"), default="auto",
                        help="auto: systemd when it runs this machine, cron otherwise")
     timer.add_argument("--root", type=Path, default=Path("/"), help="install under this root (default /)")
     timer.add_argument("--lehttpd", metavar="PATH", help="the lehttpd command to run (default: this one)")
-    timer.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    timer.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
+                       help="passed to the renew command when not the default")
     timer.add_argument("--no-enable", action="store_true", help="only write the files (no systemctl)")
     timer.set_defaults(handler=run_timer)
 
@@ -56,7 +62,7 @@ def _register_renew(subparsers, common: argparse.ArgumentParser) -> None:
         description="Renew every lineage in renewal/*.conf that is due, with what it was issued with.")
     renew.add_argument("--cert-name", action="append", default=[], metavar="NAME",
                        help="only these lineages (repeatable, or comma-separated)")
-    renew.add_argument("--force", "--force-renewal", action="store_true", dest="force",
+    renew.add_argument("--force", "--force-renewal", "--renew-by-default", action="store_true", dest="force",
                        help="renew even when not due (and ignore back-off)")
     renew.add_argument("--dry-run", action="store_true",
                        help="rehearse against the staging server (or --server): nothing saved, no deploy hooks")
@@ -114,12 +120,13 @@ def run_renew(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_revoke(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.issuance.status import serial_text
     from lehttpd.renew import manage
 
     checks.check_ca_bundle(args.ca_bundle, "--ca-bundle")
     store = CertStore(args.config_dir)
     serial = manage.revoke(store, args.cert_name, args.reason, args.ca_bundle, console)
-    console.result(f"Revoked {args.cert_name} (serial {serial}, reason {args.reason})")
+    console.result(f"Revoked {args.cert_name} (serial {serial_text(int(serial, 16))}, reason {args.reason})")
     if args.delete_after_revoke:
         _delete(store, [args.cert_name], console)
     else:
@@ -128,9 +135,10 @@ def run_revoke(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_delete(args: argparse.Namespace, console: Console) -> int:
-    from lehttpd.renew import manage
-
     names = [check_lineage_name(n) for n in args.cert_name]
+    if not (args.yes or args.non_interactive) and not _confirmed(names, console):
+        console.result("Nothing deleted")
+        return ExitStatus.SUCCESS
     _delete(CertStore(args.config_dir), names, console)
     console.step("Any Apache configuration still pointing at these files must be changed before its next reload")
     return ExitStatus.SUCCESS
@@ -153,6 +161,15 @@ def _delete(store: CertStore, names: list[str], console: Console) -> None:
     if left:
         raise StorageError(f"{len(left)} file(s) or folder(s) could not be removed (listed above); private keys "
                            "may still be on disk")
+
+
+def _confirmed(names: list[str], console: Console) -> bool:
+    """certbot asks on a terminal; lehttpd also refuses to guess when nobody can answer (a script: --yes)."""
+    what = ", ".join(names)
+    if not console.can_ask:
+        raise UsageError(f"delete {what}: not on a terminal, so nobody can confirm; add --yes (or -n) to delete")
+    answer = console.ask(f"Delete {what}: its certificates, private keys and renewal file? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
 
 
 def run_timer(args: argparse.Namespace, console: Console) -> int:

@@ -75,8 +75,8 @@ def show(summary: Summary, console: Console, as_json: bool) -> None:
     say = console.result if summary.eventful else console.step
     for outcome in summary.outcomes:
         _show_outcome(outcome, console, say)
-    for error in summary.run_errors:
-        say(f"  {console.paint('hook failed', 'red')}: {error}")
+    for error in summary.run_errors:  # failures go to stderr, where cron and scripts look for them
+        console.error(f"hook failed: {error}")
     parts = [f"{summary.count(RENEWED)} renewed", f"{summary.count(NOT_DUE)} not due"]
     parts += [f"{summary.count(s)} {s.replace('_', '-')}" for s in (SIMULATED, FAILED, SKIPPED) if summary.count(s)]
     prefix = "Dry run (nothing saved): " if summary.dry_run else "Renewal: "
@@ -93,7 +93,9 @@ def _show_outcome(outcome: Outcome, console: Console, say) -> None:
         version = f"version {outcome.version}" if outcome.version else "not saved"
         say(f"  {label:<9} {outcome.name} ({version}{expiry})")
         if outcome.hook_error:
-            say(f"            {console.paint('but', 'red')} {outcome.hook_error}")
+            console.error(f"{outcome.name} renewed, but {outcome.hook_error}")
         return
-    label = console.paint("failed" if outcome.status == FAILED else "skipped", "red")
-    say(f"  {label:<9} {outcome.name}: {outcome.reason}")
+    if outcome.status == FAILED:
+        console.error(f"renewal of {outcome.name} failed: {outcome.reason}")
+    else:
+        console.error(f"{outcome.name} skipped: {outcome.reason}")

@@ -399,4 +399,4 @@ def utcnow() -> dt.datetime:
 
 
 # Accounts live in store/accounts.py; imported last, as they use CertStore.
-from lehttpd.store.accounts import ACCOUNT_FILES, load_accounts, save_account  # noqa: E402
+from lehttpd.store.accounts import ACCOUNT_FILES, delete_account, load_accounts, save_account  # noqa: E402

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,13 @@ def save_account(store: CertStore, server: str, account_id: str, files: dict[str
         if file_name not in ACCOUNT_FILES:
             raise StorageError(f"unexpected account file {file_name}")
         atomic_write(directory / file_name, data, 0o600 if file_name == "private_key.json" else 0o644)
+    return directory
+
+
+def delete_account(store: CertStore, server: str, account_id: str) -> Path:
+    """Remove one stored account (after its deactivation at the server); rmtree never follows a link."""
+    directory = store.account_dir(server) / _checked_id(account_id)
+    shutil.rmtree(directory)
     return directory
 
 

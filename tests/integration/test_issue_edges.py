@@ -277,7 +277,7 @@ def test_a_missing_or_non_pem_ca_bundle_in_a_renewal_file_fails_that_lineage_nam
     result = run_lehttpd("renew", "--config-dir", str(config), "--force")
     assert result.returncode == 7, result.stdout + result.stderr
     conf = config / "renewal/stored-bundle.example.test.conf"
-    assert f"{conf}: lehttpd_ca_bundle {bundle}: {message}" in result.stdout
+    assert f"{conf}: lehttpd_ca_bundle {bundle}: {message}" in result.stderr
     assert "unexpected" not in result.stdout + result.stderr
 
 

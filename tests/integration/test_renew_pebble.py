@@ -194,7 +194,8 @@ def test_corrupt_half_written_and_unknown_version_files_are_skipped_and_left_alo
         assert versions(config, name) == [1]
     assert versions(config, good) == [1, 2]
     text_run = renew(config, "--quiet")  # a quiet run still reports what failed
-    assert text_run.returncode == 7 and "skipped" in text_run.stdout and corrupt in text_run.stdout
+    assert text_run.returncode == 7 and "skipped" in text_run.stdout
+    assert f"lehttpd: error: {corrupt} skipped" in text_run.stderr, "failures go to stderr"
 
 
 # -- the ACME server down, rate limiting, rejecting a name ----------------------------------------------------
@@ -247,8 +248,8 @@ def test_rejected_name_fails_that_lineage_only_and_live_stays(sets, proxy):
     serial = live_serial(config, bad)
     result = renew(config)
     assert result.returncode == 7
-    assert f"failed {bad}" in " ".join(result.stdout.split()) and "rejectedIdentifier" in result.stdout
-    assert "www0.reject.example.test" in result.stdout
+    assert f"lehttpd: error: renewal of {bad} failed" in result.stderr and "rejectedIdentifier" in result.stderr
+    assert "www0.reject.example.test" in result.stderr and "1 failed" in result.stdout
     assert live_serial(config, bad) == serial and versions(config, good) == [1, 2]
     proxy.reset()
     assert renew(config).returncode == 0 and versions(config, bad) == [1, 2]
@@ -289,10 +290,10 @@ def test_hooks_once_per_run_deploy_per_lineage_remembered_and_failure_keeps_cert
     assert idle.returncode == 0 and log.read_text().splitlines() == lines
     # A failing deploy hook is reported, the new certificate stays; stored hooks run without flags.
     result = renew(config, "--force", "--deploy-hook", "exit 3", "--cert-name", names[0])
-    assert result.returncode == 7 and "exited with status 3" in result.stdout
+    assert result.returncode == 7 and "exited with status 3" in result.stderr
     assert versions(config, names[0]) == [1, 2, 3] and CertStore(config).current_version(names[0]) == 3
     timeout = renew(config, "--force", "--cert-name", names[1], "--deploy-hook", "sleep 5", "--hook-timeout", "0.5")
-    assert timeout.returncode == 7 and "did not finish within" in timeout.stdout
+    assert timeout.returncode == 7 and "did not finish within" in timeout.stderr
     assert CertStore(config).current_version(names[1]) == 3
 
 
@@ -318,11 +319,11 @@ def test_revoke_then_renew_replaces_it_and_delete_removes_everything(sets, proxy
     assert again.returncode == 3 and "alreadyRevoked" in again.stderr
     document = summary(renew(config, "--json", "--cert-name", revoked))
     assert document["lineages"][0]["status"] == "renewed", "a revoked certificate is due at once"
-    gone = run_lehttpd("delete", "--config-dir", str(config), "--cert-name", deleted)
+    gone = run_lehttpd("delete", "--config-dir", str(config), "--cert-name", deleted, "--yes")
     assert gone.returncode == 0, gone.stderr
     for path in (config / "live" / deleted, config / "archive" / deleted, config / "renewal" / f"{deleted}.conf"):
         assert not path.exists()
-    missing = run_lehttpd("delete", "--config-dir", str(config), "--cert-name", deleted)
+    missing = run_lehttpd("delete", "--config-dir", str(config), "--cert-name", deleted, "--yes")
     assert missing.returncode == 2 and "no certificate named" in missing.stderr
 
 

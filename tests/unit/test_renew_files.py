@@ -204,11 +204,13 @@ def test_summary_exit_status_and_quiet_output():
     assert quiet.exit_status == 0 and out.getvalue() == ""
     busy = Summary((Outcome("a", RENEWED, "renewed", 2, NOW), Outcome("b", FAILED, "rateLimited: slow down"),
                     Outcome("c", SKIPPED, "bad file")))
-    out = io.StringIO()
-    show(busy, Console(stdout=out, quiet=True, color=False), as_json=False)
+    out, err = io.StringIO(), io.StringIO()
+    show(busy, Console(stdout=out, stderr=err, quiet=True, color=False), as_json=False)
     text = out.getvalue()
-    assert busy.exit_status == 7 and "renewed" in text and "rateLimited: slow down" in text and "bad file" in text
-    assert "1 renewed, 0 not due, 1 failed, 1 skipped" in text
+    assert busy.exit_status == 7 and "renewed" in text and "1 renewed, 0 not due, 1 failed, 1 skipped" in text
+    assert "rateLimited: slow down" not in text and "bad file" not in text, "failures go to stderr"
+    assert "lehttpd: error: renewal of b failed: rateLimited: slow down" in err.getvalue()
+    assert "lehttpd: error: c skipped: bad file" in err.getvalue()
     hook_only = Summary((Outcome("a", RENEWED, "renewed", 2, NOW, hook_error="deploy hook failed"),))
     assert hook_only.exit_status == 7
 

@@ -196,7 +196,7 @@ def test_read_regular_refuses_fifos_devices_links_and_huge_files_without_blockin
 # -- 5. delete tells the truth -------------------------------------------------------------------------------
 def delete(store):
     out, err = io.StringIO(), io.StringIO()
-    status = run(["delete", "--cert-name", "site", "--config-dir", str(store.config_dir)],
+    status = run(["delete", "--yes", "--cert-name", "site", "--config-dir", str(store.config_dir)],
                  Console(stdout=out, stderr=err))
     return status, out.getvalue(), err.getvalue()
 
