@@ -62,8 +62,11 @@ def register(subparsers, common) -> None:
     redirect.set_defaults(handler=cmd_redirect)
 
     harden = subparsers.add_parser("harden", parents=[common, apache_flags, change_flags],
-                                   help="TLS options from Mozilla's profiles for every SSL vhost lehttpd manages")
+                                   help="TLS options from Mozilla's profiles for every SSL vhost Apache serves")
     harden.add_argument("--profile", choices=PROFILES, default="intermediate")
+    harden.add_argument("--vhost", action="append", default=[], metavar="NAME",
+                        help="harden only the SSL vhost serving NAME (or written at FILE:LINE); repeat; "
+                             "default: every SSL vhost")
     harden.add_argument("--hsts", nargs="?", type=int, const=63072000, metavar="MAX_AGE",
                         help="Strict-Transport-Security (default max-age 63072000 s, two years)")
     harden.add_argument("--hsts-include-subdomains", action="store_true")
@@ -182,7 +185,7 @@ def cmd_harden(args, console: Console) -> int:
 
     request = HardenRequest(profile=args.profile, hsts=args.hsts, hsts_subdomains=args.hsts_include_subdomains,
                             hsts_preload=args.hsts_preload, staple_ocsp=args.staple_ocsp, uir=args.uir,
-                            log_format=args.log_format,
+                            log_format=args.log_format, vhosts=tuple(args.vhost),
                             openssl_version=parse_version(args.openssl_version) if args.openssl_version else None)
     with _started(args) as source:
         outcome, errors = operations.harden(request, _options(args, source), console.step)

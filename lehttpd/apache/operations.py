@@ -11,7 +11,8 @@ from lehttpd.apache import render
 from lehttpd.apache.apply import apply_plan
 from lehttpd.apache.changes import Plan
 from lehttpd.apache.discover import mod_ssl_openssl_version
-from lehttpd.apache.harden import plan_harden, plan_redirect
+from lehttpd.apache.redirects import plan_redirect
+from lehttpd.apache.tls_options import plan_harden
 from lehttpd.apache.plan import Certificate, Tree, new_changes, plan_install
 from lehttpd.apache.policy import build_policy
 from lehttpd.apache.session import Source, open_tree
@@ -89,6 +90,7 @@ class HardenRequest:
     uir: bool = False
     log_format: str | None = None
     openssl_version: tuple[int, int, int] | None = None
+    vhosts: tuple[str, ...] = ()          # --vhost: names (or FILE:LINE) to harden; empty: every SSL vhost
 
 
 def harden(request: HardenRequest, options: Options, log) -> tuple[Outcome, list]:
@@ -99,5 +101,5 @@ def harden(request: HardenRequest, options: Options, log) -> tuple[Outcome, list
                                            request.hsts_subdomains, request.hsts_preload, request.uir,
                                            request.log_format)
     changes = new_changes(tree)
-    plan_harden(tree, policy, context, changes, force=options.force)
+    plan_harden(tree, policy, context, changes, force=options.force, wanted=request.vhosts)
     return _finish(tree, changes.freeze(), options, f"harden {request.profile}", None, log), errors

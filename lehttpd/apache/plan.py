@@ -84,7 +84,7 @@ def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Change
         else:
             add_ssl_vhost(tree, vhost, cert, https_port, changes)
         target = twin or vhost
-        address = _connect_address(target.addresses)
+        address = connect_address(target.addresses)
         for name in target.names:
             if "*" not in name and "?" not in name and any(_covers(n, name) for n in cert.names):
                 changes.checks.append(Check(name, address, https_port))
@@ -100,7 +100,7 @@ def _covers(pattern: str, name: str) -> bool:
                                and name.endswith(pattern[1:]))
 
 
-def _connect_address(addresses) -> str:
+def connect_address(addresses) -> str:
     for address in addresses:
         host = address.rpartition(":")[0] if ":" in address else address
         host = host.strip("[]")
@@ -117,7 +117,7 @@ def cert_lines(tree: Tree, cert: Certificate, indent: str) -> dict:
 def add_ssl_vhost(tree: Tree, vhost: VirtualHost, cert: Certificate, https_port: int, changes: Changes) -> None:
     parsed = tree.files[vhost.file]
     node = vhost.node
-    indent = _child_indent(parsed.data, node)
+    indent = child_indent(parsed.data, node)
     body = site_body(parsed.data, node)
     addresses = [_https_address(a, https_port) for a in vhost.addresses]
     options = str(tree.options_file) if tree.read(tree.options_file) is not None else None
@@ -197,7 +197,7 @@ def _https_address(address: str, https_port: int) -> str:
     return f"{address}:{https_port}"
 
 
-def _child_indent(data: bytes, node: Node) -> str:
+def child_indent(data: bytes, node: Node) -> str:
     for child in node.children:
         line_start = data.rfind(b"\n", 0, _name_offset(data, child)) + 1
         prefix = data[line_start:_name_offset(data, child)]
@@ -212,7 +212,7 @@ def _name_offset(data: bytes, node: Node) -> int:
     return position if position >= 0 else node.start
 
 
-def _line_span(data: bytes, node: Node) -> tuple[int, int, str]:
+def line_span(data: bytes, node: Node) -> tuple[int, int, str]:
     """The whole line(s) of a directive, and its indentation."""
     name_at = _name_offset(data, node)
     start = data.rfind(b"\n", 0, name_at) + 1
@@ -223,7 +223,7 @@ def _line_span(data: bytes, node: Node) -> tuple[int, int, str]:
 def update_certificate(tree: Tree, vhost: VirtualHost, cert: Certificate, changes: Changes) -> None:
     """Point an existing SSL vhost at the lineage: replace, add or (from 2.4.8) drop certificate lines."""
     parsed, node = tree.files[vhost.file], vhost.node
-    indent = _child_indent(parsed.data, node)
+    indent = child_indent(parsed.data, node)
     wanted = cert_lines(tree, cert, indent)
     values = {"sslcertificatefile": wanted["cert_file"], "sslcertificatechainfile": wanted["chain_file"],
               "sslcertificatekeyfile": wanted["key_file"]}
@@ -232,7 +232,7 @@ def update_certificate(tree: Tree, vhost: VirtualHost, cert: Certificate, change
         found = node.named(directive)
         value = values[directive.lower()]
         for old in found[:-1] if value else []:
-            start, end, _ = _line_span(parsed.data, old)
+            start, end, _ = line_span(parsed.data, old)
             changes.splice(parsed.path, parsed.data, start, end, b"", f"{directive} duplicate removed")
         if not found:
             if value:
@@ -240,10 +240,10 @@ def update_certificate(tree: Tree, vhost: VirtualHost, cert: Certificate, change
             continue
         last = found[-1]
         if value is None:
-            start, end, _ = _line_span(parsed.data, last)
+            start, end, _ = line_span(parsed.data, last)
             changes.splice(parsed.path, parsed.data, start, end, b"", f"{directive} not needed from 2.4.8")
         elif last.values[:1] != (value,):
-            start, end, line_indent = _line_span(parsed.data, last)
+            start, end, line_indent = line_span(parsed.data, last)
             changes.splice(parsed.path, parsed.data, start, end, f"{line_indent}{directive} {value}\n",
                            f"certificate of {vhost.server_name} -> {cert.name}")
     if missing:

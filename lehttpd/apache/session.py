@@ -17,8 +17,9 @@ from lehttpd.apache.vhosts import VirtualHost, candidates, read_listing, read_vh
 if TYPE_CHECKING:
     from lehttpd.apache.plan import Tree
 
-GLOBAL_DIRECTIVES = ("listen", "namevirtualhost", "sslstaplingcache")
-_GLOBAL_RE = re.compile(rb"(?im)^[ \t]*(listen|namevirtualhost|sslstaplingcache)[ \t]")
+GLOBAL_DIRECTIVES = ("listen", "namevirtualhost", "sslstaplingcache", "sslprotocol")
+_GLOBAL_RE = re.compile(rb"(?im)^[ \t]*(listen|namevirtualhost|sslstaplingcache|sslprotocol)[ \t]")
+_SSL_ENGINE_RE = re.compile(rb"(?im)^[ \t]*SSLEngine[ \t]+(on|optional)")
 
 
 def read_file(path: Path) -> bytes | None:
@@ -74,7 +75,7 @@ def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = Fa
         else:
             locations = candidates(info, names, https_port) if names is not None else []
             if ssl_only or names is not None:
-                locations += [loc for loc in info.locations if https_port in loc.ports and loc not in locations]
+                locations += [loc for loc in ssl_locations(info, https_port) if loc not in locations]
         vhosts, parsed, more = read_vhosts(info, locations, parsed, https_port, reader)
         errors += more
         globals_, more = scan_globals(info, parsed, reader)
@@ -83,6 +84,19 @@ def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = Fa
         reader.close()
     tree = Tree(info=info, vhosts=tuple(vhosts), files=parsed, globals=tuple(globals_), read=read_file)
     return tree, _unique(errors)
+
+
+def ssl_locations(info: ApacheInfo, https_port: int) -> list:
+    """Vhosts that may be SSL ones: on the HTTPS port, or in a file that turns SSLEngine on (any port)."""
+    engine_files = {}
+    chosen = []
+    for location in info.locations:
+        if location.file not in engine_files:
+            data = read_file(location.file)
+            engine_files[location.file] = bool(data and _SSL_ENGINE_RE.search(data))
+        if https_port in location.ports or engine_files[location.file]:
+            chosen.append(location)
+    return chosen
 
 
 def scan_globals(info: ApacheInfo, parsed: dict[Path, ParsedFile], reader: ConfigReader):
@@ -102,10 +116,19 @@ def scan_globals(info: ApacheInfo, parsed: dict[Path, ParsedFile], reader: Confi
     for path in todo:
         if path not in parsed:
             continue
-        for node in parsed[path].walk():
-            if not node.is_block and node.name.lower() in GLOBAL_DIRECTIVES:
+        for node in _outside_vhosts(parsed[path].nodes):
+            if node.name.lower() in GLOBAL_DIRECTIVES:
                 found.append((node.name, node.values, path))
     return found, errors
+
+
+def _outside_vhosts(nodes):
+    """Server-wide directives: every line not inside a <VirtualHost>."""
+    for node in nodes:
+        if not node.is_block:
+            yield node
+        elif node.name.lower() != "virtualhost":
+            yield from _outside_vhosts(node.children)
 
 
 def _unique(errors: list[ConfigParseError]) -> list[ConfigParseError]:

@@ -1,0 +1,61 @@
+"""Planning the HTTP -> HTTPS redirect (pure, like plan.py): lehttpd's block in each :80 vhost serving the names, or
+the site's own redirect recognised and left alone."""
+from __future__ import annotations
+
+from lehttpd.apache import render
+from lehttpd.apache.changes import Changes
+from lehttpd.apache.plan import Tree, child_indent, ensure_modules
+from lehttpd.apache.tree import Node
+from lehttpd.apache.vhosts import is_http, ssl_twin
+from lehttpd.errors import UsageError
+
+
+def plan_redirect(tree: Tree, names, https_port: int, changes: Changes, now_on_https=(),
+                  force: bool = False) -> list[str]:
+    """In each :80 vhost serving `names`, a 301 to https before the site's own rewrites; returns vhosts changed."""
+    targets = [v for v in tree.vhosts if is_http(v, https_port) and any(v.serves(n) for n in names)]
+    if not targets:
+        raise UsageError(f"no port-80 virtual host serves {', '.join(names)} (see `lehttpd apache vhosts`)")
+    changed: list[str] = []
+    for vhost in targets:
+        parsed = tree.files[vhost.file]
+        block = parsed.data[vhost.node.start:vhost.node.end]
+        label = f"{vhost.file}:{vhost.line} ({vhost.server_name or 'no ServerName'})"
+        if render.REDIRECT_BEGIN.encode() in block:
+            changes.notes.append(f"{label}: lehttpd's redirect is already there")
+            continue
+        if existing_redirect(vhost.node):
+            changes.notes.append(f"{label}: already redirects to https; left as is")
+            continue
+        has_https = ssl_twin(vhost, list(tree.vhosts), https_port) is not None or \
+            (vhost.server_name or "").lower() in now_on_https
+        if not has_https and not force:
+            raise UsageError(f"{label}: no HTTPS vhost serves {vhost.server_name}; run `lehttpd install` first "
+                             "(or --force to redirect anyway)")
+        indent = child_indent(parsed.data, vhost.node)
+        text = render.render(tree.info.generation, "redirect.conf.j2",
+                             render.build_redirect_context(indent, https_port))
+        at = parsed.data.index(b"\n", parsed.data.index(b"<", vhost.node.start)) + 1
+        changes.splice(parsed.path, parsed.data, at, at, text, f"redirect {vhost.server_name} to https")
+        changed.append(label)
+    if changed:
+        ensure_modules(tree, ("rewrite",), changes)
+    return changed
+
+
+def existing_redirect(node: Node) -> bool:
+    """A whole-site redirect to https already present (Redirect / RedirectMatch / an R= RewriteRule)."""
+    for child in node.children:
+        name, values = child.name.lower(), [v.lower() for v in child.values]
+        if name in ("redirect", "redirectpermanent") and any(v.startswith("https://") for v in values):
+            path = values[1] if name == "redirect" and len(values) > 2 else values[0]
+            if path == "/":
+                return True
+        if name == "redirectmatch" and any(v.startswith("https://") for v in values):
+            if any(v in ("^", "^/", "^/(.*)$", "^(.*)$", "(.*)", "/(.*)", "^/?(.*)$") for v in values):
+                return True
+        if name == "rewriterule" and len(values) >= 2 and values[1].startswith("https://%{"):
+            flags = values[2] if len(values) > 2 else ""
+            if "r" in flags.strip("[]").replace("=", ",").split(",") or "r=" in flags or "redirect" in flags:
+                return True
+    return False
