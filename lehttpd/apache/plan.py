@@ -6,6 +6,7 @@ second run plans nothing.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -21,6 +22,7 @@ from lehttpd.errors import UsageError
 CERT_DIRECTIVES = ("SSLCertificateFile", "SSLCertificateChainFile", "SSLCertificateKeyFile")
 REDIRECT_DIRECTIVES = ("redirect", "redirectmatch", "redirectpermanent", "redirecttemp")
 OPTIONS_PATH = Path("lehttpd") / "options-ssl.conf"
+_DEPENDS_RE = re.compile(rb"(?im)^[ \t]*#[ \t]*Depends:[ \t]*([^\r\n]*)")
 
 
 @dataclass(frozen=True)
@@ -257,17 +259,14 @@ def insert_before_close(parsed: ParsedFile, node: Node, text: str, changes: Chan
 
 
 def ensure_modules(tree: Tree, modules, changes: Changes) -> None:
-    """Enable modules the distribution's way: a2enmod's links on Debian, a LoadModule file elsewhere."""
+    """Enable modules the distribution's way: a2enmod's links on Debian (with the modules each one's `# Depends:`
+    line names, as a2enmod follows them), a LoadModule file elsewhere."""
     layout, root = tree.info.layout, tree.info.server_root
     missing = [m for m in modules if not tree.info.has_module(m)]
     if not missing:
         return
     if layout.mods_available and layout.mods_enabled:
-        for module in missing:
-            if tree.read(root / layout.mods_available / f"{module}.load") is None:
-                changes.notes.append(f"cannot enable Apache module {module}: {layout.mods_available}/"
-                                     f"{module}.load is missing (Apache's config test will tell if it matters)")
-                continue
+        for module in with_dependencies(tree, missing, changes):
             for suffix in (".load", ".conf"):
                 if tree.read(root / layout.mods_available / f"{module}{suffix}") is not None:
                     changes.link(root / layout.mods_enabled / f"{module}{suffix}",
@@ -278,6 +277,30 @@ def ensure_modules(tree: Tree, modules, changes: Changes) -> None:
     lines = [{"name": f"{m}_module", "path": f"{layout.module_path}/mod_{m}.so"} for m in missing]
     text = render.render(tree.info.generation, "loadmodule.conf.j2", {"modules": lines})
     changes.add_file(target, text, f"load {', '.join(missing)}")
+
+
+def with_dependencies(tree: Tree, modules, changes: Changes) -> list[str]:
+    """The modules to enable, each after the ones its mods-available/NAME.load `# Depends:` line names
+    (recursively); modules already loaded are left out, a missing .load file is noted and skipped."""
+    folder = tree.info.server_root / tree.info.layout.mods_available
+    order: list[str] = []
+
+    def visit(module: str, chain: tuple[str, ...]) -> None:
+        if module in order or module in chain or tree.info.has_module(module):
+            return
+        data = tree.read(folder / f"{module}.load")
+        if data is None:
+            changes.notes.append(f"cannot enable Apache module {module}: {folder.name}/{module}.load is missing "
+                                 "(Apache's config test will tell if it matters)")
+            return
+        for match in _DEPENDS_RE.finditer(data):
+            for dependency in match.group(1).decode(errors="replace").split():
+                visit(dependency, chain + (module,))
+        order.append(module)
+
+    for module in modules:
+        visit(module, ())
+    return order
 
 
 def ensure_listen(tree: Tree, vhosts, https_port: int, changes: Changes) -> None:
