@@ -6,6 +6,7 @@ second run plans nothing.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,10 @@ def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Change
         twin = ssl_twin(vhost, list(tree.vhosts), https_port)
         if twin is not None:
             update_certificate(tree, twin, cert, changes)
+            if tree.read(tree.options_file) is not None:
+                from lehttpd.apache.tls_options import use_options_file  # it builds on this module
+
+                use_options_file(tree, twin, tree.options_file, changes, add=False)
             changes.notes.append(f"{twin.file}:{twin.line}: SSL vhost for {key} exists; certificate paths checked")
         else:
             add_ssl_vhost(tree, vhost, cert, https_port, changes)
@@ -126,7 +131,7 @@ def add_ssl_vhost(tree: Tree, vhost: VirtualHost, cert: Certificate, https_port:
     context = render.build_vhost_context(addresses, body, indent, cert_lines(tree, cert, indent), cert.name,
                                          f"{vhost.file}:{vhost.line}", options)
     text = render.render(tree.info.generation, "vhost-ssl.conf.j2", context)
-    destination, link = ssl_destination(tree, vhost)
+    destination, link = ssl_destination(tree, vhost, changes)
     reason = f"SSL vhost for {vhost.server_name or vhost.file.name} ({cert.name})"
     if destination is None:
         end = node.end
@@ -138,20 +143,43 @@ def add_ssl_vhost(tree: Tree, vhost: VirtualHost, cert: Certificate, https_port:
             changes.link(link[0], link[1], f"enable {destination.name} (as a2ensite does)")
 
 
-def ssl_destination(tree: Tree, vhost: VirtualHost) -> tuple[Path | None, tuple[Path, str] | None]:
+def ssl_destination(tree: Tree, vhost: VirtualHost, changes: Changes | None = None
+                    ) -> tuple[Path | None, tuple[Path, str] | None]:
     """Where the new SSL vhost goes: the distribution's site folder, a folder included by a glob, or the same file
-    right after the :80 block (always included, whatever the layout)."""
+    right after the :80 block (always included, whatever the layout). A file already there under the name is
+    never written into nor enabled (a stale certbot NAME-le-ssl.conf): another name is chosen."""
     layout, root = tree.info.layout, tree.info.server_root
     included = vhost.file
-    name = f"{included.stem}-le-ssl.conf"
     real = included.resolve()
     if layout.vhost_enabled and layout.vhost_available and included.parent == root / layout.vhost_enabled \
             and real.parent == (root / layout.vhost_available).resolve():
+        name = free_name(tree, real.parent, included.stem, changes, included.parent)
         return real.parent / name, (included.parent / name, f"../{layout.vhost_available}/{name}")
     siblings = [p for p in tree.info.includes if p.parent == included.parent and p.suffix == ".conf"]
     if included.suffix == ".conf" and len(siblings) >= 2:
-        return included.parent / name, None
+        return included.parent / free_name(tree, included.parent, included.stem, changes), None
     return None, None
+
+
+def free_name(tree: Tree, folder: Path, stem: str, changes: Changes | None, enabled: Path | None = None) -> str:
+    """certbot's NAME-le-ssl.conf when nothing has that name, else NAME-lehttpd-ssl.conf (then -2, -3...); a name
+    this plan creates already, or an enabled one lehttpd wrote, is reused (several vhosts of one file)."""
+    names = [f"{stem}-le-ssl.conf", f"{stem}-lehttpd-ssl.conf"] + [f"{stem}-lehttpd-ssl-{n}.conf" for n in range(2, 50)]
+    for name in names:
+        if changes is not None and changes.planned_text(folder / name) is not None:
+            return name
+        existing = tree.read(folder / name)
+        if existing is not None and render.MANAGED_MARK.encode() + b" for certificate" in existing and \
+                (enabled is None or os.path.lexists(enabled / name)):
+            return name  # lehttpd's own file, in use: one more vhost goes in it
+        taken = tree.read(folder / name) is not None or os.path.lexists(folder / name) or \
+            (enabled is not None and os.path.lexists(enabled / name))
+        if not taken:
+            if name != names[0] and changes is not None:
+                changes.notes.append(f"{folder / names[0]} exists and is not lehttpd's: left alone (not enabled); "
+                                     f"the SSL vhost goes to {name}")
+            return name
+    raise UsageError(f"{folder}: no free file name for the SSL vhost of {stem}")
 
 
 def site_body(data: bytes, node: Node) -> str:

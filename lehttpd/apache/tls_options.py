@@ -115,36 +115,38 @@ def handshake_check(vhost: VirtualHost, tree: Tree) -> Check:
 
 
 def harden_vhost(tree: Tree, vhost: VirtualHost, options: Path, keys: frozenset[str], changes: Changes) -> None:
-    """The Include of the options file (certbot's options Include swapped for it), the vhost's overriding
-    lines commented out with the reason."""
+    """The Include of the options file, the vhost's overriding lines commented out with the reason."""
+    parsed = tree.files[vhost.file]
+    use_options_file(tree, vhost, options, changes, add=True)
+    for node in scoped(vhost.node.children):
+        if node.name.lower() in TLS_SETTINGS and setting_key(node.name, node.values) in keys:
+            start, end, line_indent = line_span(parsed.data, node)
+            changes.splice(parsed.path, parsed.data, start, end,
+                           comment_out(parsed.data[start:end], line_indent, f"{options} sets it"),
+                           f"{node.name} of {vhost.server_name or vhost.file.name} left to the profile")
+
+
+def use_options_file(tree: Tree, vhost: VirtualHost, options: Path, changes: Changes, add: bool) -> None:
+    """certbot's options Include swapped for lehttpd's (with `SSLEngine on`, which certbot's file also set), any
+    second one commented out; `add`: lehttpd's Include added before the close when the vhost has none."""
     parsed = tree.files[vhost.file]
     lines = list(scoped(vhost.node.children))
     includes = [n for n in lines if n.name.lower() in ("include", "includeoptional") and n.values]
     ours = [n for n in includes if n.values[0] == str(options)]
     certbot = [n for n in includes if Path(n.values[0]).name == CERTBOT_OPTIONS]
     own_engine = any(n.name.lower() == "sslengine" for n in lines)
-    indent = child_indent(parsed.data, vhost.node)
-    include_line = f"Include {options}\n"
+    reason = f"certbot's options replaced by lehttpd's in {vhost.server_name}"
     for position, node in enumerate(certbot):
         start, end, line_indent = line_span(parsed.data, node)
         if position == 0 and not ours:
-            # certbot's options file also said `SSLEngine on`: keep the vhost on TLS without it
             engine = "" if own_engine else f"{line_indent}SSLEngine on\n"
-            changes.splice(parsed.path, parsed.data, start, end, f"{engine}{line_indent}{include_line}",
-                           f"certbot's options replaced by lehttpd's in {vhost.server_name}")
+            changes.splice(parsed.path, parsed.data, start, end, f"{engine}{line_indent}Include {options}\n", reason)
         else:
-            changes.splice(parsed.path, parsed.data, start, end, comment_out(parsed.data[start:end], line_indent,
-                                                                          f"replaced by {options}"),
-                           f"certbot's options replaced by lehttpd's in {vhost.server_name}")
-    if not ours and not certbot:
-        insert_before_close(parsed, vhost.node, f"{indent}{include_line}", changes,
-                            f"include TLS options in {vhost.server_name}")
-    for node in lines:
-        if node.name.lower() in TLS_SETTINGS and setting_key(node.name, node.values) in keys:
-            start, end, line_indent = line_span(parsed.data, node)
-            changes.splice(parsed.path, parsed.data, start, end,
-                           comment_out(parsed.data[start:end], line_indent, f"{options} sets it"),
-                           f"{node.name} of {vhost.server_name or vhost.file.name} left to the profile")
+            text = comment_out(parsed.data[start:end], line_indent, f"replaced by {options}")
+            changes.splice(parsed.path, parsed.data, start, end, text, reason)
+    if add and not ours and not certbot:
+        insert_before_close(parsed, vhost.node, f"{child_indent(parsed.data, vhost.node)}Include {options}\n",
+                            changes, f"include TLS options in {vhost.server_name}")
 
 
 def comment_out(text: bytes, indent: str, why: str) -> bytes:
