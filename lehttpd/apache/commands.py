@@ -23,7 +23,11 @@ def _apache_flags() -> argparse.ArgumentParser:
                        help="read this tree without running Apache (static mode: listing and --dry-run only)")
     group.add_argument("--apache-config", type=Path, metavar="FILE", help="main config file in static mode")
     group.add_argument("--apache-version", metavar="X.Y.Z", help="override the Apache version (2.2 or 2.4 output)")
-    group.add_argument("--https-port", type=int, default=443, metavar="PORT", help="HTTPS port (default 443)")
+    group.add_argument("--https-port", type=int, metavar="PORT",
+                       help="HTTPS port (default: the one the configuration listens on for https, else 443)")
+    group.add_argument("--http-port", type=int, metavar="PORT",
+                       help="the HTTP port whose vhosts get an SSL twin and the redirect (default: 80, or the only "
+                            "port the names are served on)")
     return flags
 
 
@@ -106,7 +110,7 @@ def _started(args):
 def _options(args, source):
     from lehttpd.apache.operations import Options
 
-    return Options(source=source, https_port=args.https_port, work_dir=args.work_dir,
+    return Options(source=source, https_port=args.https_port, http_port=args.http_port, work_dir=args.work_dir,
                    dry_run=args.dry_run, reload=not args.no_reload, force=args.force)
 
 
@@ -119,7 +123,7 @@ def cmd_vhosts(args, console: Console) -> int:
     with _started(args) as source:
         from lehttpd.apache.session import list_vhosts
 
-        info, vhosts, errors = list_vhosts(source, args.https_port)
+        info, vhosts, errors = list_vhosts(source, args.https_port or 443)
     _warn_errors(console, errors)
     if args.json:
         console.json({"server_root": str(info.server_root), "version": ".".join(map(str, info.version)),

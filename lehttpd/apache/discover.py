@@ -91,12 +91,20 @@ def port_of(address: str) -> int:
     return int(port) if sep and port.isdigit() else 0
 
 
-_VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+_VAR = re.compile(r"\$\{([^}\s$]+)\}")  # Apache reads a name up to the brace: `${site-name}` is one
 
 
 def expand(value: str, defines: Mapping[str, str]) -> str:
     """${VAR} replaced by its Define'd value, as Apache does when it reads a line; unknown ones are kept."""
     return _VAR.sub(lambda m: defines.get(m.group(1), m.group(0)), value) if "${" in value else value
+
+
+def host_of_server_name(value: str) -> str:
+    """The name in a ServerName value, which may carry a scheme and a port (`http://www.example.com:80`)."""
+    value = value.partition("://")[2] if "://" in value else value
+    if value.startswith("["):
+        return value.partition("]")[0] + "]"
+    return value.split(":")[0]
 
 
 def parse_version(text: str) -> Version:
@@ -203,7 +211,7 @@ def _field(text: str, key: str) -> str:
 _NAMEVHOST = re.compile(r"^\s+port (\d+) namevhost (\S+) \((.+):(\d+)\)\s*$")
 _DEFAULT = re.compile(r"^\s+default server (\S+) \((.+):(\d+)\)\s*$")
 _ALIAS = re.compile(r"^\s+alias (\S+)\s*$")
-_SINGLE = re.compile(r"^(\S+:\d+)\s+(\S+) \((.+):(\d+)\)\s*$")
+_SINGLE = re.compile(r"^(\S+:(?:\d+|\*))\s+(\S+) \((.+):(\d+)\)\s*$")
 _HEADER = re.compile(r"^(\S+:\d+)\s+is a NameVirtualHost\s*$")
 _INCLUDE = re.compile(r"^\s+\((?:\*|\d+)\) (.+)$")
 

@@ -24,7 +24,8 @@ DEFAULT_WORK_DIR = Path("/var/lib/lehttpd")
 @dataclass(frozen=True)
 class Options:
     source: Source = field(default_factory=Source)
-    https_port: int = 443
+    https_port: int | None = None      # None: the port the configuration listens on for https, else 443
+    http_port: int | None = None       # None: 80, or the only port the names are served on
     work_dir: Path = DEFAULT_WORK_DIR
     dry_run: bool = False
     reload: bool = True
@@ -51,13 +52,13 @@ def leaf_der(lineage: Lineage) -> bytes:
     return cert.public_bytes(Encoding.DER)
 
 
-def install_lineage(lineage: Lineage, *, apache_ctl: str | None = None, https_port: int = 443,
+def install_lineage(lineage: Lineage, *, apache_ctl: str | None = None, https_port: int | None = None,
                     redirect: bool = False, work_dir: Path = DEFAULT_WORK_DIR, dry_run: bool = False,
-                    log=lambda message: None) -> Outcome:
+                    log=lambda message: None, http_port: int | None = None) -> Outcome:
     """Install a stored lineage into Apache: SSL vhosts for its names (optionally the :80 redirect), applied
     safely (checkpoint, config test, graceful reload, SNI check, rollback on failure). Raises LehttpdError."""
     options = Options(source=Source(apache_ctl=apache_ctl), https_port=https_port, work_dir=work_dir,
-                      dry_run=dry_run)
+                      dry_run=dry_run, http_port=http_port)
     return install(lineage, options, redirect, log)[0]
 
 
@@ -65,9 +66,10 @@ def install(lineage: Lineage, options: Options, redirect: bool, log) -> tuple[Ou
     cert = Certificate.from_lineage(lineage)
     tree, errors = open_tree(options.source, options.https_port, names=cert.names)
     changes = new_changes(tree)
-    on_https = plan_install(tree, cert, options.https_port, changes)
+    on_https = plan_install(tree, cert, tree.https_port, changes, options.http_port)
     if redirect:
-        plan_redirect(tree, cert.names, options.https_port, changes, now_on_https=on_https, force=options.force)
+        plan_redirect(tree, cert.names, tree.https_port, changes, now_on_https=on_https, force=options.force,
+                      http_port=options.http_port)
     plan = changes.freeze()
     der = leaf_der(lineage) if not options.dry_run else None
     return _finish(tree, plan, options, f"install {lineage.name}", der, log), errors
@@ -76,7 +78,7 @@ def install(lineage: Lineage, options: Options, redirect: bool, log) -> tuple[Ou
 def redirect(names, options: Options, log) -> tuple[Outcome, list]:
     tree, errors = open_tree(options.source, options.https_port, names=names)
     changes = new_changes(tree)
-    plan_redirect(tree, names, options.https_port, changes, force=options.force)
+    plan_redirect(tree, names, tree.https_port, changes, force=options.force, http_port=options.http_port)
     return _finish(tree, changes.freeze(), options, f"redirect {' '.join(names)}", None, log), errors
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from lehttpd.apache import render
-from lehttpd.apache.changes import Changes, Check
-from lehttpd.apache.discover import ApacheInfo, port_of
+from lehttpd.apache.changes import Changes, Check, uses_crlf
+from lehttpd.apache.discover import ApacheInfo, expand, port_of
 from lehttpd.apache.policy import APACHE_CAPS, TlsPolicy, has
 from lehttpd.apache.tree import Node, ParsedFile
-from lehttpd.apache.vhosts import VirtualHost, is_http, ssl_twin
+from lehttpd.apache.targets import http_targets, missing_listens, probe_addresses
+from lehttpd.apache.vhosts import VirtualHost, ssl_twin
 from lehttpd.errors import UsageError
 
 CERT_DIRECTIVES = ("SSLCertificateFile", "SSLCertificateChainFile", "SSLCertificateKeyFile")
@@ -35,6 +36,8 @@ class Tree:
     files: Mapping[Path, ParsedFile]
     globals: tuple[tuple[str, tuple[str, ...], Path], ...]   # (directive, values, file) for Listen & co
     read: Callable[[Path], bytes | None] = field(repr=False, default=lambda path: None)
+    https_port: int = 443
+    port_note: str = ""                 # how the HTTPS port was chosen, when it was not given
 
     @property
     def options_file(self) -> Path:
@@ -64,23 +67,33 @@ class Certificate:
 
 
 def new_changes(tree: Tree) -> Changes:
-    return Changes(read=tree.read)
+    changes = Changes(read=tree.read)
+    if tree.port_note:
+        changes.notes.append(tree.port_note)
+    return changes
 
 
 # ---------------------------------------------------------------------------------------------------- install
-def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Changes) -> list[str]:
-    """SSL vhosts for every :80 vhost serving the certificate's names; returns the ServerNames now on HTTPS."""
-    targets = [v for v in tree.vhosts if is_http(v, https_port) and any(v.serves(n) for n in cert.names)]
-    if not targets:
+def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Changes, http_port: int | None = None
+                 ) -> list[str]:
+    """SSL vhosts for the :80 vhosts Apache routes the certificate's names to; returns the names now on HTTPS."""
+    routed = http_targets(tree.vhosts, cert.names, https_port, http_port)
+    if not routed.vhosts:
         raise UsageError(f"no port-80 virtual host serves {', '.join(cert.names)} "
-                         "(see `lehttpd apache vhosts`)")
+                         f"(HTTP port {routed.http_port}; see `lehttpd apache vhosts`)")
     done: list[str] = []
-    for vhost in targets:
+    for vhost in routed.vhosts:
         key = vhost.server_name.lower() or ",".join(vhost.names)
+        if routed.by_default:
+            key = cert.names[0]
+            changes.notes.append(f"{vhost.file}:{vhost.line}: no vhost names {', '.join(cert.names)} on port "
+                                 f"{routed.http_port}; Apache answers them from this default vhost: the SSL vhost "
+                                 "is made from it, with the certificate's names")
         if key in done:
             continue
         done.append(key)
-        twin = ssl_twin(vhost, list(tree.vhosts), https_port)
+        twin = ssl_twin(vhost, list(tree.vhosts), https_port) if not routed.by_default else \
+            next((v for v in tree.vhosts if v.ssl and any(v.serves(n) for n in cert.names)), None)
         if twin is not None:
             update_certificate(tree, twin, cert, changes)
             if tree.read(tree.options_file) is not None:
@@ -89,15 +102,18 @@ def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Change
                 use_options_file(tree, twin, tree.options_file, changes, add=False)
             changes.notes.append(f"{twin.file}:{twin.line}: SSL vhost for {key} exists; certificate paths checked")
         else:
-            add_ssl_vhost(tree, vhost, cert, https_port, changes)
+            add_ssl_vhost(tree, vhost, cert, https_port, changes, cert.names if routed.by_default else ())
         target = twin or vhost
-        address = connect_address(target.addresses)
-        for name in target.names:
+        names = cert.names if routed.by_default and twin is None else target.names
+        addresses = [_https_address(a, https_port) for a in target.addresses]
+        port = https_port if twin is None else next((port_of(a) for a in twin.addresses if port_of(a)), https_port)
+        for name in names:
             if "*" not in name and "?" not in name and any(_covers(n, name) for n in cert.names):
-                changes.checks.append(Check(name, address, https_port))
+                for address in probe_addresses(tree.globals, addresses, port):
+                    changes.checks.append(Check(name, address, port))
     # 2.2's mod_ssl has shmcb built in; 2.4 needs socache_shmcb for the session cache Debian's ssl.conf sets up
     ensure_modules(tree, ("ssl",) if tree.info.generation == "2.2" else ("ssl", "socache_shmcb"), changes)
-    ensure_listen(tree, targets, https_port, changes)
+    ensure_listen(tree, routed.vhosts, https_port, changes)
     return done
 
 
@@ -121,26 +137,37 @@ def cert_lines(tree: Tree, cert: Certificate, indent: str) -> dict:
     return render.cert_context(indent, paths, fullchain=has(tree.info.version, APACHE_CAPS["fullchain"]))
 
 
-def add_ssl_vhost(tree: Tree, vhost: VirtualHost, cert: Certificate, https_port: int, changes: Changes) -> None:
+def add_ssl_vhost(tree: Tree, vhost: VirtualHost, cert: Certificate, https_port: int, changes: Changes,
+                  names: tuple[str, ...] = ()) -> None:
+    """The SSL twin of `vhost`; `names`: ServerName/ServerAlias lines to give it (a default vhost has none)."""
     parsed = tree.files[vhost.file]
     node = vhost.node
     indent = child_indent(parsed.data, node)
     body = site_body(parsed.data, node)
-    addresses = [_https_address(a, https_port) for a in vhost.addresses]
+    addresses = [_https_address(a, https_port) for a in written_addresses(tree, vhost)]
     options = str(tree.options_file) if tree.read(tree.options_file) is not None else None
     context = render.build_vhost_context(addresses, body, indent, cert_lines(tree, cert, indent), cert.name,
-                                         f"{vhost.file}:{vhost.line}", options)
+                                         f"{vhost.file}:{vhost.line}", options, names)
     text = render.render(tree.info.generation, "vhost-ssl.conf.j2", context)
+    if uses_crlf(parsed.data):  # the site's own line ends, in a file of its own too
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
     destination, link = ssl_destination(tree, vhost, changes)
     reason = f"SSL vhost for {vhost.server_name or vhost.file.name} ({cert.name})"
     if destination is None:
         end = node.end
         prefix = b"" if parsed.data[:end].endswith(b"\n") else b"\n"
-        changes.splice(parsed.path, parsed.data, end, end, prefix + b"\n" + text.encode(), reason)
+        changes.splice(parsed.path, parsed.data, end, end, prefix + b"\n" + text.encode("utf-8", "surrogateescape"), reason)
     else:
         changes.add_file(destination, text, reason)
         if link is not None:
             changes.link(link[0], link[1], f"enable {destination.name} (as a2ensite does)")
+
+
+def written_addresses(tree: Tree, vhost: VirtualHost) -> list[str]:
+    """The vhost's addresses as its tag writes them (order, `*` and `_default_` kept), Defines expanded."""
+    defines = dict(tree.info.defines)
+    written = [expand(value, defines) for value in vhost.node.values] if vhost.node is not None else []
+    return [w for w in written if w] or list(vhost.addresses)
 
 
 def ssl_destination(tree: Tree, vhost: VirtualHost, changes: Changes | None = None
@@ -221,8 +248,9 @@ def _is_https_redirect_rule(node: Node) -> bool:
 
 
 def _https_address(address: str, https_port: int) -> str:
+    """The same address on the HTTPS port: `*` and `*:*` (port-less, any port) become `*:443`."""
     host, sep, port = address.rpartition(":")
-    if sep and port.isdigit() and not address.endswith("]"):
+    if sep and (port.isdigit() or port == "*") and not address.endswith("]"):
         return f"{host}:{https_port}"
     return f"{address}:{https_port}"
 
@@ -332,14 +360,10 @@ def with_dependencies(tree: Tree, modules, changes: Changes) -> list[str]:
 
 
 def ensure_listen(tree: Tree, vhosts, https_port: int, changes: Changes) -> None:
-    """`Listen <https port>` exactly once, inside <IfModule ssl_module>; on 2.2 its NameVirtualHost too."""
-    addresses = {_https_address(a, https_port) for v in vhosts for a in v.addresses}
-    listens: list[str] = []
-    if not tree.has_global("Listen", https_port):
-        hosts = {a.rpartition(":")[0] for a in addresses}
-        specific = sorted(h for h in hosts if h not in ("*", "_default_", "[::]"))
-        listens = [f"{h}:{https_port}" for h in specific] if specific and len(specific) == len(hosts) \
-            else [str(https_port)]
+    """A `Listen` for each address the SSL vhosts need and the configuration lacks (inside <IfModule ssl_module>);
+    on 2.2 their NameVirtualHost too."""
+    addresses = sorted({_https_address(a, https_port) for v in vhosts for a in v.addresses})
+    listens = missing_listens(tree.globals, addresses, https_port)
     name_vhosts: list[str] = []
     if tree.info.generation == "2.2":
         known = {values[0] for d, values, _f in tree.globals if d.lower() == "namevirtualhost" and values}
@@ -347,7 +371,7 @@ def ensure_listen(tree: Tree, vhosts, https_port: int, changes: Changes) -> None
     if not listens and not name_vhosts:
         return
     text = render.render(tree.info.generation, "listen.conf.j2", render.build_listen_context(listens, name_vhosts))
-    changes.add_file(global_file(tree), text.lstrip("\n"), f"Listen {https_port}")
+    changes.add_file(global_file(tree), text.lstrip("\n"), f"Listen {', '.join(listens) or https_port}")
 
 
 def global_file(tree: Tree) -> Path:

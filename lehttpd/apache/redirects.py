@@ -6,18 +6,22 @@ from lehttpd.apache import render
 from lehttpd.apache.changes import Changes
 from lehttpd.apache.plan import Tree, child_indent, ensure_modules
 from lehttpd.apache.tree import Node
-from lehttpd.apache.vhosts import is_http, ssl_twin
+from lehttpd.apache.targets import http_targets
+from lehttpd.apache.vhosts import ssl_twin
 from lehttpd.errors import UsageError
 
 
 def plan_redirect(tree: Tree, names, https_port: int, changes: Changes, now_on_https=(),
-                  force: bool = False) -> list[str]:
-    """In each :80 vhost serving `names`, a 301 to https before the site's own rewrites; returns vhosts changed."""
-    targets = [v for v in tree.vhosts if is_http(v, https_port) and any(v.serves(n) for n in names)]
-    if not targets:
-        raise UsageError(f"no port-80 virtual host serves {', '.join(names)} (see `lehttpd apache vhosts`)")
+                  force: bool = False, http_port: int | None = None) -> list[str]:
+    """In each :80 vhost Apache routes `names` to, a 301 to https before the site's own rewrites (limited to those
+    names in a default vhost, which answers others too); returns the vhosts changed."""
+    routed = http_targets(tree.vhosts, names, https_port, http_port)
+    if not routed.vhosts:
+        raise UsageError(f"no port-80 virtual host serves {', '.join(names)} "
+                         f"(HTTP port {routed.http_port}; see `lehttpd apache vhosts`)")
     changed: list[str] = []
-    for vhost in targets:
+    hosts = list(names) if routed.by_default else []
+    for vhost in routed.vhosts:
         parsed = tree.files[vhost.file]
         block = parsed.data[vhost.node.start:vhost.node.end]
         label = f"{vhost.file}:{vhost.line} ({vhost.server_name or 'no ServerName'})"
@@ -28,13 +32,14 @@ def plan_redirect(tree: Tree, names, https_port: int, changes: Changes, now_on_h
             changes.notes.append(f"{label}: already redirects to https; left as is")
             continue
         has_https = ssl_twin(vhost, list(tree.vhosts), https_port) is not None or \
-            (vhost.server_name or "").lower() in now_on_https
+            (vhost.server_name or "").lower() in now_on_https or (routed.by_default and (
+                names[0] in now_on_https or any(v.ssl and v.serves(names[0]) for v in tree.vhosts)))
         if not has_https and not force:
             raise UsageError(f"{label}: no HTTPS vhost serves {vhost.server_name}; run `lehttpd install` first "
                              "(or --force to redirect anyway)")
         indent = child_indent(parsed.data, vhost.node)
         text = render.render(tree.info.generation, "redirect.conf.j2",
-                             render.build_redirect_context(indent, https_port))
+                             render.build_redirect_context(indent, https_port, hosts))
         at = parsed.data.index(b"\n", parsed.data.index(b"<", vhost.node.start)) + 1
         changes.splice(parsed.path, parsed.data, at, at, text, f"redirect {vhost.server_name} to https")
         changed.append(label)

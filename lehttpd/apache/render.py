@@ -7,6 +7,7 @@ edited by hand is recognised (certbot's ALL_SSL_OPTIONS_HASHES idea, without a l
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,14 +47,18 @@ def cert_context(indent: str, lineage_paths: dict[str, str], fullchain: bool) ->
 
 
 def build_vhost_context(addresses, body: str, indent: str, cert: dict, cert_name: str, source: str,
-                        options_file: str | None) -> dict:
-    return {**cert, "addresses": list(addresses), "body": body.rstrip("\n"), "indent": indent,
+                        options_file: str | None, names=()) -> dict:
+    return {**cert, "addresses": list(addresses), "body": body.rstrip("\r\n"), "indent": indent,
             "cert_name": cert_name, "source": source, "options_file": options_file,
-            "managed_mark": MANAGED_MARK}
+            "managed_mark": MANAGED_MARK, "server_name": names[0] if names else None,
+            "server_aliases": list(names[1:])}
 
 
-def build_redirect_context(indent: str, https_port: int) -> dict:
+def build_redirect_context(indent: str, https_port: int, hosts=()) -> dict:
+    """`hosts`: limit the redirect to these names (a default vhost answers other names too)."""
+    pattern = "|".join(re.escape(h) for h in hosts)
     return {"indent": indent, "port_suffix": "" if https_port == 443 else f":{https_port}",
+            "host_pattern": f"^({pattern})(:[0-9]+)?$" if hosts else None,
             "begin_mark": REDIRECT_BEGIN, "end_mark": REDIRECT_END}
 
 

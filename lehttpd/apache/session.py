@@ -62,14 +62,19 @@ def list_vhosts(source: Source, https_port: int) -> tuple[ApacheInfo, list[Virtu
     return info, vhosts, _unique(errors + more)
 
 
-def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = False, ssl_only: bool = False
+def open_tree(source: Source, https_port: int | None, names=None, all_vhosts: bool = False, ssl_only: bool = False
               ) -> tuple[Tree, list[ConfigParseError]]:
-    """Discover, then parse only the vhost files that can matter (those listed under `names`, or the SSL ones)."""
+    """Discover, then parse only the vhost files that can matter (those listed under `names`, or the SSL ones).
+    `https_port` None: the port the configuration listens on for https, else 443 (the Tree says which, and why)."""
     from lehttpd.apache.plan import Tree  # the planner (and Jinja2) is not needed before a plan is made
 
     reader = ConfigReader()
     try:
         info, parsed, errors = discover_source(source, reader)
+        port_note = ""
+        if https_port is None:
+            https_port, port_note, more = https_port_of(info, parsed, reader)
+            errors += more
         if all_vhosts or names is None and not ssl_only:
             locations = list(info.locations)
         else:
@@ -82,8 +87,48 @@ def open_tree(source: Source, https_port: int, names=None, all_vhosts: bool = Fa
         errors += more
     finally:
         reader.close()
-    tree = Tree(info=info, vhosts=tuple(vhosts), files=parsed, globals=tuple(globals_), read=read_file)
+    tree = Tree(info=info, vhosts=tuple(vhosts), files=parsed, globals=tuple(globals_), read=read_file,
+                https_port=https_port, port_note=port_note)
     return tree, _unique(errors)
+
+
+_LISTEN_RE = re.compile(rb"(?im)^[ \t]*listen[ \t]")
+SSL_MODULE_TESTS = ("ssl_module", "mod_ssl.c")
+
+
+def https_port_of(info: ApacheInfo, parsed: dict[Path, ParsedFile], reader: ConfigReader
+                  ) -> tuple[int, str, list[ConfigParseError]]:
+    """The HTTPS port the configuration already has: a `Listen N https`, or a Listen inside <IfModule ssl_module>
+    (or mod_ssl.c); 443 otherwise. Also the sentence that says which."""
+    todo = [p for p in info.includes if p in parsed or _LISTEN_RE.search(read_file(p) or b"")]
+    fresh, errors = parse_files([p for p in todo if p not in parsed], reader)
+    parsed.update(fresh)
+    found: list[tuple[int, Path]] = []
+    for path in todo:
+        if path in parsed:
+            found += [(port, path) for port in _https_listens(parsed[path].nodes, False)]
+    ports = sorted({port for port, _path in found})
+    if not ports:
+        return 443, "HTTPS port 443 (no `Listen … https` nor Listen for mod_ssl in the configuration)", errors
+    port = 443 if 443 in ports else ports[0]
+    where = next(path for p, path in found if p == port)
+    return port, f"HTTPS port {port}, as {where} listens for https (--https-port to choose another)", errors
+
+
+def _https_listens(nodes, in_ssl: bool):
+    from lehttpd.apache.discover import port_of
+
+    for node in nodes:
+        name = node.name.lower()
+        if node.is_block and name == "ifmodule" and node.values:
+            yield from _https_listens(node.children, in_ssl or node.values[0].lstrip("!") in SSL_MODULE_TESTS)
+        elif node.is_block and name != "virtualhost":
+            yield from _https_listens(node.children, in_ssl)
+        elif name == "listen" and node.values:
+            address = node.values[0]
+            port = int(address) if address.isdigit() else port_of(address)
+            if port and (in_ssl or (len(node.values) > 1 and node.values[1].lower() == "https")):
+                yield port
 
 
 def ssl_locations(info: ApacheInfo, https_port: int) -> list:

@@ -7,6 +7,7 @@ A file the lens rejects becomes a ConfigParseError naming its real path and line
 """
 from __future__ import annotations
 
+import codecs
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,16 @@ def unquote(value: str) -> str:
     return value
 
 
+def _one_byte_each(error: UnicodeDecodeError):
+    """A byte that is not UTF-8 (a Latin-1 comment) becomes one `?`: Augeas gets valid text, and its spans, which
+    count the UTF-8 bytes it is given, stay the offsets of the file's own bytes."""
+    return "?" * (error.end - error.start), error.end
+
+
+_ONE_BYTE = "lehttpd-one-byte"
+codecs.register_error(_ONE_BYTE, _one_byte_each)
+
+
 class ConfigReader:
     """One Augeas handle, the httpd lens only (no autoload of the ~200 other lenses)."""
 
@@ -97,7 +108,7 @@ class ConfigReader:
             raise ConfigParseError(path, 1, "UTF-8 byte-order mark at the start (Apache 2.4 refuses it too)")
         self._count += 1
         key = f"f{self._count}"
-        text = data.decode("utf-8", errors="surrogateescape")
+        text = data.decode("utf-8", errors=_ONE_BYTE)
         try:
             self._aug.set(f"/input/{key}", text)
             self._aug.text_store(LENS, f"/input/{key}", f"/text/{key}")
