@@ -15,14 +15,14 @@ from typing import Callable, Mapping
 from lehttpd.apache import render
 from lehttpd.apache.changes import Changes, Check, uses_crlf
 from lehttpd.apache.discover import ApacheInfo, expand, port_of
-from lehttpd.apache.policy import APACHE_CAPS, TlsPolicy, has
-from lehttpd.apache.tree import Node, ParsedFile
+from lehttpd.apache.policy import APACHE_CAPS, has
+from lehttpd.apache.textedit import child_indent, insert_before_close, line_span, site_body  # noqa: F401
+from lehttpd.apache.tree import ParsedFile
 from lehttpd.apache.targets import http_targets, missing_listens, probe_addresses
 from lehttpd.apache.vhosts import VirtualHost, ssl_twin
 from lehttpd.errors import UsageError
 
 CERT_DIRECTIVES = ("SSLCertificateFile", "SSLCertificateChainFile", "SSLCertificateKeyFile")
-REDIRECT_DIRECTIVES = ("redirect", "redirectmatch", "redirectpermanent", "redirecttemp")
 OPTIONS_PATH = Path("lehttpd") / "options-ssl.conf"
 _DEPENDS_RE = re.compile(rb"(?im)^[ \t]*#[ \t]*Depends:[ \t]*([^\r\n]*)")
 
@@ -78,6 +78,10 @@ def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Change
                  ) -> list[str]:
     """SSL vhosts for the :80 vhosts Apache routes the certificate's names to; returns the names now on HTTPS."""
     routed = http_targets(tree.vhosts, cert.names, https_port, http_port)
+    if routed.main_server:
+        from lehttpd.apache.main_server import plan_main_install  # it builds on this module
+
+        return plan_main_install(tree, cert, https_port, changes)
     if not routed.vhosts:
         raise UsageError(f"no port-80 virtual host serves {', '.join(cert.names)} "
                          f"(HTTP port {routed.http_port}; see `lehttpd apache vhosts`)")
@@ -113,7 +117,7 @@ def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Change
                     changes.checks.append(Check(name, address, port))
     # 2.2's mod_ssl has shmcb built in; 2.4 needs socache_shmcb for the session cache Debian's ssl.conf sets up
     ensure_modules(tree, ("ssl",) if tree.info.generation == "2.2" else ("ssl", "socache_shmcb"), changes)
-    ensure_listen(tree, routed.vhosts, https_port, changes)
+    ensure_listen(tree, [a for v in routed.vhosts for a in v.addresses], https_port, changes)
     return done
 
 
@@ -143,7 +147,7 @@ def add_ssl_vhost(tree: Tree, vhost: VirtualHost, cert: Certificate, https_port:
     parsed = tree.files[vhost.file]
     node = vhost.node
     indent = child_indent(parsed.data, node)
-    body = site_body(parsed.data, node)
+    body = site_body(parsed.data, node, vhost.names)
     addresses = [_https_address(a, https_port) for a in written_addresses(tree, vhost)]
     options = str(tree.options_file) if tree.read(tree.options_file) is not None else None
     context = render.build_vhost_context(addresses, body, indent, cert_lines(tree, cert, indent), cert.name,
@@ -156,7 +160,8 @@ def add_ssl_vhost(tree: Tree, vhost: VirtualHost, cert: Certificate, https_port:
     if destination is None:
         end = node.end
         prefix = b"" if parsed.data[:end].endswith(b"\n") else b"\n"
-        changes.splice(parsed.path, parsed.data, end, end, prefix + b"\n" + text.encode("utf-8", "surrogateescape"), reason)
+        changes.splice(parsed.path, parsed.data, end, end, prefix + b"\n" + text.encode("utf-8", "surrogateescape"),
+                       reason)
     else:
         changes.add_file(destination, text, reason)
         if link is not None:
@@ -209,73 +214,12 @@ def free_name(tree: Tree, folder: Path, stem: str, changes: Changes | None, enab
     raise UsageError(f"{folder}: no free file name for the SSL vhost of {stem}")
 
 
-def site_body(data: bytes, node: Node) -> str:
-    """The :80 block's inside, comments and layout kept, without its redirects (they would loop on :443)."""
-    open_end = data.index(b"\n", data.index(b"<", node.start)) + 1
-    close = data.rindex(b"</", node.start, node.end)
-    close = data.rfind(b"\n", node.start, close) + 1 or close
-    drop: list[tuple[int, int]] = []
-    children = list(node.children)
-    for index, child in enumerate(children):
-        if child.name.lower() in REDIRECT_DIRECTIVES or _is_https_redirect_rule(child):
-            start = child.start
-            back = index - 1
-            while child.name.lower() == "rewriterule" and back >= 0 and \
-                    children[back].name.lower() == "rewritecond":
-                start = children[back].start
-                back -= 1
-            drop.append((start, child.end))
-    begin = data.find(render.REDIRECT_BEGIN.encode(), open_end, close)
-    if begin >= 0:
-        end = data.find(render.REDIRECT_END.encode(), begin, close)
-        end = data.find(b"\n", end) + 1 if end >= 0 else begin
-        drop.append((data.rfind(b"\n", 0, begin) + 1, end))
-    pieces, cursor = [], open_end
-    for start, end in sorted(drop):
-        start = max(start, cursor)
-        pieces.append(data[cursor:start])
-        cursor = max(cursor, end)
-    pieces.append(data[cursor:close])
-    return b"".join(pieces).decode("utf-8", errors="surrogateescape")
-
-
-def _is_https_redirect_rule(node: Node) -> bool:
-    if node.name.lower() != "rewriterule" or len(node.values) < 2:
-        return False
-    flags = node.values[2].lower() if len(node.values) > 2 else ""
-    return node.values[1].lower().startswith("https://") and ("r=" in flags or "[r" in flags or ",r" in flags
-                                                              or "redirect" in flags)
-
-
 def _https_address(address: str, https_port: int) -> str:
     """The same address on the HTTPS port: `*` and `*:*` (port-less, any port) become `*:443`."""
     host, sep, port = address.rpartition(":")
     if sep and (port.isdigit() or port == "*") and not address.endswith("]"):
         return f"{host}:{https_port}"
     return f"{address}:{https_port}"
-
-
-def child_indent(data: bytes, node: Node) -> str:
-    for child in node.children:
-        line_start = data.rfind(b"\n", 0, _name_offset(data, child)) + 1
-        prefix = data[line_start:_name_offset(data, child)]
-        if prefix.strip() == b"":
-            return prefix.decode()
-    return "    "
-
-
-def _name_offset(data: bytes, node: Node) -> int:
-    position = data.find(node.name.encode(), node.start, node.end) if not node.is_block else \
-        data.find(b"<", node.start, node.end)
-    return position if position >= 0 else node.start
-
-
-def line_span(data: bytes, node: Node) -> tuple[int, int, str]:
-    """The whole line(s) of a directive, and its indentation."""
-    name_at = _name_offset(data, node)
-    start = data.rfind(b"\n", 0, name_at) + 1
-    end = node.end if data[node.end - 1:node.end] == b"\n" else node.end
-    return start, end, data[start:name_at].decode(errors="replace")
 
 
 def update_certificate(tree: Tree, vhost: VirtualHost, cert: Certificate, changes: Changes) -> None:
@@ -306,12 +250,6 @@ def update_certificate(tree: Tree, vhost: VirtualHost, cert: Certificate, change
                            f"certificate of {vhost.server_name} -> {cert.name}")
     if missing:
         insert_before_close(parsed, node, "".join(missing), changes, f"certificate of {vhost.server_name}")
-
-
-def insert_before_close(parsed: ParsedFile, node: Node, text: str, changes: Changes, reason: str) -> None:
-    close = parsed.data.rindex(b"</", node.start, node.end)
-    at = parsed.data.rfind(b"\n", node.start, close) + 1 or close
-    changes.splice(parsed.path, parsed.data, at, at, text, reason)
 
 
 def ensure_modules(tree: Tree, modules, changes: Changes) -> None:
@@ -359,10 +297,10 @@ def with_dependencies(tree: Tree, modules, changes: Changes) -> list[str]:
     return order
 
 
-def ensure_listen(tree: Tree, vhosts, https_port: int, changes: Changes) -> None:
-    """A `Listen` for each address the SSL vhosts need and the configuration lacks (inside <IfModule ssl_module>);
-    on 2.2 their NameVirtualHost too."""
-    addresses = sorted({_https_address(a, https_port) for v in vhosts for a in v.addresses})
+def ensure_listen(tree: Tree, http_addresses, https_port: int, changes: Changes) -> None:
+    """A `Listen` for each address the SSL vhosts (mirroring `http_addresses`) need and the configuration lacks
+    (inside <IfModule ssl_module>); on 2.2 their NameVirtualHost too."""
+    addresses = sorted({_https_address(a, https_port) for a in http_addresses})
     listens = missing_listens(tree.globals, addresses, https_port)
     name_vhosts: list[str] = []
     if tree.info.generation == "2.2":

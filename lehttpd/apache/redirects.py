@@ -16,6 +16,10 @@ def plan_redirect(tree: Tree, names, https_port: int, changes: Changes, now_on_h
     """In each :80 vhost Apache routes `names` to, a 301 to https before the site's own rewrites (limited to those
     names in a default vhost, which answers others too); returns the vhosts changed."""
     routed = http_targets(tree.vhosts, names, https_port, http_port)
+    if routed.main_server:
+        from lehttpd.apache.main_server import plan_main_redirect
+
+        return plan_main_redirect(tree, names, https_port, changes)
     if not routed.vhosts:
         raise UsageError(f"no port-80 virtual host serves {', '.join(names)} "
                          f"(HTTP port {routed.http_port}; see `lehttpd apache vhosts`)")

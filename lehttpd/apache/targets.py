@@ -21,6 +21,7 @@ class HttpTargets:
     vhosts: tuple[VirtualHost, ...]
     http_port: int
     by_default: bool                 # no vhost names them: the default vhost(s) of the port answer
+    main_server: bool = False        # no vhost at all on the port: the main server config answers
 
 
 def host_of(address: str) -> str:
@@ -45,6 +46,9 @@ def http_targets(vhosts, names, https_port: int, http_port: int | None = None) -
     chosen = [v for v in serving if on_port(v, port)]
     if chosen:
         return HttpTargets(tuple(chosen), port, False)
+    on_this_port = [v for v in vhosts if on_port(v, port)]
+    if not on_this_port:
+        return HttpTargets((), port, True, main_server=True)
     defaults = default_vhosts([v for v in plain if on_port(v, port)])
     return HttpTargets(tuple(v for v in defaults if not v.has_server_name), port, True)
 

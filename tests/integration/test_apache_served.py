@@ -162,3 +162,25 @@ def test_22_era_directives_in_a_24_tree_are_tolerated_not_duplicated(inst, tmp_p
     ssl_text = (inst.confdir / "sites-available" / "old.test-le-ssl.conf").read_text()
     assert ssl_text.count("Order allow,deny") == 1 and "Require" not in ssl_text
     assert served_der(inst.https_port, "old.test") == der(lineage.cert_path)
+
+
+def test_a_server_without_any_vhost_is_served_from_the_main_server(inst, tmp_path):
+    docroot = inst.docroot("main")
+    docroot.mkdir(parents=True)
+    (docroot / "index.html").write_text("main\n")
+    conf = inst.confdir / "apache2.conf"
+    conf.write_text(conf.read_text() + f"DocumentRoot {docroot}\n<Directory {docroot}>\n    Require all granted\n"
+                                       "</Directory>\n")
+    inst.start()
+    lineage, result = install(inst, tmp_path, "main.test", "--redirect")
+    assert result.returncode == 0, result.stderr
+    assert "Apache answers main.test from the main server" in result.stdout
+    ssl_text = (inst.confdir / "sites-available" / "main.test-le-ssl.conf").read_text()
+    assert f"DocumentRoot {docroot}\n" in ssl_text and "ServerName main.test\n" in ssl_text
+    assert served_der(inst.https_port, "main.test") == der(lineage.cert_path)
+    status, headers = http_get(inst.http_port, "main.test", "/p")
+    assert " 301 " in status and headers["location"] == f"https://main.test:{inst.https_port}/p"
+    assert " 301 " not in http_get(inst.http_port, "main.test", "/.well-known/acme-challenge/x")[0]
+    again = lehttpd(inst, "install", "--cert-name", "main.test", "--config-dir", str(lineage.config_dir),
+                    "--redirect", work=tmp_path / "work")
+    assert again.returncode == 0 and "nothing to change" in again.stdout, again.stdout + again.stderr
