@@ -59,11 +59,12 @@ class Certificate:
     chain: str
     fullchain: str
     key: str
+    key_type: str = ""              # "rsa" | "ecdsa"
 
     @classmethod
     def from_lineage(cls, lineage) -> "Certificate":
         return cls(lineage.name, tuple(lineage.names), str(lineage.cert_path), str(lineage.chain_path),
-                   str(lineage.fullchain_path), str(lineage.key_path))
+                   str(lineage.fullchain_path), str(lineage.key_path), getattr(lineage, "key_type", ""))
 
 
 def new_changes(tree: Tree) -> Changes:
@@ -223,16 +224,20 @@ def _https_address(address: str, https_port: int) -> str:
 
 
 def update_certificate(tree: Tree, vhost: VirtualHost, cert: Certificate, changes: Changes) -> None:
-    """Point an existing SSL vhost at the lineage: replace, add or (from 2.4.8) drop certificate lines."""
+    """Point an existing SSL vhost at the lineage: replace, add or (from 2.4.8) drop certificate lines. A vhost with
+    pairs of several key types (RSA and ECDSA, allowed since 2.4.8) keeps the pair the lineage does not replace."""
     parsed, node = tree.files[vhost.file], vhost.node
     indent = child_indent(parsed.data, node)
     wanted = cert_lines(tree, cert, indent)
     values = {"sslcertificatefile": wanted["cert_file"], "sslcertificatechainfile": wanted["chain_file"],
               "sslcertificatekeyfile": wanted["key_file"]}
+    pair = pair_of_key_type(node, cert.key_type)
     missing = []
     for directive in CERT_DIRECTIVES:
         found = node.named(directive)
         value = values[directive.lower()]
+        if pair is not None and directive != "SSLCertificateChainFile":
+            found = found[pair:pair + 1]  # the other key type's lines stay as they are
         for old in found[:-1] if value else []:
             start, end, _ = line_span(parsed.data, old)
             changes.splice(parsed.path, parsed.data, start, end, b"", f"{directive} duplicate removed")
@@ -250,6 +255,31 @@ def update_certificate(tree: Tree, vhost: VirtualHost, cert: Certificate, change
                            f"certificate of {vhost.server_name} -> {cert.name}")
     if missing:
         insert_before_close(parsed, node, "".join(missing), changes, f"certificate of {vhost.server_name}")
+
+
+def pair_of_key_type(node, key_type: str) -> int | None:
+    """With several certificate/key pairs of different key types: the index of the pair of `key_type` (the last
+    pair when none has it); None when the vhost has one pair, or pairs of one type (duplicates)."""
+    certs, keys = node.named("SSLCertificateFile"), node.named("SSLCertificateKeyFile")
+    if len(certs) < 2 or len(keys) != len(certs):
+        return None
+    types = [key_type_of_file(c.values[0]) if c.values else None for c in certs]
+    if len(set(types)) < 2:
+        return None
+    return types.index(key_type) if key_type in types else len(certs) - 1
+
+
+def key_type_of_file(path: str) -> str | None:
+    """"rsa" or "ecdsa" for a PEM certificate file, None when it cannot be read."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    try:
+        key = x509.load_pem_x509_certificate(Path(path).read_bytes()).public_key()
+    except (OSError, ValueError):
+        return None
+    return "rsa" if isinstance(key, rsa.RSAPublicKey) else "ecdsa" if isinstance(key, ec.EllipticCurvePublicKey) \
+        else None
 
 
 def ensure_modules(tree: Tree, modules, changes: Changes) -> None:

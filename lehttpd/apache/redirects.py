@@ -32,8 +32,9 @@ def plan_redirect(tree: Tree, names, https_port: int, changes: Changes, now_on_h
         if render.REDIRECT_BEGIN.encode() in block:
             changes.notes.append(f"{label}: lehttpd's redirect is already there")
             continue
-        if existing_redirect(vhost.node):
-            changes.notes.append(f"{label}: already redirects to https; left as is")
+        found = find_redirect(vhost.node)
+        if found is not None:
+            changes.notes.append(f"{label}: " + "; ".join(describe_redirect(found)))
             continue
         has_https = ssl_twin(vhost, list(tree.vhosts), https_port) is not None or \
             (vhost.server_name or "").lower() in now_on_https or (routed.by_default and (
@@ -54,17 +55,63 @@ def plan_redirect(tree: Tree, names, https_port: int, changes: Changes, now_on_h
 
 def existing_redirect(node: Node) -> bool:
     """A whole-site redirect to https already present (Redirect / RedirectMatch / an R= RewriteRule)."""
-    for child in node.children:
+    return find_redirect(node) is not None
+
+
+def find_redirect(node: Node) -> tuple[Node, tuple[Node, ...]] | None:
+    """The whole-site https redirect and, for a RewriteRule, the RewriteConds right before it."""
+    children = list(node.children)
+    for index, child in enumerate(children):
         name, values = child.name.lower(), [v.lower() for v in child.values]
         if name in ("redirect", "redirectpermanent") and any(v.startswith("https://") for v in values):
             path = values[1] if name == "redirect" and len(values) > 2 else values[0]
             if path == "/":
-                return True
+                return child, ()
         if name == "redirectmatch" and any(v.startswith("https://") for v in values):
             if any(v in ("^", "^/", "^/(.*)$", "^(.*)$", "(.*)", "/(.*)", "^/?(.*)$") for v in values):
-                return True
+                return child, ()
         if name == "rewriterule" and len(values) >= 2 and values[1].startswith("https://%{"):
             flags = values[2] if len(values) > 2 else ""
             if "r" in flags.strip("[]").replace("=", ",").split(",") or "r=" in flags or "redirect" in flags:
-                return True
-    return False
+                conds = []
+                for earlier in reversed(children[:index]):
+                    if earlier.name.lower() != "rewritecond":
+                        break
+                    conds.insert(0, earlier)
+                return child, tuple(conds)
+    return None
+
+
+def redirect_status(rule: Node) -> int:
+    """The status a redirect answers with (Redirect and R without a code: 302)."""
+    name, values = rule.name.lower(), [v.lower() for v in rule.values]
+    if name == "redirectpermanent":
+        return 301
+    if name in ("redirect", "redirectmatch"):
+        word = values[0] if values else ""
+        return {"permanent": 301, "temp": 302, "seeother": 303}.get(word, int(word) if word.isdigit() else 302)
+    flags = values[2].strip("[]").split(",") if len(values) > 2 else []
+    for flag in flags:
+        key, _, code = flag.partition("=")
+        if key in ("r", "redirect"):
+            return {"permanent": 301, "temp": 302, "seeother": 303}.get(code, int(code) if code.isdigit() else 302)
+    return 302
+
+
+def describe_redirect(found: tuple[Node, tuple[Node, ...]]) -> list[str]:
+    """What lehttpd would do differently from a site's own redirect, and why it matters."""
+    rule, conds = found
+    remarks = []
+    certbot = rule.name.lower() == "rewriterule" and any(
+        c.values[:1] == ("%{SERVER_NAME}",) and c.values[1:2] and c.values[1].startswith("=") for c in conds)
+    status = redirect_status(rule)
+    if status != 301:
+        remarks.append(f"it answers {status} (temporary): lehttpd would use 301, so that browsers and search engines "
+                       "remember the https address")
+    exempt = any("acme-challenge" in " ".join(c.values) and c.values[1:2] and c.values[1].startswith("!")
+                 for c in conds)
+    if not exempt:
+        remarks.append("it also redirects /.well-known/acme-challenge/, which breaks webroot renewals over http; "
+                       "lehttpd's redirect keeps that path on http")
+    kind = "certbot's redirect" if certbot else f"a {rule.name} (line {rule.line})"
+    return [f"already redirects to https with {kind}; left as is"] + remarks
