@@ -86,6 +86,8 @@ def register(subparsers, common) -> None:
     back.add_argument("--checkpoints", type=int, default=1, metavar="N", help="how many changes (default 1)")
     back.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, metavar="DIR")
     back.add_argument("--no-reload", action="store_true")
+    back.add_argument("--list", action="store_true", help="list the checkpoints (time, command, files), newest first")
+    back.add_argument("--dry-run", action="store_true", help="print what rolling back would change, change nothing")
     back.set_defaults(handler=cmd_rollback)
 
 
@@ -144,7 +146,7 @@ def _report(outcome, console: Console, dry_run: bool) -> int:
         console.step(note)
     if dry_run:
         text = outcome.plan.diff()
-        console.result(text.rstrip("\n") if text else "nothing to change")
+        console.result((text.rstrip("\n") if text else "nothing to change") + "\n--dry-run: nothing written")
     elif outcome.plan.empty:
         console.result("nothing to change: the configuration is already as asked")
     else:
@@ -198,19 +200,39 @@ def cmd_harden(args, console: Console) -> int:
 
 
 def cmd_rollback(args, console: Console) -> int:
+    from lehttpd.apache.checkpoints import Checkpoints
+
+    if args.checkpoints < 1:
+        raise UsageError("--checkpoints must be 1 or more")
+    checkpoints = Checkpoints(args.work_dir)
+    if args.list or args.dry_run:
+        folders = checkpoints.latest(None if args.list else args.checkpoints)
+        if not folders:
+            console.result(f"no checkpoint in {checkpoints.root}")
+            return 0
+        for folder in folders:
+            manifest = Checkpoints.manifest(folder)
+            files = ", ".join(entry["path"] for entry in manifest["entries"])
+            console.step(f"{_stamp(folder.name)}  {manifest['command']}  {folder.name}: {files}")
+            if args.dry_run:
+                console.step(Checkpoints.diff(folder).rstrip("\n") or "(the files are as the checkpoint has them)")
+        console.result("--dry-run: nothing written" if args.dry_run else f"{len(folders)} checkpoint(s)")
+        return 0
     from lehttpd.apache.apply import rollback
     from lehttpd.apache.session import discover_source
     from lehttpd.apache.tree import ConfigReader
 
-    if args.checkpoints < 1:
-        raise UsageError("--checkpoints must be 1 or more")
     reader = ConfigReader()
     try:
         info, _parsed, _errors = discover_source(_source(args), reader)
     finally:
         reader.close()
-    folders = rollback(info, args.work_dir, args.checkpoints, do_reload=not args.no_reload)
-    for folder in folders:
-        console.step(f"restored {folder.name}")
+    folders = rollback(info, args.work_dir, args.checkpoints, do_reload=not args.no_reload, log=console.step)
     console.result(f"rolled back {len(folders)} change(s)")
     return 0
+
+
+def _stamp(name: str) -> str:
+    """20261129T051133.906080 -> 2026-11-29 05:11:33 UTC."""
+    return f"{name[0:4]}-{name[4:6]}-{name[6:8]} {name[9:11]}:{name[11:13]}:{name[13:15]} UTC" if len(name) > 15 \
+        else name

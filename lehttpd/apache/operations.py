@@ -1,6 +1,7 @@
 """The three jobs end to end (read → plan → dry-run diff or apply), shared by the CLI and `install_lineage`."""
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from lehttpd.apache import render
-from lehttpd.apache.apply import apply_plan
+from lehttpd.apache.apply import apply_plan, tree_lock
 from lehttpd.apache.changes import Plan
 from lehttpd.apache.discover import mod_ssl_openssl_version
 from lehttpd.apache.redirects import plan_redirect
@@ -39,11 +40,20 @@ class Outcome:
     warnings: tuple[str, ...] = ()
 
 
+@contextmanager
+def _locked_tree(options: Options, **which):
+    """Read the tree under the tree lock (taken once discovery has named the server root) and keep it until the
+    plan made from what was read is applied: a second command waits for nothing and plans on nothing stale."""
+    with ExitStack() as stack:
+        hold = None if options.dry_run else (lambda root: stack.enter_context(tree_lock(root)))
+        yield open_tree(options.source, options.https_port, on_discovered=hold, **which)
+
+
 def _finish(tree: Tree, plan: Plan, options: Options, command: str, expected_der: bytes | None,
             log) -> Outcome:
     if options.dry_run or plan.empty:
         return Outcome(plan, None)
-    folder = apply_plan(plan, tree.info, options.work_dir, command, expected_der, options.reload, log)
+    folder = apply_plan(plan, tree.info, options.work_dir, command, expected_der, options.reload, log, locked=True)
     return Outcome(plan, folder)
 
 
@@ -64,22 +74,21 @@ def install_lineage(lineage: Lineage, *, apache_ctl: str | None = None, https_po
 
 def install(lineage: Lineage, options: Options, redirect: bool, log) -> tuple[Outcome, list]:
     cert = Certificate.from_lineage(lineage)
-    tree, errors = open_tree(options.source, options.https_port, names=cert.names)
-    changes = new_changes(tree)
-    on_https = plan_install(tree, cert, tree.https_port, changes, options.http_port)
-    if redirect:
-        plan_redirect(tree, cert.names, tree.https_port, changes, now_on_https=on_https, force=options.force,
-                      http_port=options.http_port)
-    plan = changes.freeze()
     der = leaf_der(lineage) if not options.dry_run else None
-    return _finish(tree, plan, options, f"install {lineage.name}", der, log), errors
+    with _locked_tree(options, names=cert.names) as (tree, errors):
+        changes = new_changes(tree)
+        on_https = plan_install(tree, cert, tree.https_port, changes, options.http_port)
+        if redirect:
+            plan_redirect(tree, cert.names, tree.https_port, changes, now_on_https=on_https, force=options.force,
+                          http_port=options.http_port)
+        return _finish(tree, changes.freeze(), options, f"install {lineage.name}", der, log), errors
 
 
 def redirect(names, options: Options, log) -> tuple[Outcome, list]:
-    tree, errors = open_tree(options.source, options.https_port, names=names)
-    changes = new_changes(tree)
-    plan_redirect(tree, names, tree.https_port, changes, force=options.force, http_port=options.http_port)
-    return _finish(tree, changes.freeze(), options, f"redirect {' '.join(names)}", None, log), errors
+    with _locked_tree(options, names=names) as (tree, errors):
+        changes = new_changes(tree)
+        plan_redirect(tree, names, tree.https_port, changes, force=options.force, http_port=options.http_port)
+        return _finish(tree, changes.freeze(), options, f"redirect {' '.join(names)}", None, log), errors
 
 
 @dataclass(frozen=True)
@@ -96,12 +105,12 @@ class HardenRequest:
 
 
 def harden(request: HardenRequest, options: Options, log) -> tuple[Outcome, list]:
-    tree, errors = open_tree(options.source, options.https_port, ssl_only=True)
-    openssl = request.openssl_version or mod_ssl_openssl_version(tree.info)
-    policy = build_policy(request.profile, tree.info.version, openssl, request.staple_ocsp)
-    context = render.build_options_context(policy, tree.info.version, openssl, request.hsts,
-                                           request.hsts_subdomains, request.hsts_preload, request.uir,
-                                           request.log_format)
-    changes = new_changes(tree)
-    plan_harden(tree, policy, context, changes, force=options.force, wanted=request.vhosts)
-    return _finish(tree, changes.freeze(), options, f"harden {request.profile}", None, log), errors
+    with _locked_tree(options, ssl_only=True) as (tree, errors):
+        openssl = request.openssl_version or mod_ssl_openssl_version(tree.info)
+        policy = build_policy(request.profile, tree.info.version, openssl, request.staple_ocsp)
+        context = render.build_options_context(policy, tree.info.version, openssl, request.hsts,
+                                               request.hsts_subdomains, request.hsts_preload, request.uir,
+                                               request.log_format)
+        changes = new_changes(tree)
+        plan_harden(tree, policy, context, changes, force=options.force, wanted=request.vhosts)
+        return _finish(tree, changes.freeze(), options, f"harden {request.profile}", None, log), errors

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from lehttpd.apache.blocks import read_bytes
 from lehttpd.apache.discover import ApacheInfo, Source, discover, parse_version
@@ -62,15 +62,18 @@ def list_vhosts(source: Source, https_port: int) -> tuple[ApacheInfo, list[Virtu
     return info, vhosts, _unique(errors + more)
 
 
-def open_tree(source: Source, https_port: int | None, names=None, all_vhosts: bool = False, ssl_only: bool = False
-              ) -> tuple[Tree, list[ConfigParseError]]:
+def open_tree(source: Source, https_port: int | None, names=None, all_vhosts: bool = False, ssl_only: bool = False,
+              on_discovered: Callable[[Path], object] | None = None) -> tuple[Tree, list[ConfigParseError]]:
     """Discover, then parse only the vhost files that can matter (those listed under `names`, or the SSL ones).
-    `https_port` None: the port the configuration listens on for https, else 443 (the Tree says which, and why)."""
+    `https_port` None: the port the configuration listens on for https, else 443 (the Tree says which, and why).
+    `on_discovered(server_root)` runs before any file is read (the caller takes the tree lock there)."""
     from lehttpd.apache.plan import Tree  # the planner (and Jinja2) is not needed before a plan is made
 
     reader = ConfigReader()
     try:
         info, parsed, errors = discover_source(source, reader)
+        if on_discovered is not None:
+            on_discovered(info.server_root)
         port_note = ""
         if https_port is None:
             https_port, port_note, more = https_port_of(info, parsed, reader)
