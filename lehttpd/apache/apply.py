@@ -76,12 +76,39 @@ def configtest(info: ApacheInfo) -> None:
         raise ApacheConfigError(f"Apache config test failed: {apache_message(result.stderr + result.stdout)}")
 
 
-def reload(info: ApacheInfo) -> None:
+def _verb(info: ApacheInfo, verb: str) -> tuple[str, ...]:
     name = Path(info.ctl[0]).name if info.ctl else ""
-    args = ("-k", "graceful") if name.startswith(("httpd", "apache2")) and "ctl" not in name else ("graceful",)
-    result = _ctl(info, *args)
+    return ("-k", verb) if name.startswith(("httpd", "apache2")) and "ctl" not in name else (verb,)
+
+
+def reload(info: ApacheInfo, full: bool = False) -> None:
+    """A graceful reload; `full`: stop, wait for the old server to be gone, start (a change Apache cannot take on a
+    reload, such as dropping SSLStaplingCache: mod_ssl keeps the old cache and exits with AH01872)."""
+    if full:
+        return _stop_start(info)
+    result = _ctl(info, *_verb(info, "graceful"))
     if result.returncode != 0:
         raise ApacheConfigError(f"Apache graceful reload failed: {apache_message(result.stderr + result.stdout)}")
+
+
+def _stop_start(info: ApacheInfo, timeout: float = 30.0) -> None:
+    pid = None
+    if info.pid_file is not None:
+        try:
+            pid = int(info.pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
+    _ctl(info, *_verb(info, "stop"))
+    deadline = time.monotonic() + timeout
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    result = _ctl(info, *_verb(info, "start"))
+    if result.returncode != 0:
+        raise ApacheConfigError(f"Apache did not start again: {apache_message(result.stderr + result.stdout)}")
 
 
 def served_certificate(check: Check, timeout: float = 3.0) -> bytes:
@@ -135,8 +162,8 @@ def apply_plan(plan: Plan, info: ApacheInfo, work_dir: Path, command: str, expec
             configtest(info)
             log("Apache config test passed")
             if do_reload:
-                reload(info)
-                log("Apache reloaded gracefully")
+                reload(info, full=plan.full_restart)
+                log("Apache restarted (stop, start)" if plan.full_restart else "Apache reloaded gracefully")
                 if plan.checks:
                     if expected_der is None:  # nothing tells new children from old ones: let the reload settle
                         time.sleep(0.5)
@@ -164,6 +191,16 @@ def _undo(checkpoints: Checkpoints, folder: Path, written: list[str], info: Apac
         _reload_quietly(info)
 
 
+def _stapling_caches(paths) -> int:
+    count = 0
+    for path in paths:
+        try:
+            count += path.read_bytes().count(b"SSLStaplingCache") if path.is_file() else 0
+        except OSError:
+            pass
+    return count
+
+
 def _reload_quietly(info: ApacheInfo) -> None:
     try:
         configtest(info)
@@ -180,6 +217,8 @@ def rollback(info: ApacheInfo, work_dir: Path, count: int, do_reload: bool = Tru
     if not folders:
         raise UsageError(f"no checkpoint in {checkpoints.root}: nothing to roll back")
     with tree_lock(info.server_root):
+        paths = {Path(e["path"]) for folder in folders for e in Checkpoints.manifest(folder)["entries"]}
+        caches_before = _stapling_caches(paths)
         for folder in folders:
             log(f"undoing {Checkpoints.manifest(folder)['command']!r} ({folder.name})")
             for line in Checkpoints.restore(folder):
@@ -189,6 +228,7 @@ def rollback(info: ApacheInfo, work_dir: Path, count: int, do_reload: bool = Tru
             configtest(info)
             log("Apache config test passed")
             if do_reload:
-                reload(info)
-                log("Apache reloaded gracefully")
+                full = _stapling_caches(paths) < caches_before  # see reload()
+                reload(info, full=full)
+                log("Apache restarted (stop, start)" if full else "Apache reloaded gracefully")
     return folders

@@ -39,6 +39,7 @@ class Plan:
     edits: tuple[Edit, ...]
     checks: tuple[Check, ...] = ()
     notes: tuple[str, ...] = ()
+    full_restart: bool = False      # a change Apache cannot take on a graceful reload
 
     @property
     def empty(self) -> bool:
@@ -70,6 +71,7 @@ class Changes:
     reasons: dict[Path, list[str]] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    full_restart: bool = False
     _seq: int = 0
 
     def splice(self, path: Path, data: bytes, start: int, end: int, text: str | bytes, reason: str) -> None:
@@ -126,7 +128,8 @@ class Changes:
         for path, target in self.links.items():
             edits.append(Edit(path, None, None, link_target=target, reason="; ".join(self.reasons.get(path, []))))
         checks = tuple(dict.fromkeys(self.checks))
-        return Plan(edits=tuple(edits), checks=checks, notes=tuple(dict.fromkeys(self.notes)))
+        return Plan(edits=tuple(edits), checks=checks, notes=tuple(dict.fromkeys(self.notes)),
+                    full_restart=self.full_restart and bool(edits))
 
     def _reason(self, path: Path, reason: str) -> None:
         if reason and reason not in self.reasons.setdefault(path, []):

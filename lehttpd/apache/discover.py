@@ -48,6 +48,7 @@ class ApacheInfo:
     locations: tuple[VhostLocation, ...]
     layout: ApacheLayout
     run_dir: Path | None = None
+    pid_file: Path | None = None
     defines: tuple[tuple[str, str], ...] = ()
     ctl_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
@@ -192,7 +193,7 @@ class Discovery:
             ctl=ctl, version=parse_version(_field(version_out, "Server version")),
             server_root=server_root, config_file=config_file, mpm=_field(version_out, "Server MPM") or "unknown",
             modules=frozenset(values["modules"]), includes=tuple(includes), locations=tuple(values["locations"]),
-            layout=layout_for_tree(server_root, layout), run_dir=values["run_dir"],
+            layout=layout_for_tree(server_root, layout), run_dir=values["run_dir"], pid_file=values["pid_file"],
             defines=tuple(values["defines"]))
 
 
@@ -220,7 +221,8 @@ def parse_dump(text: str) -> dict:
     """Read `-t -D DUMP_VHOSTS -D DUMP_RUN_CFG -D DUMP_INCLUDES -D DUMP_MODULES` output."""
     found: dict[tuple[str, int], dict] = {}
     order: list[tuple[str, int]] = []
-    result: dict = {"server_root": None, "run_dir": None, "includes": [], "modules": [], "defines": []}
+    result: dict = {"server_root": None, "run_dir": None, "pid_file": None, "includes": [], "modules": [],
+                    "defines": []}
     header = None
     current = None
     section = None
@@ -276,7 +278,8 @@ def parse_dump(text: str) -> dict:
         elif raw.startswith("ServerRoot:"):
             result["server_root"] = raw.split(":", 1)[1].strip().strip('"')
         elif raw.startswith("PidFile:"):
-            result["run_dir"] = Path(raw.split(":", 1)[1].strip().strip('"')).parent
+            result["pid_file"] = Path(raw.split(":", 1)[1].strip().strip('"'))
+            result["run_dir"] = result["pid_file"].parent
         elif raw.startswith("Define:"):
             name, _, value = raw.split(":", 1)[1].strip().partition("=")
             result["defines"].append((name, value))

@@ -13,7 +13,7 @@ from lehttpd.apache.apply import apply_plan, tree_lock
 from lehttpd.apache.changes import Plan
 from lehttpd.apache.discover import mod_ssl_openssl_version
 from lehttpd.apache.redirects import plan_redirect
-from lehttpd.apache.tls_options import plan_harden
+from lehttpd.apache.tls_options import http2_support, plan_harden
 from lehttpd.apache.plan import Certificate, Tree, new_changes, plan_install
 from lehttpd.apache.policy import build_policy
 from lehttpd.apache.session import Source, open_tree
@@ -108,9 +108,13 @@ def harden(request: HardenRequest, options: Options, log) -> tuple[Outcome, list
     with _locked_tree(options, ssl_only=True) as (tree, errors):
         openssl = request.openssl_version or mod_ssl_openssl_version(tree.info)
         policy = build_policy(request.profile, tree.info.version, openssl, request.staple_ocsp)
+        http2, why_not = http2_support(tree)
         context = render.build_options_context(policy, tree.info.version, openssl, request.hsts,
                                                request.hsts_subdomains, request.hsts_preload, request.uir,
-                                               request.log_format)
+                                               request.log_format, http2)
         changes = new_changes(tree)
-        plan_harden(tree, policy, context, changes, force=options.force, wanted=request.vhosts)
+        if why_not:
+            changes.notes.append(why_not)
+        plan_harden(tree, policy, context, changes, force=options.force, wanted=request.vhosts,
+                    staple_ocsp=request.staple_ocsp)
         return _finish(tree, changes.freeze(), options, f"harden {request.profile}", None, log), errors

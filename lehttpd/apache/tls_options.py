@@ -10,16 +10,17 @@ from pathlib import Path
 from lehttpd.apache import render
 from lehttpd.apache.changes import Changes, Check
 from lehttpd.apache.discover import expand, port_of
-from lehttpd.apache.plan import Tree, child_indent, connect_address, ensure_modules, global_file, \
-    insert_before_close, line_span
+from lehttpd.apache.plan import Tree, child_indent, connect_address, ensure_modules, insert_before_close, \
+    line_span
 from lehttpd.apache.policy import TlsPolicy
+from lehttpd.apache.stapling import plan_stapling
 from lehttpd.apache.vhosts import VirtualHost
 from lehttpd.errors import UsageError
 
 # Server-config TLS settings a vhost line can override; anything in the options file with one of these names wins
 # only if the vhost has no such line of its own after the Include, so those lines are commented out.
 TLS_SETTINGS = frozenset({"sslprotocol", "sslciphersuite", "sslhonorcipherorder", "sslsessiontickets",
-                          "sslopensslconfcmd", "sslusestapling", "sslcompression"})
+                          "sslopensslconfcmd", "sslusestapling", "sslcompression", "protocols"})
 # Sections inside a vhost that are still its server config (a <Directory>'s SSLCipherSuite is a renegotiation).
 SCOPES = frozenset({"ifmodule", "ifdefine", "ifversion", "if", "elseif", "else", "ifdirective", "iffile"})
 CERTBOT_OPTIONS = "options-ssl-apache.conf"
@@ -71,7 +72,7 @@ def select_vhosts(tree: Tree, wanted: tuple[str, ...]) -> list[VirtualHost]:
 
 
 def plan_harden(tree: Tree, policy: TlsPolicy, context: dict, changes: Changes, force: bool = False,
-                wanted: tuple[str, ...] = ()) -> list[str]:
+                wanted: tuple[str, ...] = (), staple_ocsp: bool = False) -> list[str]:
     """The managed options file (refused when edited by hand, unless force), then each chosen SSL vhost."""
     path = tree.options_file
     body = render.render(tree.info.generation, "options-ssl.conf.j2", context)
@@ -83,6 +84,7 @@ def plan_harden(tree: Tree, policy: TlsPolicy, context: dict, changes: Changes, 
     changes.replace_file(path, content, f"TLS options: {policy.profile} (Mozilla {policy.guideline})")
     targets = select_vhosts(tree, wanted)
     if not targets:
+        plan_stapling(tree, [], asked=staple_ocsp, supported=policy.stapling, changes=changes)
         changes.notes.append("no SSL vhost in this configuration: the options file will be included by the vhosts "
                              "`lehttpd install` creates; mod_ssl is not enabled")
         return []
@@ -95,12 +97,32 @@ def plan_harden(tree: Tree, policy: TlsPolicy, context: dict, changes: Changes, 
         changes.notes.append(f"{label(vhost)}: protocols {before[0]} ({before[1]}) -> {policy.protocol} "
                              f"({policy.profile} profile)")
         changes.checks.append(handshake_check(vhost, tree))
-    modules = ["ssl"] + (["headers"] if context.get("hsts") or context.get("uir") else [])
+    modules = ["ssl"] + (["headers"] if context.get("hsts") or context.get("uir") else []) + \
+        (["http2"] if context.get("http2") else [])
     ensure_modules(tree, modules, changes)
-    if policy.stapling and not tree.has_global("SSLStaplingCache") and tree.info.run_dir is not None:
-        text = render.render(tree.info.generation, "stapling.conf.j2", {"cache_dir": str(tree.info.run_dir)})
-        changes.add_file(global_file(tree), text.lstrip("\n"), "OCSP stapling cache")
+    plan_stapling(tree, targets, asked=staple_ocsp, supported=policy.stapling, changes=changes)
     return [label(v) for v in targets]
+
+
+def http2_support(tree: Tree) -> tuple[bool, str]:
+    """Whether `Protocols h2 http/1.1` can be offered (mod_http2 loaded or installed, an MPM that serves it), and
+    why not otherwise."""
+    info = tree.info
+    if info.version < (2, 4, 17):
+        return False, f"HTTP/2 not offered: it needs Apache 2.4.17 (mod_http2), this is {'.'.join(map(str, info.version))}"
+    if info.mpm.lower() == "prefork":
+        return False, "HTTP/2 not offered: the prefork MPM cannot serve it (mod_http2 refuses it); with the event MPM " \
+                      "the next harden offers it"
+    if info.has_module("http2"):
+        return True, ""
+    layout, root = info.layout, info.server_root
+    if layout.mods_available:
+        installed = tree.read(root / layout.mods_available / "http2.load") is not None
+    else:
+        installed = (root / layout.module_path / "mod_http2.so").exists()
+    if not installed:
+        return False, "HTTP/2 not offered: mod_http2 is not installed"
+    return True, ""
 
 
 def label(vhost: VirtualHost) -> str:

@@ -172,3 +172,103 @@ def test_a_harden_no_client_can_handshake_with_is_rolled_back(server, tmp_path):
     assert result.returncode == 6, result.stdout + result.stderr
     assert "HTTPS check failed for dsa.test" in result.stderr and "rolled back" in result.stderr
     assert inst.snapshot() == before
+
+
+def ocsp_pair(folder: Path, name: str) -> tuple[Path, Path]:
+    """A CA and a leaf whose Authority Information Access names an OCSP responder (fullchain, key)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ocsp test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+          .not_valid_after(now + dt.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256()))
+    aia = x509.AuthorityInformationAccess([x509.AccessDescription(
+        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier("http://127.0.0.1:9/ocsp"))])
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(aia, critical=False).sign(ca_key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    chain, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return chain, key_path
+
+
+def test_ocsp_stapling_only_for_certificates_naming_a_responder_and_the_cache_goes_with_the_last(tmp_path):
+    inst = make_instance(tmp_path / "srv")
+    enable_ssl(inst)
+    chain, key = ocsp_pair(tmp_path / "ocsp", "ocsp.test")
+    lineage = make_lineage(tmp_path / "le", "le.test", ("le.test",))  # like Let's Encrypt's: no OCSP URL
+    for name, cert, cert_key in (("ocsp.test", chain, key), ("le.test", lineage.fullchain_path, lineage.key_path)):
+        inst.add_site(name, text=PLAIN_SSL.format(https=inst.https_port, name=name, docroot=inst.docroot(name),
+                                                  cert=cert, key=cert_key))
+    ports = inst.confdir / "ports.conf"
+    ports_before = ports.read_bytes()
+    inst.start()
+    try:
+        result = lehttpd(inst, "harden", "--staple-ocsp", work=tmp_path / "work")
+        assert result.returncode == 0, result.stderr
+        ocsp_site = (inst.confdir / "sites-available" / "ocsp.test.conf").read_text()
+        assert "SSLUseStapling on" in ocsp_site and "http://127.0.0.1:9/ocsp" in ocsp_site
+        assert "SSLUseStapling" not in (inst.confdir / "sites-available" / "le.test.conf").read_text()
+        assert "le.test.conf:1: not stapled: its certificate names no OCSP responder" in result.stdout
+        assert "SSLStaplingCache" in ports.read_text()
+        assert "SSLUseStapling" not in (inst.confdir / "lehttpd" / "options-ssl.conf").read_text()
+        assert "AH02218" not in inst.error_log()
+
+        off = lehttpd(inst, "harden", work=tmp_path / "work")
+        assert off.returncode == 0, off.stderr
+        assert "SSLUseStapling" not in (inst.confdir / "sites-available" / "ocsp.test.conf").read_text()
+        assert ports.read_bytes() == ports_before  # the cache went with the last stapling vhost
+    finally:
+        inst.stop()
+
+
+def test_http2_is_offered_with_mod_http2_and_an_event_mpm(server, tmp_path):
+    inst, _ = server
+    result = lehttpd(inst, "harden", "--vhost", "plain.test", work=tmp_path / "work")
+    assert result.returncode == 0, result.stderr
+    assert "Protocols h2 http/1.1" in (inst.confdir / "lehttpd" / "options-ssl.conf").read_text()
+    assert (inst.confdir / "mods-enabled" / "http2.load").is_symlink()
+    import socket
+
+    context = ssl._create_unverified_context()
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", inst.https_port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="plain.test") as tls:
+            assert tls.selected_alpn_protocol() == "h2"
+    assert lehttpd(inst, "rollback", work=tmp_path / "work").returncode == 0
+
+
+def test_http2_is_not_offered_with_prefork_and_harden_says_why(tmp_path):
+    inst = make_instance(tmp_path / "srv")
+    enable_ssl(inst)
+    for suffix in (".load", ".conf"):
+        link = inst.confdir / "mods-enabled" / f"mpm_event{suffix}"
+        if link.is_symlink():
+            link.unlink()
+    inst.enable_module("mpm_prefork")
+    old = make_lineage(tmp_path / "le", "pre.test", ("pre.test",))
+    inst.add_site("pre.test", text=PLAIN_SSL.format(https=inst.https_port, name="pre.test",
+                                                    docroot=inst.docroot("pre.test"), cert=old.fullchain_path,
+                                                    key=old.key_path))
+    inst.start()
+    try:
+        result = lehttpd(inst, "harden", work=tmp_path / "work")
+        assert result.returncode == 0, result.stderr
+        assert "HTTP/2 not offered: the prefork MPM cannot serve it" in result.stdout
+        assert "Protocols" not in (inst.confdir / "lehttpd" / "options-ssl.conf").read_text()
+        assert not (inst.confdir / "mods-enabled" / "http2.load").exists()
+    finally:
+        inst.stop()
