@@ -71,8 +71,8 @@ def register(subparsers, common) -> None:
     harden.add_argument("--vhost", action="append", default=[], metavar="NAME",
                         help="harden only the SSL vhost serving NAME (or written at FILE:LINE); repeat; "
                              "default: every SSL vhost")
-    harden.add_argument("--hsts", nargs="?", type=int, const=63072000, metavar="MAX_AGE",
-                        help="Strict-Transport-Security (default max-age 63072000 s, two years)")
+    harden.add_argument("--hsts", nargs="?", type=int, const=-1, metavar="MAX_AGE",
+                        help="Strict-Transport-Security (default max-age: the profile's, two years)")
     harden.add_argument("--hsts-include-subdomains", action="store_true")
     harden.add_argument("--hsts-preload", action="store_true")
     harden.add_argument("--staple-ocsp", action="store_true", help="OCSP stapling (Apache >= 2.4.13)")

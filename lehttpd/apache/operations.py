@@ -91,6 +91,9 @@ def redirect(names, options: Options, log) -> tuple[Outcome, list]:
         return _finish(tree, changes.freeze(), options, f"redirect {' '.join(names)}", None, log), errors
 
 
+PROFILE_HSTS = -1  # --hsts without a value: the profile's hsts_min_age
+
+
 @dataclass(frozen=True)
 class HardenRequest:
     profile: str = "intermediate"
@@ -106,15 +109,21 @@ class HardenRequest:
 
 def harden(request: HardenRequest, options: Options, log) -> tuple[Outcome, list]:
     with _locked_tree(options, ssl_only=True) as (tree, errors):
-        openssl = request.openssl_version or mod_ssl_openssl_version(tree.info)
-        policy = build_policy(request.profile, tree.info.version, openssl, request.staple_ocsp)
+        # this machine's mod_ssl says nothing about a tree read statically or an Apache version given by hand
+        live = tree.info.ctl is not None and not options.source.apache_version
+        openssl = request.openssl_version or (mod_ssl_openssl_version(tree.info) if live else None)
+        if tree.info.generation == "2.2" and openssl is not None and openssl >= (1, 1, 0) \
+                and not request.openssl_version:
+            openssl = None  # a mod_ssl for 2.2 never links OpenSSL 1.1.0+: what was found is not this Apache's
+        policy = build_policy(request.profile, tree.info.version, openssl, request.staple_ocsp,
+                              tree.info.layout.family)
         http2, why_not = http2_support(tree)
-        context = render.build_options_context(policy, tree.info.version, openssl, request.hsts,
+        hsts = policy.hsts_min_age if request.hsts == PROFILE_HSTS else request.hsts
+        context = render.build_options_context(policy, tree.info.version, openssl, hsts,
                                                request.hsts_subdomains, request.hsts_preload, request.uir,
-                                               request.log_format, http2)
+                                               request.log_format, http2, tree.info.has_module("logio"))
         changes = new_changes(tree)
-        if why_not:
-            changes.notes.append(why_not)
+        changes.notes.extend(policy.notes + ((why_not,) if why_not else ()))
         plan_harden(tree, policy, context, changes, force=options.force, wanted=request.vhosts,
                     staple_ocsp=request.staple_ocsp)
         return _finish(tree, changes.freeze(), options, f"harden {request.profile}", None, log), errors

@@ -296,7 +296,8 @@ def ensure_modules(tree: Tree, modules, changes: Changes) -> None:
                     changes.link(root / layout.mods_enabled / f"{module}{suffix}",
                                  f"../{layout.mods_available}/{module}{suffix}", f"enable {module} (a2enmod)")
         return
-    folder = root / layout.module_conf_dir if layout.module_conf_dir else None
+    folder = root / layout.module_conf_dir if layout.module_conf_dir and (root / layout.module_conf_dir).is_dir() \
+        else None  # (RHEL 6 has no conf.modules.d: the main config then)
     target = folder / "00-lehttpd-modules.conf" if folder else tree.info.config_file
     lines = [{"name": f"{m}_module", "path": f"{layout.module_path}/mod_{m}.so"} for m in missing]
     text = render.render(tree.info.generation, "loadmodule.conf.j2", {"modules": lines})

@@ -64,7 +64,7 @@ def build_redirect_context(indent: str, https_port: int, hosts=()) -> dict:
 
 def build_options_context(policy: TlsPolicy, apache_version, openssl_version, hsts: int | None,
                           hsts_subdomains: bool, hsts_preload: bool, uir: bool, log_format: str | None,
-                          http2: bool = False) -> dict:
+                          http2: bool = False, logio: bool = True) -> dict:
     hsts_value = None
     if hsts:
         hsts_value = f"max-age={hsts}" + ("; includeSubDomains" if hsts_subdomains else "") + \
@@ -75,7 +75,7 @@ def build_options_context(policy: TlsPolicy, apache_version, openssl_version, hs
         "guideline": policy.guideline, "profile": policy.profile, "protocol": policy.protocol,
         "cipher_suite": policy.cipher_suite, "tls13_suites": policy.tls13_suites, "curves": policy.curves,
         "honor_order": policy.honor_order, "session_tickets_off": policy.session_tickets_off,
-        "http2": http2, "hsts": hsts_value, "uir": uir, "log_format": log_format,
+        "http2": http2, "logio": logio, "compression_off": policy.compression_off, "hsts": hsts_value, "uir": uir, "log_format": log_format,
         "source": f"generated for Apache {apache}, OpenSSL {openssl} by lehttpd {__version__}",
     }
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from lehttpd.apache import render
 from lehttpd.apache.changes import Changes, Check
 from lehttpd.apache.discover import expand, port_of
-from lehttpd.apache.plan import Tree, child_indent, connect_address, ensure_modules, insert_before_close, \
-    line_span
+from lehttpd.apache.plan import Tree, child_indent, connect_address, ensure_modules, global_file, \
+    insert_before_close, line_span
 from lehttpd.apache.policy import TlsPolicy
 from lehttpd.apache.stapling import plan_stapling
 from lehttpd.apache.vhosts import VirtualHost
@@ -89,6 +89,8 @@ def plan_harden(tree: Tree, policy: TlsPolicy, context: dict, changes: Changes, 
                              "`lehttpd install` creates; mod_ssl is not enabled")
         return []
     keys = option_keys(body)
+    if tree.info.generation == "2.2":
+        include_server_wide(tree, path, changes)
     for vhost in targets:
         before = effective_protocol(tree, vhost)
         harden_vhost(tree, vhost, path, keys, changes)
@@ -123,6 +125,16 @@ def http2_support(tree: Tree) -> tuple[bool, str]:
     if not installed:
         return False, "HTTP/2 not offered: mod_http2 is not installed"
     return True, ""
+
+
+def include_server_wide(tree: Tree, options: Path, changes: Changes) -> None:
+    """2.2 with SNI negotiates with the first *:443 vhost's cipher list: the options go server-wide too."""
+    target = global_file(tree)
+    if f"Include {options}".encode() in (tree.read(target) or b"") or \
+            f"Include {options}".encode() in (changes.planned_text(target) or b""):
+        return
+    text = render.render(tree.info.generation, "options-include.conf.j2", {"options_file": str(options)})
+    changes.add_file(target, text.lstrip("\n"), "TLS options server-wide (2.2 SNI)")
 
 
 def label(vhost: VirtualHost) -> str:
