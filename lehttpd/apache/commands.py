@@ -40,6 +40,9 @@ def _change_flags() -> argparse.ArgumentParser:
     group.add_argument("--no-reload", action="store_true", help="config test only; do not reload Apache")
     group.add_argument("--force", action="store_true",
                        help="overwrite a hand-edited managed file; redirect without an HTTPS vhost")
+    group.add_argument("--emit", action="store_true",
+                       help="print the blocks to add by hand (for Apache 2.2 or 2.4), read and write nothing "
+                            "(where Augeas is missing or too old)")
     return flags
 
 
@@ -157,6 +160,8 @@ def _report(outcome, console: Console, dry_run: bool) -> int:
 
 
 def cmd_install(args, console: Console) -> int:
+    if args.emit:
+        return _emit_install(args, console, redirect=args.redirect)
     with _started(args) as source:
         from lehttpd.apache import operations
         from lehttpd.store import CertStore
@@ -167,9 +172,30 @@ def cmd_install(args, console: Console) -> int:
     return _report(outcome, console, args.dry_run)
 
 
+def _emit_install(args, console: Console, redirect: bool) -> int:
+    from lehttpd.apache.emit import apache_version, emit_install
+    from lehttpd.store import CertStore
+
+    version, how = apache_version(args.apache_version, args.apache_ctl)
+    lineage = CertStore(args.config_dir).load(args.cert_name)
+    paths = {"cert": str(lineage.cert_path), "chain": str(lineage.chain_path),
+             "fullchain": str(lineage.fullchain_path), "key": str(lineage.key_path)}
+    console.step(f"Apache {'.'.join(map(str, version))} ({how})")
+    console.result(emit_install(version, list(lineage.names), paths, lineage.name, args.https_port or 443, redirect)
+                   + "--emit: nothing written")
+    return 0
+
+
 def cmd_redirect(args, console: Console) -> int:
     if not args.domain and not args.cert_name:
         raise UsageError("redirect: give --cert-name NAME or -d NAME")
+    if args.emit:
+        from lehttpd.apache.emit import apache_version, emit_redirect
+
+        version, how = apache_version(args.apache_version, args.apache_ctl)
+        console.step(f"Apache {'.'.join(map(str, version))} ({how})")
+        console.result(emit_redirect(version, args.https_port or 443) + "--emit: nothing written")
+        return 0
     with _started(args) as source:
         from lehttpd.apache import operations
         from lehttpd.store import CertStore
@@ -193,6 +219,26 @@ def cmd_harden(args, console: Console) -> int:
                             hsts_preload=args.hsts_preload, staple_ocsp=args.staple_ocsp, uir=args.uir,
                             log_format=args.log_format, vhosts=tuple(args.vhost),
                             openssl_version=parse_version(args.openssl_version) if args.openssl_version else None)
+    if args.emit:
+        from lehttpd.apache.emit import apache_version, emit_options
+        from lehttpd.apache.render import build_options_context
+        from lehttpd.apache.policy import build_policy
+
+        from lehttpd.apache.layouts import layout_for, read_os_release
+
+        version, how = apache_version(args.apache_version, args.apache_ctl)
+        layout = layout_for(read_os_release())
+        policy = build_policy(args.profile, version, request.openssl_version, args.staple_ocsp, layout.family)
+        hsts = policy.hsts_min_age if args.hsts == operations.PROFILE_HSTS else args.hsts
+        context = build_options_context(policy, version, request.openssl_version, hsts, args.hsts_include_subdomains,
+                                        args.hsts_preload, args.uir, args.log_format)
+        console.step(f"Apache {'.'.join(map(str, version))} ({how})")
+        for note in policy.notes:
+            console.step(note)
+        root = args.server_root or Path(layout.server_root)
+        console.result(emit_options(version, context, str(root / "lehttpd" / "options-ssl.conf"))
+                       + "--emit: nothing written")
+        return 0
     with _started(args) as source:
         outcome, errors = operations.harden(request, _options(args, source), console.step)
     _warn_errors(console, errors)

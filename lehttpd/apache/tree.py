@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lehttpd.errors import ApacheConfigError
+from lehttpd.errors import ApacheConfigError, EnvironmentProblem
 
 LENS = "Httpd.lns"
 _SKIP_LABELS = ("arg", "#comment")
@@ -87,14 +87,35 @@ _ONE_BYTE = "lehttpd-one-byte"
 codecs.register_error(_ONE_BYTE, _one_byte_each)
 
 
+MIN_AUGEAS = (1, 4, 0)  # text_store with spans, and an httpd lens that reads today's syntax
+INSTALL_AUGEAS = ("apt-get install libaugeas0 augeas-lenses (dnf install augeas-libs on RHEL); or print the "
+                  "blocks to add by hand with --emit")
+
+
+def open_augeas():
+    """An Augeas handle (httpd lens only, spans on), or one line saying what to install."""
+    try:
+        import augeas  # here, not at the top: the listing's plain reader (blocks.py) needs only Node
+
+        flags = augeas.Augeas.NO_MODL_AUTOLOAD | augeas.Augeas.ENABLE_SPAN | augeas.Augeas.NO_LOAD
+        handle = augeas.Augeas(flags=flags)
+    except (ImportError, OSError, AttributeError) as error:
+        raise EnvironmentProblem(f"Augeas is needed to edit Apache files and cannot be loaded ({error}): "
+                                 f"{INSTALL_AUGEAS}") from None
+    text = handle.get("/augeas/version") or "0"
+    version = tuple(int(part) for part in (text.split(".") + ["0", "0"])[:3] if part.isdigit())
+    if version < MIN_AUGEAS or not hasattr(handle, "text_store"):
+        handle.close()
+        raise EnvironmentProblem(f"Augeas {text} is too old (lehttpd needs {'.'.join(map(str, MIN_AUGEAS))}): "
+                                 f"{INSTALL_AUGEAS}")
+    return handle
+
+
 class ConfigReader:
     """One Augeas handle, the httpd lens only (no autoload of the ~200 other lenses)."""
 
     def __init__(self) -> None:
-        import augeas  # here, not at the top: the listing's plain reader (blocks.py) needs only Node
-
-        flags = augeas.Augeas.NO_MODL_AUTOLOAD | augeas.Augeas.ENABLE_SPAN | augeas.Augeas.NO_LOAD
-        self._aug = augeas.Augeas(flags=flags)
+        self._aug = open_augeas()
         self._count = 0
 
     def close(self) -> None:
