@@ -126,7 +126,7 @@ def _warn_errors(console: Console, errors) -> None:
 
 def cmd_vhosts(args, console: Console) -> int:
     with _started(args) as source:
-        from lehttpd.apache.session import list_vhosts
+        from lehttpd.apache.reading import list_vhosts
 
         info, vhosts, errors = list_vhosts(source, args.https_port or 443)
     _warn_errors(console, errors)
@@ -265,7 +265,7 @@ def cmd_rollback(args, console: Console) -> int:
         console.result("--dry-run: nothing written" if args.dry_run else f"{len(folders)} checkpoint(s)")
         return 0
     from lehttpd.apache.apply import rollback
-    from lehttpd.apache.session import discover_source
+    from lehttpd.apache.reading import discover_source
     from lehttpd.apache.tree import ConfigReader
 
     reader = ConfigReader()

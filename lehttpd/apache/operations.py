@@ -16,7 +16,7 @@ from lehttpd.apache.redirects import plan_redirect
 from lehttpd.apache.tls_options import http2_support, plan_harden
 from lehttpd.apache.plan import Certificate, Tree, new_changes, plan_install
 from lehttpd.apache.policy import build_policy
-from lehttpd.apache.session import Source, open_tree
+from lehttpd.apache.reading import Source, open_tree
 from lehttpd.model import Lineage
 
 DEFAULT_WORK_DIR = Path("/var/lib/lehttpd")

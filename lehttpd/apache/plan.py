@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 from lehttpd.apache import render
 from lehttpd.apache.changes import Changes, Check, uses_crlf
 from lehttpd.apache.discover import ApacheInfo, expand, port_of
+from lehttpd.apache.markers import MANAGED_VHOST_MARK
 from lehttpd.apache.policy import APACHE_CAPS, has
 from lehttpd.apache.textedit import child_indent, insert_before_close, line_span, site_body  # noqa: F401
 from lehttpd.apache.tree import ParsedFile
@@ -202,7 +203,7 @@ def free_name(tree: Tree, folder: Path, stem: str, changes: Changes | None, enab
         if changes is not None and changes.planned_text(folder / name) is not None:
             return name
         existing = tree.read(folder / name)
-        if existing is not None and render.MANAGED_MARK.encode() + b" for certificate" in existing and \
+        if existing is not None and MANAGED_VHOST_MARK.encode() in existing and \
                 (enabled is None or os.path.lexists(enabled / name)):
             return name  # lehttpd's own file, in use: one more vhost goes in it
         taken = tree.read(folder / name) is not None or os.path.lexists(folder / name) or \

@@ -14,13 +14,10 @@ from pathlib import Path
 import jinja2
 
 from lehttpd import __version__
+from lehttpd.apache.markers import MANAGED_MARK, OPTIONS_MARK, REDIRECT_BEGIN, REDIRECT_END  # noqa: F401
 from lehttpd.apache.policy import TlsPolicy
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-MANAGED_MARK = "# Managed by lehttpd"
-OPTIONS_MARK = "# Managed by lehttpd: TLS options, body sha256 "
-REDIRECT_BEGIN = "# BEGIN lehttpd redirect"
-REDIRECT_END = "# END lehttpd redirect"
 
 
 @lru_cache(maxsize=4)

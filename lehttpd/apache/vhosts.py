@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Mapping
 
 from lehttpd.apache.discover import ApacheInfo, VhostLocation, expand, host_of_server_name, port_of
+from lehttpd.apache.markers import MANAGED_VHOST_MARK
 from lehttpd.apache.tree import ConfigParseError, ConfigReader, Node, ParsedFile, parse_files, unquote
 
-MANAGED_MARK = b"# Managed by lehttpd for certificate"
-REDIRECT_BEGIN = "# BEGIN lehttpd redirect"
-REDIRECT_END = "# END lehttpd redirect"
+MANAGED_MARK = MANAGED_VHOST_MARK.encode()
 
 
 @dataclass(frozen=True)
