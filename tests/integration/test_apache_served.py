@@ -184,3 +184,16 @@ def test_a_server_without_any_vhost_is_served_from_the_main_server(inst, tmp_pat
     again = lehttpd(inst, "install", "--cert-name", "main.test", "--config-dir", str(lineage.config_dir),
                     "--redirect", work=tmp_path / "work")
     assert again.returncode == 0 and "nothing to change" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_default_address_vhost_is_mirrored_on_the_https_port(inst, tmp_path):
+    inst.add_site("dflt.test", text=f"<VirtualHost _default_:{inst.http_port}>\n    ServerName dflt.test\n"
+                                    f"    DocumentRoot {inst.docroot('dflt.test')}\n</VirtualHost>\n")
+    inst.start()
+    lineage, result = install(inst, tmp_path, "dflt.test", "--redirect")
+    assert result.returncode == 0, result.stderr
+    ssl_text = (inst.confdir / "sites-available" / "dflt.test-le-ssl.conf").read_text()
+    assert f"<VirtualHost _default_:{inst.https_port}>" in ssl_text
+    assert f"Listen {inst.https_port}\n" in (inst.confdir / "ports.conf").read_text()
+    assert served_der(inst.https_port, "dflt.test") == der(lineage.cert_path)
+    assert " 301 " in http_get(inst.http_port, "dflt.test", "/")[0]
