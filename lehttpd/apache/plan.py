@@ -129,15 +129,6 @@ def _covers(pattern: str, name: str) -> bool:
                                and name.endswith(pattern[1:]))
 
 
-def connect_address(addresses) -> str:
-    for address in addresses:
-        host = address.rpartition(":")[0] if ":" in address else address
-        host = host.strip("[]")
-        if host not in ("*", "_default_", "", "::", "0.0.0.0"):
-            return host
-    return "127.0.0.1"
-
-
 def cert_lines(tree: Tree, cert: Certificate, indent: str) -> dict:
     paths = {"cert": cert.cert, "chain": cert.chain, "fullchain": cert.fullchain, "key": cert.key}
     return render.cert_context(indent, paths, fullchain=has(tree.info.version, APACHE_CAPS["fullchain"]))

@@ -10,10 +10,10 @@ from pathlib import Path
 from lehttpd.apache import render
 from lehttpd.apache.changes import Changes, Check
 from lehttpd.apache.discover import expand, port_of
-from lehttpd.apache.plan import Tree, child_indent, connect_address, ensure_modules, global_file, \
-    insert_before_close, line_span
+from lehttpd.apache.plan import Tree, child_indent, ensure_modules, global_file, insert_before_close, line_span
 from lehttpd.apache.policy import TlsPolicy
 from lehttpd.apache.stapling import plan_stapling
+from lehttpd.apache.targets import probe_addresses
 from lehttpd.apache.vhosts import VirtualHost
 from lehttpd.errors import UsageError
 
@@ -144,8 +144,8 @@ def label(vhost: VirtualHost) -> str:
 def handshake_check(vhost: VirtualHost, tree: Tree) -> Check:
     """A TLS handshake with SNI to the vhost, where it listens (an address Apache binds)."""
     name = next((n for n in vhost.names if "*" not in n and "?" not in n), "") or "localhost"
-    port = next((port_of(a) for a in vhost.addresses if port_of(a)), 443)
-    return Check(name, connect_address(vhost.addresses), port)
+    port = next((port_of(a) for a in vhost.addresses if port_of(a)), tree.https_port)
+    return Check(name, probe_addresses(tree.globals, vhost.addresses, port)[0], port)
 
 
 def harden_vhost(tree: Tree, vhost: VirtualHost, options: Path, keys: frozenset[str], changes: Changes) -> None:
