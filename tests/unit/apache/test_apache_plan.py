@@ -128,3 +128,26 @@ def test_tls_settings_keys_and_commenting_out_keep_line_ends():
     assert option_keys("SSLProtocol -all\nSSLCipherSuite A\n# SSLCompression off\n") == \
         frozenset({"sslprotocol", "sslciphersuite"})
     assert comment_out(b"    SSLProtocol all\r\n", "    ", "why") == b"    # lehttpd harden: why:\r\n    #SSLProtocol all\r\n"
+
+
+def test_openssl_1_0_is_read_through_ssleay(monkeypatch):
+    """OpenSSL 1.0.x has no OpenSSL_version_num; its SSLeay() gives the same number layout."""
+    import ctypes
+
+    from lehttpd.apache import discover
+
+    class OldLibssl:
+        def __init__(self):
+            self.SSLeay = lambda: 0x1000114F  # 1.0.1t
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda path: OldLibssl())
+    assert discover._openssl_library_version("/lib/libssl.so.1.0.0") == (1, 0, 1)
+
+
+def test_server_names_with_scheme_and_port_and_defines_with_a_dash():
+    from lehttpd.apache.discover import expand, host_of_server_name
+
+    assert host_of_server_name("http://www.example.com:80") == "www.example.com"
+    assert host_of_server_name("www.example.com:8080") == "www.example.com"
+    assert host_of_server_name("[2001:db8::1]:80") == "[2001:db8::1]"
+    assert expand("${site-name}.conf", {"site-name": "blog"}) == "blog.conf"
