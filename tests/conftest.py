@@ -1,11 +1,30 @@
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    """Each session gets a temp root of its own, unless --basetemp names one.
+
+    Private Apaches serve document roots from temp folders whose parents the tests open to 0711; a second pytest
+    session starting meanwhile resets the shared /tmp/pytest-of-USER to 0700, and Apache then answers 403.
+    """
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="lehttpd-pytest-")
+        config._lehttpd_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    basetemp = getattr(config, "_lehttpd_basetemp", None)
+    if basetemp:
+        shutil.rmtree(basetemp, ignore_errors=True)
 
 
 def run_lehttpd(*args: str, env: dict | None = None, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:

@@ -39,6 +39,7 @@ class Plan:
     edits: tuple[Edit, ...]
     checks: tuple[Check, ...] = ()
     notes: tuple[str, ...] = ()
+    full_restart: bool = False      # a change Apache cannot take on a graceful reload
 
     @property
     def empty(self) -> bool:
@@ -70,13 +71,16 @@ class Changes:
     reasons: dict[Path, list[str]] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    full_restart: bool = False
     _seq: int = 0
 
     def splice(self, path: Path, data: bytes, start: int, end: int, text: str | bytes, reason: str) -> None:
         path = real(path)
         self.originals.setdefault(path, data)
         self._seq += 1
-        payload = text.encode() if isinstance(text, str) else text
+        payload = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+        if uses_crlf(data):  # what lehttpd inserts ends its lines like the file's own
+            payload = payload.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         self.splices.setdefault(path, []).append((start, end, payload, self._seq))
         self._reason(path, reason)
 
@@ -84,21 +88,21 @@ class Changes:
         """Create `path`, or append to it when it exists already (on disk or earlier in this plan)."""
         path = real(path)
         if path in self.created:
-            self.created[path] += b"\n" + text.encode()
+            self.created[path] += b"\n" + text.encode("utf-8", "surrogateescape")
         elif (current := self.read(path)) is not None:
             sep = b"" if current.endswith(b"\n") or not current else b"\n"
-            self.splice(path, current, len(current), len(current), sep + b"\n" + text.encode(), reason)
+            self.splice(path, current, len(current), len(current), sep + b"\n" + text.encode("utf-8", "surrogateescape"), reason)
             return
         else:
-            self.created[path] = text.encode()
+            self.created[path] = text.encode("utf-8", "surrogateescape")
         self._reason(path, reason)
 
     def replace_file(self, path: Path, text: str, reason: str) -> None:
         path = real(path)
         current = self.read(path)
         if current is None:
-            self.created[path] = text.encode()
-        elif current != text.encode():
+            self.created[path] = text.encode("utf-8", "surrogateescape")
+        elif current != text.encode("utf-8", "surrogateescape"):
             self.splice(path, current, 0, len(current), text, reason)
             return
         self._reason(path, reason)
@@ -124,11 +128,16 @@ class Changes:
         for path, target in self.links.items():
             edits.append(Edit(path, None, None, link_target=target, reason="; ".join(self.reasons.get(path, []))))
         checks = tuple(dict.fromkeys(self.checks))
-        return Plan(edits=tuple(edits), checks=checks, notes=tuple(dict.fromkeys(self.notes)))
+        return Plan(edits=tuple(edits), checks=checks, notes=tuple(dict.fromkeys(self.notes)),
+                    full_restart=self.full_restart and bool(edits))
 
     def _reason(self, path: Path, reason: str) -> None:
         if reason and reason not in self.reasons.setdefault(path, []):
             self.reasons[path].append(reason)
+
+
+def uses_crlf(data: bytes) -> bool:
+    return data.count(b"\r\n") * 2 > data.count(b"\n")
 
 
 def apply_splices(data: bytes, splices) -> bytes:

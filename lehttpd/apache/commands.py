@@ -23,7 +23,11 @@ def _apache_flags() -> argparse.ArgumentParser:
                        help="read this tree without running Apache (static mode: listing and --dry-run only)")
     group.add_argument("--apache-config", type=Path, metavar="FILE", help="main config file in static mode")
     group.add_argument("--apache-version", metavar="X.Y.Z", help="override the Apache version (2.2 or 2.4 output)")
-    group.add_argument("--https-port", type=int, default=443, metavar="PORT", help="HTTPS port (default 443)")
+    group.add_argument("--https-port", type=int, metavar="PORT",
+                       help="HTTPS port (default: the one the configuration listens on for https, else 443)")
+    group.add_argument("--http-port", type=int, metavar="PORT",
+                       help="the HTTP port whose vhosts get an SSL twin and the redirect (default: 80, or the only "
+                            "port the names are served on)")
     return flags
 
 
@@ -36,6 +40,9 @@ def _change_flags() -> argparse.ArgumentParser:
     group.add_argument("--no-reload", action="store_true", help="config test only; do not reload Apache")
     group.add_argument("--force", action="store_true",
                        help="overwrite a hand-edited managed file; redirect without an HTTPS vhost")
+    group.add_argument("--emit", action="store_true",
+                       help="print the blocks to add by hand (for Apache 2.2 or 2.4), read and write nothing "
+                            "(where Augeas is missing or too old)")
     return flags
 
 
@@ -64,11 +71,14 @@ def register(subparsers, common) -> None:
     redirect.set_defaults(handler=cmd_redirect)
 
     harden = subparsers.add_parser("harden", parents=[common, apache_flags, change_flags],
-                                   help="TLS options from Mozilla's profiles for every SSL vhost lehttpd manages")
+                                   help="TLS options from Mozilla's profiles for every SSL vhost Apache serves")
     harden.add_argument("--profile", choices=PROFILES, default="intermediate",
                         help="Mozilla's server-side TLS profile")
-    harden.add_argument("--hsts", nargs="?", type=int, const=63072000, metavar="MAX_AGE",
-                        help="Strict-Transport-Security (default max-age 63072000 s, two years)")
+    harden.add_argument("--vhost", action="append", default=[], metavar="NAME",
+                        help="harden only the SSL vhost serving NAME (or written at FILE:LINE); repeat; "
+                             "default: every SSL vhost")
+    harden.add_argument("--hsts", nargs="?", type=int, const=-1, metavar="MAX_AGE",
+                        help="Strict-Transport-Security (default max-age: the profile's, two years)")
     harden.add_argument("--hsts-include-subdomains", action="store_true", help="with --hsts: includeSubDomains")
     harden.add_argument("--hsts-preload", action="store_true", help="with --hsts: preload")
     harden.add_argument("--staple-ocsp", action="store_true", help="OCSP stapling (Apache >= 2.4.13)")
@@ -83,6 +93,8 @@ def register(subparsers, common) -> None:
     back.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, metavar="DIR",
                       help="where the checkpoints are kept")
     back.add_argument("--no-reload", action="store_true", help="config test only; do not reload Apache")
+    back.add_argument("--list", action="store_true", help="list the checkpoints (time, command, files), newest first")
+    back.add_argument("--dry-run", action="store_true", help="print what rolling back would change, change nothing")
     back.set_defaults(handler=cmd_rollback)
 
 
@@ -107,7 +119,7 @@ def _started(args):
 def _options(args, source):
     from lehttpd.apache.operations import Options
 
-    return Options(source=source, https_port=args.https_port, work_dir=args.work_dir,
+    return Options(source=source, https_port=args.https_port, http_port=args.http_port, work_dir=args.work_dir,
                    dry_run=args.dry_run, reload=not args.no_reload, force=args.force)
 
 
@@ -118,9 +130,9 @@ def _warn_errors(console: Console, errors) -> None:
 
 def cmd_vhosts(args, console: Console) -> int:
     with _started(args) as source:
-        from lehttpd.apache.session import list_vhosts
+        from lehttpd.apache.reading import list_vhosts
 
-        info, vhosts, errors = list_vhosts(source, args.https_port)
+        info, vhosts, errors = list_vhosts(source, args.https_port or 443)
     _warn_errors(console, errors)
     if args.json:
         console.json({"server_root": str(info.server_root), "version": ".".join(map(str, info.version)),
@@ -148,7 +160,7 @@ def _report(outcome, console: Console, args) -> int:
         console.step(note)
     if args.dry_run:
         text = outcome.plan.diff()
-        console.result(text.rstrip("\n") if text else "nothing to change")
+        console.result((text.rstrip("\n") if text else "nothing to change") + "\n--dry-run: nothing written")
     elif outcome.plan.empty:
         console.result("nothing to change: the configuration is already as asked")
     else:
@@ -159,6 +171,8 @@ def _report(outcome, console: Console, args) -> int:
 
 
 def cmd_install(args, console: Console) -> int:
+    if args.emit:
+        return _emit_install(args, console, redirect=args.redirect)
     with _started(args) as source:
         from lehttpd.apache import operations
         from lehttpd.store import CertStore
@@ -169,9 +183,30 @@ def cmd_install(args, console: Console) -> int:
     return _report(outcome, console, args)
 
 
+def _emit_install(args, console: Console, redirect: bool) -> int:
+    from lehttpd.apache.emit import apache_version, emit_install
+    from lehttpd.store import CertStore
+
+    version, how = apache_version(args.apache_version, args.apache_ctl)
+    lineage = CertStore(args.config_dir).load(args.cert_name)
+    paths = {"cert": str(lineage.cert_path), "chain": str(lineage.chain_path),
+             "fullchain": str(lineage.fullchain_path), "key": str(lineage.key_path)}
+    console.step(f"Apache {'.'.join(map(str, version))} ({how})")
+    console.result(emit_install(version, list(lineage.names), paths, lineage.name, args.https_port or 443, redirect)
+                   + "--emit: nothing written")
+    return 0
+
+
 def cmd_redirect(args, console: Console) -> int:
     if not args.domain and not args.cert_name:
         raise UsageError("redirect: give --cert-name NAME or -d NAME")
+    if args.emit:
+        from lehttpd.apache.emit import apache_version, emit_redirect
+
+        version, how = apache_version(args.apache_version, args.apache_ctl)
+        console.step(f"Apache {'.'.join(map(str, version))} ({how})")
+        console.result(emit_redirect(version, args.https_port or 443) + "--emit: nothing written")
+        return 0
     with _started(args) as source:
         from lehttpd.apache import operations
         from lehttpd.store import CertStore
@@ -193,8 +228,28 @@ def cmd_harden(args, console: Console) -> int:
 
     request = HardenRequest(profile=args.profile, hsts=args.hsts, hsts_subdomains=args.hsts_include_subdomains,
                             hsts_preload=args.hsts_preload, staple_ocsp=args.staple_ocsp, uir=args.uir,
-                            log_format=args.log_format,
+                            log_format=args.log_format, vhosts=tuple(args.vhost),
                             openssl_version=parse_version(args.openssl_version) if args.openssl_version else None)
+    if args.emit:
+        from lehttpd.apache.emit import apache_version, emit_options
+        from lehttpd.apache.render import build_options_context
+        from lehttpd.apache.policy import build_policy
+
+        from lehttpd.apache.layouts import layout_for, read_os_release
+
+        version, how = apache_version(args.apache_version, args.apache_ctl)
+        layout = layout_for(read_os_release())
+        policy = build_policy(args.profile, version, request.openssl_version, args.staple_ocsp, layout.family)
+        hsts = policy.hsts_min_age if args.hsts == operations.PROFILE_HSTS else args.hsts
+        context = build_options_context(policy, version, request.openssl_version, hsts, args.hsts_include_subdomains,
+                                        args.hsts_preload, args.uir, args.log_format)
+        console.step(f"Apache {'.'.join(map(str, version))} ({how})")
+        for note in policy.notes:
+            console.step(note)
+        root = args.server_root or Path(layout.server_root)
+        console.result(emit_options(version, context, str(root / "lehttpd" / "options-ssl.conf"))
+                       + "--emit: nothing written")
+        return 0
     with _started(args) as source:
         outcome, errors = operations.harden(request, _options(args, source), console.step)
     _warn_errors(console, errors)
@@ -202,19 +257,39 @@ def cmd_harden(args, console: Console) -> int:
 
 
 def cmd_rollback(args, console: Console) -> int:
-    from lehttpd.apache.apply import rollback
-    from lehttpd.apache.session import discover_source
-    from lehttpd.apache.tree import ConfigReader
+    from lehttpd.apache.checkpoints import Checkpoints
 
     if args.checkpoints < 1:
         raise UsageError("--checkpoints must be 1 or more")
+    checkpoints = Checkpoints(args.work_dir)
+    if args.list or args.dry_run:
+        folders = checkpoints.latest(None if args.list else args.checkpoints)
+        if not folders:
+            console.result(f"no checkpoint in {checkpoints.root}")
+            return 0
+        for folder in folders:
+            manifest = Checkpoints.manifest(folder)
+            files = ", ".join(entry["path"] for entry in manifest["entries"])
+            console.step(f"{_stamp(folder.name)}  {manifest['command']}  {folder.name}: {files}")
+            if args.dry_run:
+                console.step(Checkpoints.diff(folder).rstrip("\n") or "(the files are as the checkpoint has them)")
+        console.result("--dry-run: nothing written" if args.dry_run else f"{len(folders)} checkpoint(s)")
+        return 0
+    from lehttpd.apache.apply import rollback
+    from lehttpd.apache.reading import discover_source
+    from lehttpd.apache.tree import ConfigReader
+
     reader = ConfigReader()
     try:
         info, _parsed, _errors = discover_source(_source(args), reader)
     finally:
         reader.close()
-    folders = rollback(info, args.work_dir, args.checkpoints, do_reload=not args.no_reload)
-    for folder in folders:
-        console.step(f"restored {folder.name}")
+    folders = rollback(info, args.work_dir, args.checkpoints, do_reload=not args.no_reload, log=console.step)
     console.result(f"rolled back {len(folders)} change(s)")
     return 0
+
+
+def _stamp(name: str) -> str:
+    """20261129T051133.906080 -> 2026-11-29 05:11:33 UTC."""
+    return f"{name[0:4]}-{name[4:6]}-{name[6:8]} {name[9:11]}:{name[11:13]}:{name[13:15]} UTC" if len(name) > 15 \
+        else name

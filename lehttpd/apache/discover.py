@@ -48,6 +48,7 @@ class ApacheInfo:
     locations: tuple[VhostLocation, ...]
     layout: ApacheLayout
     run_dir: Path | None = None
+    pid_file: Path | None = None
     defines: tuple[tuple[str, str], ...] = ()
     ctl_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
@@ -91,12 +92,20 @@ def port_of(address: str) -> int:
     return int(port) if sep and port.isdigit() else 0
 
 
-_VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+_VAR = re.compile(r"\$\{([^}\s$]+)\}")  # Apache reads a name up to the brace: `${site-name}` is one
 
 
 def expand(value: str, defines: Mapping[str, str]) -> str:
     """${VAR} replaced by its Define'd value, as Apache does when it reads a line; unknown ones are kept."""
     return _VAR.sub(lambda m: defines.get(m.group(1), m.group(0)), value) if "${" in value else value
+
+
+def host_of_server_name(value: str) -> str:
+    """The name in a ServerName value, which may carry a scheme and a port (`http://www.example.com:80`)."""
+    value = value.partition("://")[2] if "://" in value else value
+    if value.startswith("["):
+        return value.partition("]")[0] + "]"
+    return value.split(":")[0]
 
 
 def parse_version(text: str) -> Version:
@@ -177,15 +186,42 @@ class Discovery:
         if dump_proc.returncode != 0:
             raise ApacheConfigError(f"{ctl[0]} -t failed: {apache_message(dump_err + dump_out)}")
         values = parse_dump(dump_out)
-        server_root = Path(values["server_root"] or layout.server_root)
+        compiled = compiled_paths(version_out)
+        server_root = Path(values["server_root"] or compiled[0] or layout.server_root)
         includes = values["includes"]
-        config_file = includes[0] if includes else server_root / "apache2.conf"
-        return ApacheInfo(
+        config_file = includes[0] if includes else compiled[1] or server_root / "apache2.conf"
+        info = ApacheInfo(
             ctl=ctl, version=parse_version(_field(version_out, "Server version")),
             server_root=server_root, config_file=config_file, mpm=_field(version_out, "Server MPM") or "unknown",
             modules=frozenset(values["modules"]), includes=tuple(includes), locations=tuple(values["locations"]),
-            layout=layout_for_tree(server_root, layout), run_dir=values["run_dir"],
+            layout=layout_for_tree(server_root, layout), run_dir=values["run_dir"], pid_file=values["pid_file"],
             defines=tuple(values["defines"]))
+        return with_static_includes(info) if not includes and info.version < (2, 4, 0) else info
+
+
+def compiled_paths(version_out: str) -> tuple[Path | None, Path | None]:
+    """HTTPD_ROOT and SERVER_CONFIG_FILE (made absolute) from `-V`: 2.2 has no DUMP_RUN_CFG/DUMP_INCLUDES."""
+    found = dict(re.findall(r'-D (HTTPD_ROOT|SERVER_CONFIG_FILE)="([^"]*)"', version_out))
+    root = Path(found["HTTPD_ROOT"]) if found.get("HTTPD_ROOT") else None
+    config = found.get("SERVER_CONFIG_FILE")
+    if config and root is not None and not config.startswith("/"):
+        return root, root / config
+    return root, Path(config) if config else None
+
+
+def with_static_includes(info: ApacheInfo) -> ApacheInfo:
+    """Apache 2.2 lists no included files: walk them from the main file -V names (static.py), keep Apache's own
+    vhost listing and modules."""
+    from lehttpd.apache.static import discover_static  # Augeas is needed only on this path
+    from lehttpd.apache.tree import ConfigReader
+
+    reader = ConfigReader()
+    try:
+        walked, _parsed, _errors = discover_static(info.server_root, info.config_file, info.version, reader)
+    finally:
+        reader.close()
+    return replace(info, includes=walked.includes, config_file=walked.config_file,
+                   defines=info.defines or walked.defines)
 
 
 def discover(ctl_name: str | None = None, os_release: Path = Path("/etc/os-release")) -> ApacheInfo:
@@ -203,7 +239,7 @@ def _field(text: str, key: str) -> str:
 _NAMEVHOST = re.compile(r"^\s+port (\d+) namevhost (\S+) \((.+):(\d+)\)\s*$")
 _DEFAULT = re.compile(r"^\s+default server (\S+) \((.+):(\d+)\)\s*$")
 _ALIAS = re.compile(r"^\s+alias (\S+)\s*$")
-_SINGLE = re.compile(r"^(\S+:\d+)\s+(\S+) \((.+):(\d+)\)\s*$")
+_SINGLE = re.compile(r"^(\S+:(?:\d+|\*))\s+(\S+) \((.+):(\d+)\)\s*$")
 _HEADER = re.compile(r"^(\S+:\d+)\s+is a NameVirtualHost\s*$")
 _INCLUDE = re.compile(r"^\s+\((?:\*|\d+)\) (.+)$")
 
@@ -212,7 +248,8 @@ def parse_dump(text: str) -> dict:
     """Read `-t -D DUMP_VHOSTS -D DUMP_RUN_CFG -D DUMP_INCLUDES -D DUMP_MODULES` output."""
     found: dict[tuple[str, int], dict] = {}
     order: list[tuple[str, int]] = []
-    result: dict = {"server_root": None, "run_dir": None, "includes": [], "modules": [], "defines": []}
+    result: dict = {"server_root": None, "run_dir": None, "pid_file": None, "includes": [], "modules": [],
+                    "defines": []}
     header = None
     current = None
     section = None
@@ -268,7 +305,8 @@ def parse_dump(text: str) -> dict:
         elif raw.startswith("ServerRoot:"):
             result["server_root"] = raw.split(":", 1)[1].strip().strip('"')
         elif raw.startswith("PidFile:"):
-            result["run_dir"] = Path(raw.split(":", 1)[1].strip().strip('"')).parent
+            result["pid_file"] = Path(raw.split(":", 1)[1].strip().strip('"'))
+            result["run_dir"] = result["pid_file"].parent
         elif raw.startswith("Define:"):
             name, _, value = raw.split(":", 1)[1].strip().partition("=")
             result["defines"].append((name, value))
@@ -298,9 +336,15 @@ def _openssl_library_version(library: str) -> Version | None:
 
     try:
         lib = ctypes.CDLL(library)
-        lib.OpenSSL_version_num.restype = ctypes.c_ulong
-        number = lib.OpenSSL_version_num()
-    except (OSError, AttributeError):
+    except OSError:
+        return None
+    for symbol in ("OpenSSL_version_num", "SSLeay"):  # OpenSSL 1.1.0 and later; 1.0.x and before
+        function = getattr(lib, symbol, None)
+        if function is not None:
+            function.restype = ctypes.c_ulong
+            number = function()
+            break
+    else:
         return None
     major, minor = (number >> 28) & 0xF, (number >> 20) & 0xFF
     return major, minor, ((number >> 4) if major >= 3 else (number >> 12)) & 0xFF

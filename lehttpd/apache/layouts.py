@@ -97,6 +97,8 @@ def layout_for_tree(server_root: Path, fallback: ApacheLayout) -> ApacheLayout:
         return DEBIAN
     if (server_root / "conf.modules.d").is_dir() and (server_root / "conf.d").is_dir():
         return RHEL
+    if (server_root / "conf" / "httpd.conf").is_file() and (server_root / "conf.d").is_dir():
+        return RHEL  # RHEL/CentOS 6 (2.2): no conf.modules.d yet
     if (server_root / "vhosts.d").is_dir() and (server_root / "modules.d").is_dir():
         return GENTOO
     if (server_root / "vhosts.d").is_dir():

@@ -7,21 +7,19 @@ edited by hand is recognised (certbot's ALL_SSL_OPTIONS_HASHES idea, without a l
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 
 from lehttpd import __version__
+from lehttpd.apache.markers import MANAGED_MARK, OPTIONS_MARK, REDIRECT_BEGIN, REDIRECT_END  # noqa: F401
 from lehttpd.apache.policy import TlsPolicy
 
 # Installed (wheel, sdist, pipx): lehttpd/templates, shipped by setup.py; a checkout: templates/ beside the package.
 _PACKAGED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 TEMPLATES = _PACKAGED_TEMPLATES if _PACKAGED_TEMPLATES.is_dir() else Path(__file__).resolve().parents[2] / "templates"
-MANAGED_MARK = "# Managed by lehttpd"
-OPTIONS_MARK = "# Managed by lehttpd: TLS options, body sha256 "
-REDIRECT_BEGIN = "# BEGIN lehttpd redirect"
-REDIRECT_END = "# END lehttpd redirect"
 
 
 @lru_cache(maxsize=4)
@@ -48,19 +46,24 @@ def cert_context(indent: str, lineage_paths: dict[str, str], fullchain: bool) ->
 
 
 def build_vhost_context(addresses, body: str, indent: str, cert: dict, cert_name: str, source: str,
-                        options_file: str | None) -> dict:
-    return {**cert, "addresses": list(addresses), "body": body.rstrip("\n"), "indent": indent,
+                        options_file: str | None, names=()) -> dict:
+    return {**cert, "addresses": list(addresses), "body": body.rstrip("\r\n"), "indent": indent,
             "cert_name": cert_name, "source": source, "options_file": options_file,
-            "managed_mark": MANAGED_MARK}
+            "managed_mark": MANAGED_MARK, "server_name": names[0] if names else None,
+            "server_aliases": list(names[1:])}
 
 
-def build_redirect_context(indent: str, https_port: int) -> dict:
+def build_redirect_context(indent: str, https_port: int, hosts=()) -> dict:
+    """`hosts`: limit the redirect to these names (a default vhost answers other names too)."""
+    pattern = "|".join(re.escape(h) for h in hosts)
     return {"indent": indent, "port_suffix": "" if https_port == 443 else f":{https_port}",
+            "host_pattern": f"^({pattern})(:[0-9]+)?$" if hosts else None,
             "begin_mark": REDIRECT_BEGIN, "end_mark": REDIRECT_END}
 
 
 def build_options_context(policy: TlsPolicy, apache_version, openssl_version, hsts: int | None,
-                          hsts_subdomains: bool, hsts_preload: bool, uir: bool, log_format: str | None) -> dict:
+                          hsts_subdomains: bool, hsts_preload: bool, uir: bool, log_format: str | None,
+                          http2: bool = False, logio: bool = True) -> dict:
     hsts_value = None
     if hsts:
         hsts_value = f"max-age={hsts}" + ("; includeSubDomains" if hsts_subdomains else "") + \
@@ -71,7 +74,7 @@ def build_options_context(policy: TlsPolicy, apache_version, openssl_version, hs
         "guideline": policy.guideline, "profile": policy.profile, "protocol": policy.protocol,
         "cipher_suite": policy.cipher_suite, "tls13_suites": policy.tls13_suites, "curves": policy.curves,
         "honor_order": policy.honor_order, "session_tickets_off": policy.session_tickets_off,
-        "stapling": policy.stapling, "hsts": hsts_value, "uir": uir, "log_format": log_format,
+        "http2": http2, "logio": logio, "compression_off": policy.compression_off, "hsts": hsts_value, "uir": uir, "log_format": log_format,
         "source": f"generated for Apache {apache}, OpenSSL {openssl} by lehttpd {__version__}",
     }
 

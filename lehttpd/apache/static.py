@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lehttpd.apache.discover import ApacheInfo, Version, VhostLocation, expand
+from lehttpd.apache.discover import ApacheInfo, Version, VhostLocation, expand, host_of_server_name
 from lehttpd.apache.layouts import GENERIC, layout_for_tree
 from lehttpd.apache.tree import ConfigParseError, ConfigReader, Node, ParsedFile
 from lehttpd.errors import UsageError
@@ -131,7 +131,7 @@ def _location(walk: _Walk, parsed: ParsedFile, node: Node) -> VhostLocation:
     aliases = [expand(v, walk.defines) for child in node.named("ServerAlias") for v in child.values]
     addresses = tuple(expand(v, walk.defines) for v in node.values)
     return VhostLocation(file=parsed.path, line=node.line, addresses=addresses,
-                         name=names[0] if names else "", aliases=tuple(aliases))
+                         name=host_of_server_name(names[0]) if names else "", aliases=tuple(aliases))
 
 
 def _module_test(argument: str, modules: set[str]) -> bool:

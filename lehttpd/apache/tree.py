@@ -7,11 +7,12 @@ A file the lens rejects becomes a ConfigParseError naming its real path and line
 """
 from __future__ import annotations
 
+import codecs
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lehttpd.errors import ApacheConfigError
+from lehttpd.errors import ApacheConfigError, EnvironmentProblem
 
 LENS = "Httpd.lns"
 _SKIP_LABELS = ("arg", "#comment")
@@ -76,14 +77,45 @@ def unquote(value: str) -> str:
     return value
 
 
+def _one_byte_each(error: UnicodeDecodeError):
+    """A byte that is not UTF-8 (a Latin-1 comment) becomes one `?`: Augeas gets valid text, and its spans, which
+    count the UTF-8 bytes it is given, stay the offsets of the file's own bytes."""
+    return "?" * (error.end - error.start), error.end
+
+
+_ONE_BYTE = "lehttpd-one-byte"
+codecs.register_error(_ONE_BYTE, _one_byte_each)
+
+
+MIN_AUGEAS = (1, 4, 0)  # text_store with spans, and an httpd lens that reads today's syntax
+INSTALL_AUGEAS = ("apt-get install libaugeas0 augeas-lenses (dnf install augeas-libs on RHEL); or print the "
+                  "blocks to add by hand with --emit")
+
+
+def open_augeas():
+    """An Augeas handle (httpd lens only, spans on), or one line saying what to install."""
+    try:
+        import augeas  # here, not at the top: the listing's plain reader (blocks.py) needs only Node
+
+        flags = augeas.Augeas.NO_MODL_AUTOLOAD | augeas.Augeas.ENABLE_SPAN | augeas.Augeas.NO_LOAD
+        handle = augeas.Augeas(flags=flags)
+    except (ImportError, OSError, AttributeError) as error:
+        raise EnvironmentProblem(f"Augeas is needed to edit Apache files and cannot be loaded ({error}): "
+                                 f"{INSTALL_AUGEAS}") from None
+    text = handle.get("/augeas/version") or "0"
+    version = tuple(int(part) for part in (text.split(".") + ["0", "0"])[:3] if part.isdigit())
+    if version < MIN_AUGEAS or not hasattr(handle, "text_store"):
+        handle.close()
+        raise EnvironmentProblem(f"Augeas {text} is too old (lehttpd needs {'.'.join(map(str, MIN_AUGEAS))}): "
+                                 f"{INSTALL_AUGEAS}")
+    return handle
+
+
 class ConfigReader:
     """One Augeas handle, the httpd lens only (no autoload of the ~200 other lenses)."""
 
     def __init__(self) -> None:
-        import augeas  # here, not at the top: the listing's plain reader (blocks.py) needs only Node
-
-        flags = augeas.Augeas.NO_MODL_AUTOLOAD | augeas.Augeas.ENABLE_SPAN | augeas.Augeas.NO_LOAD
-        self._aug = augeas.Augeas(flags=flags)
+        self._aug = open_augeas()
         self._count = 0
 
     def close(self) -> None:
@@ -97,7 +129,7 @@ class ConfigReader:
             raise ConfigParseError(path, 1, "UTF-8 byte-order mark at the start (Apache 2.4 refuses it too)")
         self._count += 1
         key = f"f{self._count}"
-        text = data.decode("utf-8", errors="surrogateescape")
+        text = data.decode("utf-8", errors=_ONE_BYTE)
         try:
             self._aug.set(f"/input/{key}", text)
             self._aug.text_store(LENS, f"/input/{key}", f"/text/{key}")

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from typing import Mapping
 
-from lehttpd.apache.discover import ApacheInfo, VhostLocation, expand, port_of
+from lehttpd.apache.discover import ApacheInfo, VhostLocation, expand, host_of_server_name, port_of
+from lehttpd.apache.markers import MANAGED_VHOST_MARK
 from lehttpd.apache.tree import ConfigParseError, ConfigReader, Node, ParsedFile, parse_files, unquote
 
-MANAGED_MARK = b"# Managed by lehttpd for certificate"
-REDIRECT_BEGIN = "# BEGIN lehttpd redirect"
-REDIRECT_END = "# END lehttpd redirect"
+MANAGED_MARK = MANAGED_VHOST_MARK.encode()
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,7 @@ class VirtualHost:
     key_file: str | None
     chain_file: str | None
     managed: bool = False
+    has_server_name: bool = True      # False: Apache gives it the machine's name (a stock default vhost)
     node: Node | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -76,13 +76,14 @@ def vhost_from_block(location: VhostLocation, parsed: ParsedFile, node: Node, ht
     ports = {port_of(a) for a in location.addresses}
     ssl = engine in ("on", "optional") or (engine != "off" and https_port in ports and 80 not in ports
                                           and "sslcertificatefile" in by_name)
-    server_name = names[-1].split(":")[0] if names else location.name if "servername" not in by_name else ""
+    server_name = host_of_server_name(names[-1]) if names else location.name if "servername" not in by_name else ""
     return VirtualHost(
         file=location.file, line=location.line, addresses=location.addresses, server_name=server_name,
         aliases=aliases, document_root=last("documentroot"), ssl=ssl,
         cert_file=last("sslcertificatefile"), key_file=last("sslcertificatekeyfile"),
         chain_file=last("sslcertificatechainfile"),
-        managed=MANAGED_MARK in parsed.data[node.start:node.end], node=node)
+        managed=MANAGED_MARK in parsed.data[node.start:node.end], has_server_name="servername" in by_name,
+        node=node)
 
 
 LISTING_DIRECTIVES = frozenset({"servername", "serveralias", "documentroot", "sslengine", "sslcertificatefile",
@@ -147,14 +148,18 @@ def candidates(info: ApacheInfo, names, https_port: int) -> list[VhostLocation]:
     """Locations that may serve one of `names` on any port, judged from Apache's own listing (cheap).
 
     Apache lists a vhost without ServerName under the machine's name, so those are kept as candidates too; the
-    Augeas read of their block decides.
+    Augeas read of their block decides. The first vhost of each address (the default server answering names no
+    vhost there has) is kept as well.
     """
     wanted = [n.lower() for n in names]
     chosen = []
+    seen_addresses: set[str] = set()
     for location in info.locations:
         listed = [location.name.lower(), *(a.lower() for a in location.aliases)]
+        first_here = any(a not in seen_addresses for a in location.addresses)
+        seen_addresses.update(location.addresses)
         if any(_match(pattern, name) for pattern in listed for name in wanted) or not location.name \
-                or "." not in location.name:
+                or "." not in location.name or first_here:
             chosen.append(location)
     return chosen
 

@@ -85,7 +85,9 @@ SCENES = {
     "apache": Scene("apache with a lineage", [
         ("lehttpd apache vhosts", 0), ("lehttpd install --cert-name example.com --redirect", 0),
         ("lehttpd redirect -d example.com", 0), ("lehttpd harden --profile intermediate --hsts --uir", 0),
-        ("lehttpd rollback --checkpoints 2", 0), ("lehttpd check --all", 0),
+        ("lehttpd harden --vhost example.com", 0), ("lehttpd rollback --list", 0),
+        ("lehttpd rollback --checkpoints 2 --dry-run", 0), ("lehttpd rollback --checkpoints 2", 0),
+        ("lehttpd install --cert-name example.com --emit", 0), ("lehttpd check --all", 0),
         ("lehttpd check --all --warn-days 21 --prometheus /var/lib/prometheus/node-exporter/lehttpd.prom", 0)]),
     "issue and install": Scene("apache on pebble's port", [
         ("lehttpd issue example.com --webroot /var/www/html --install --redirect", 0)]),

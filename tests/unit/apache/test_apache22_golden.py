@@ -11,7 +11,7 @@ import pytest
 
 from lehttpd.apache import operations
 from lehttpd.apache.operations import HardenRequest, Options
-from lehttpd.apache.session import Source
+from lehttpd.apache.reading import Source
 from lehttpd.model import Lineage
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "apache-2.2"

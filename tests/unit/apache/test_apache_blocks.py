@@ -174,7 +174,7 @@ def _fake_ctl(tmp_path: Path) -> Path:
 
 
 def test_discovery_started_early_is_read_once_and_listed(tmp_path):
-    from lehttpd.apache.session import Source, list_vhosts
+    from lehttpd.apache.reading import Source, list_vhosts
 
     source = Source(apache_ctl=str(_fake_ctl(tmp_path))).start()
     assert source.started is not None and Source(server_root=tmp_path).start().started is None  # static: none
@@ -189,7 +189,7 @@ def test_discovery_started_early_is_read_once_and_listed(tmp_path):
 def test_discovery_started_early_is_stopped_when_the_command_fails_first(tmp_path, monkeypatch):
     import signal
 
-    from lehttpd.apache.session import Source
+    from lehttpd.apache.reading import Source
 
     monkeypatch.setenv("SLOW", "1")  # the dump call sleeps 30 s: only a kill ends it now
     source = Source(apache_ctl=str(_fake_ctl(tmp_path))).start()

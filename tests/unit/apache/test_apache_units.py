@@ -7,7 +7,7 @@ import pytest
 
 from lehttpd.apache import render
 from lehttpd.apache.discover import parse_dump
-from lehttpd.apache.harden import existing_redirect
+from lehttpd.apache.redirects import existing_redirect
 from lehttpd.apache.layouts import DEBIAN, GENERIC, RHEL, SUSE, layout_for
 from lehttpd.apache.plan import site_body
 from lehttpd.apache.policy import PROFILES, build_policy, load_profiles
