@@ -1,0 +1,340 @@
+"""Answering http-01 through the running Apache: a temporary server-level include, owned by lehttpd, for one run.
+
+The include maps /.well-known/acme-challenge/TOKEN to a lehttpd-owned folder, for the tokens present there only:
+
+    RewriteEngine On
+    RewriteOptions InheritDownBefore         # every vhost runs these rules before its own
+    RewriteCond FOLDER/$1 -f
+    RewriteRule ^/\\.well-known/acme-challenge/([A-Za-z0-9_-]+)$ FOLDER/$1 [END]
+
+mod_rewrite translates the URL first (before mod_alias, so a vhost's own `Redirect`, `Alias` or RewriteRule to
+https never sees it), and the file lies outside every document root, under `<Directory FOLDER>` with
+`AllowOverride None` and `Require all granted`, so no `.htaccess` deny is read. Tokens are plain files (0644 in
+a 0755 folder): adding one needs no reload, so a run reloads Apache twice, whatever the number of orders.
+
+A vhost with no mod_rewrite directive of its own does not run inherited rules (mod_rewrite declines early), so
+each port-80 vhost serving the names (the default one when none names them) that has none gets two temporary
+lines after its `<VirtualHost>` line: a marker comment and `RewriteEngine On` (harmless if ever left behind).
+A server-level `Alias` to the same folder covers the rest.
+
+The file's first line names the process that owns it. A run killed before it could remove it (SIGKILL) leaves
+it behind; `leftovers()` finds such files among Apache's includes and `remove_leftovers()` takes them out.
+"""
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from lehttpd.apache.discover import ApacheInfo, VhostLocation
+from lehttpd.errors import ApacheConfigError, EnvironmentProblem
+
+FILE_PREFIX = "lehttpd-http01-"
+MARK = "# lehttpd temporary http-01 configuration, owner pid "
+# Where a server-level include is read from, per layout family (a glob Include of the stock main config).
+CONF_DIRS = {"debian": "conf-enabled", "rhel": "conf.d", "suse": "conf.d", "alpine": "conf.d",
+             "freebsd": "Includes", "gentoo": "modules.d"}
+VHOST_MARK = "# lehttpd temporary http-01, owner pid {pid}: lets the rules above run here; removed after the order"
+RELOAD_TIMEOUT = 5.0
+_NAME_PID = re.compile(r"^\.?lehttpd-http01-(\d+)-")
+_VHOST_MARK_RE = re.compile(rb"^[ \t]*# lehttpd temporary http-01, owner pid (\d+):.*\n(?:[ \t]*RewriteEngine On\n)?", re.M)
+_REWRITE = re.compile(rb"(?im)^[ \t]*Rewrite(?:Engine|Rule|Cond|Options|Map|Base)\b")
+_VHOST_END = re.compile(rb"(?im)^[ \t]*</VirtualHost\s*>")
+
+TEMPLATE = """\
+{mark}{pid} (started {started}); lehttpd removes it when the order ends
+<IfModule !rewrite_module>
+    LoadModule rewrite_module {rewrite_so}
+</IfModule>
+RewriteEngine On
+RewriteOptions InheritDownBefore
+RewriteCond "{folder}/$1" -f
+RewriteRule "^/\\.well-known/acme-challenge/([A-Za-z0-9_-]+)$" "{folder}/$1" [{end},T=text/plain]
+Alias "/.well-known/acme-challenge/" "{folder}/"
+<Directory "{folder}">
+    AllowOverride None
+    Options None
+    Require all granted
+</Directory>
+"""
+
+
+@dataclass(frozen=True)
+class Leftover:
+    path: Path
+    owner_pid: int | None
+
+
+def conf_dir(info: ApacheInfo) -> Path:
+    relative = CONF_DIRS.get(info.layout.family)
+    folder = info.server_root / relative if relative else None
+    if folder is None or not folder.is_dir():
+        raise EnvironmentProblem(
+            f"lehttpd does not know where this Apache ({info.layout.family} layout, {info.server_root}) reads "
+            "server-level includes from; answer through the site with --webroot PATH instead")
+    return folder
+
+
+def render(info: ApacheInfo, folder: Path, pid: int) -> str:
+    if re.search(r'["\s$%\\]', str(folder)):
+        raise EnvironmentProblem(f"the challenge folder {folder} holds characters Apache would misread")
+    module_path = info.layout.module_path
+    module_dir = Path(module_path) if module_path.startswith("/") else info.server_root / module_path
+    return TEMPLATE.format(mark=MARK, pid=pid, started=time.strftime("%Y-%m-%d %H:%M:%S"), folder=folder,
+                           rewrite_so=module_dir / "mod_rewrite.so", end="END" if info.version >= (2, 3, 9) else "L")
+
+
+class ApacheResponder:
+    """Serves tokens through a running Apache; `serving(tokens)` as the standalone server has it.
+
+    Use as a context manager: entering writes the folder and the include, config-tests and reloads gracefully
+    (restoring on failure); leaving removes both and reloads again, whatever happened.
+    """
+
+    def __init__(self, info: ApacheInfo, token_root: Path, names: tuple[str, ...], http_port: int,
+                 log: Callable[[str], None] = lambda _: None) -> None:
+        self.info, self.log = info, log
+        self.vhosts = vhosts_to_open(info, names, http_port)
+        self.http_port = http_port
+        self.opened: list[Path] = []
+        self.pid = os.getpid()
+        unique = f"{self.pid}-{secrets.token_hex(4)}"
+        self.folder = token_root / unique
+        self.conf = conf_dir(info) / f"{FILE_PREFIX}{unique}.conf"
+
+    def __enter__(self) -> "ApacheResponder":
+        from lehttpd.apache.apply import configtest, reload
+
+        _make_folder(self.folder)
+        try:
+            staged = self.conf.parent / f".{self.conf.name}"  # a killed run's half file is found by its name
+            _write_new(staged, render(self.info, self.folder, self.pid))
+            os.replace(staged, self.conf)
+            for location in self.vhosts:
+                self.opened.append(_open_vhost(location.file, location.line, self.pid))
+            configtest(self.info)
+            reload(self.info)
+        except BaseException:
+            self._remove(reload_after=self.conf.exists() or bool(self.opened))
+            raise
+        self.log(f"Apache serves /.well-known/acme-challenge/ from {self.folder} (temporary {self.conf})")
+        self._wait_live()
+        return self
+
+    def _wait_live(self, timeout: float = RELOAD_TIMEOUT) -> None:
+        """Poll a probe token until Apache serves it: the graceful reload took (no fixed sleep)."""
+        import http.client
+
+        token, text = f"lehttpd-probe-{secrets.token_hex(8)}", secrets.token_hex(16)
+        deadline, delay = time.monotonic() + timeout, 0.005
+        with self.serving({token: text}):
+            while time.monotonic() < deadline:
+                connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=1)
+                try:
+                    connection.request("GET", f"/.well-known/acme-challenge/{token}",
+                                       headers={"Host": "lehttpd-probe.invalid", "Connection": "close",
+                                                "User-Agent": "lehttpd reload probe"})
+                    response = connection.getresponse()
+                    if response.status == 200 and response.read().decode(errors="replace").strip() == text:
+                        return
+                except (OSError, http.client.HTTPException):
+                    pass
+                finally:
+                    connection.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+        self.log(f"  no answer to the probe token within {timeout:g} s; the self-check will tell")
+
+    def __exit__(self, *exc: object) -> None:
+        self._remove(reload_after=True)
+
+    @contextlib.contextmanager
+    def serving(self, tokens: dict[str, str]) -> Iterator[None]:
+        written = []
+        try:
+            for token, validation in tokens.items():
+                path = self.folder / token
+                _write_new(path, validation)
+                written.append(path)
+            yield
+        finally:
+            for path in written:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def _remove(self, reload_after: bool) -> None:
+        from lehttpd.apache.apply import configtest, reload
+
+        removed = _unlink(self.conf)
+        for path in self.opened:
+            removed = _close_vhost(path, self.pid) or removed
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if removed and reload_after:
+            try:
+                configtest(self.info)
+                reload(self.info)
+                self.log(f"removed {self.conf} and reloaded Apache")
+            except ApacheConfigError as error:
+                raise ApacheConfigError(f"removed {self.conf}, but reloading Apache failed: {error}") from None
+
+
+def vhosts_to_open(info: ApacheInfo, names: tuple[str, ...], http_port: int) -> list[VhostLocation]:
+    """The port-80 vhosts serving the names (or the port's default vhost) that have no mod_rewrite directive."""
+    on_port = [loc for loc in info.locations if http_port in loc.ports]
+    serving = [loc for loc in on_port if any(_serves(loc, name) for name in names)]
+    chosen = serving or on_port[:1]
+    return [loc for loc in dict.fromkeys(chosen) if not _REWRITE.search(_block(loc.file, loc.line))]
+
+
+def _serves(location: VhostLocation, name: str) -> bool:
+    return any(pattern.lower() == name or fnmatch.fnmatchcase(name, pattern.lower())
+               for pattern in (location.name, *location.aliases))
+
+
+def _block(path: Path, line: int) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return b""
+    start = sum(len(piece) for piece in data.splitlines(keepends=True)[:line - 1])
+    end = _VHOST_END.search(data, start)
+    return data[start:end.start() if end else len(data)]
+
+
+def _replace(path: Path, data: bytes, pid: int) -> None:
+    """Write beside under a name that says whose it is (so a killed run's half-written copy is found), then
+    rename over; the file keeps its mode and owner."""
+    status = os.stat(path)
+    tmp = path.parent / f".{FILE_PREFIX}{pid}-{path.name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, status.st_mode & 0o7777)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if os.geteuid() == 0:
+            os.chown(tmp, status.st_uid, status.st_gid)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _open_vhost(path: Path, line: int, pid: int) -> Path:
+    """Insert the marker and `RewriteEngine On` after the <VirtualHost> line; returns the real file changed."""
+    real = path.resolve()  # sites-enabled/x.conf is a link: change the file, keep the link
+    lines = real.read_bytes().splitlines(keepends=True)
+    opening = lines[line - 1] if 0 < line <= len(lines) else b""
+    if not opening.lstrip().lower().startswith(b"<virtualhost"):
+        raise ApacheConfigError(f"{path}:{line}: Apache lists a vhost here, but the line is not <VirtualHost>")
+    indent = opening[:len(opening) - len(opening.lstrip())] + b"    "
+    added = [indent + VHOST_MARK.format(pid=pid).encode() + b"\n", indent + b"RewriteEngine On\n"]
+    if not opening.endswith(b"\n"):
+        lines[line - 1] = opening + b"\n"
+    _replace(real, b"".join(lines[:line] + added + lines[line:]), pid)
+    return real
+
+
+def _close_vhost(path: Path, pid: int | None) -> bool:
+    """Take out the two lines `_open_vhost` added (for `pid`, or for any dead owner when None)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+
+    def keep(match: re.Match) -> bytes:
+        owner = int(match.group(1))
+        return b"" if owner == pid or (pid is None and not _alive(owner)) else match.group(0)
+
+    cleaned = _VHOST_MARK_RE.sub(keep, data)
+    if cleaned == data:
+        return False
+    _replace(path, cleaned, os.getpid())
+    return True
+
+
+def leftovers(info: ApacheInfo) -> list[Leftover]:
+    """Temporary challenge files (and vhost lines) whose owner process is gone."""
+    found = []
+    for file in dict.fromkeys(loc.file for loc in info.locations):
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue
+        for match in _VHOST_MARK_RE.finditer(data):
+            if not _alive(int(match.group(1))):
+                found.append(Leftover(file, int(match.group(1))))
+    folders = {info.server_root / relative for relative in CONF_DIRS.values()}
+    folders |= {loc.file.resolve().parent for loc in info.locations} | {loc.file.parent for loc in info.locations}
+    for folder in sorted(folders):
+        for path in sorted(folder.glob(f"{FILE_PREFIX}*.conf")) + sorted(folder.glob(f".{FILE_PREFIX}*")):
+            match = _NAME_PID.match(path.name)
+            if match and not _alive(int(match.group(1))):
+                found.append(Leftover(path, int(match.group(1))))
+    return found
+
+
+def remove_leftovers(info: ApacheInfo, log: Callable[[str], None]) -> list[Path]:
+    """Remove what a killed run left behind, then config-test and reload once. Returns the files removed."""
+    from lehttpd.apache.apply import configtest, reload
+
+    removed = []
+    for item in leftovers(info):
+        named = item.path.name.startswith((FILE_PREFIX, "." + FILE_PREFIX))
+        done = _unlink(item.path) if named else _close_vhost(item.path.resolve(), None)
+        if done:
+            removed.append(item.path)
+    if removed and info.ctl is not None:
+        configtest(info)
+        reload(info)
+    for path in removed:
+        log(f"removed {path}, left behind by an interrupted lehttpd run, and reloaded Apache")
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        comm = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"lehttpd" in comm or b"python" in comm
+
+
+def _make_folder(folder: Path) -> None:
+    """FOLDER (0755, a fresh name) in its root; Apache's workers must be able to traverse every parent."""
+    root = folder.parent
+    root.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if root.is_symlink():
+        raise EnvironmentProblem(f"{root} is a symbolic link; refusing to serve challenge files through it")
+    for directory in (root, root.parent):  # lehttpd's own folders: open them for traversal only (o+x)
+        status = os.stat(directory)
+        if status.st_uid == os.geteuid() and not status.st_mode & 0o001:
+            os.chmod(directory, (status.st_mode & 0o7777) | 0o011)
+    closed = next((p for p in (root, *root.parents) if not os.stat(p).st_mode & 0o001), None)
+    if closed is not None:
+        raise EnvironmentProblem(f"Apache's workers cannot reach {folder}: {closed} is not searchable by others")
+    folder.mkdir(mode=0o755)  # fails if the name exists: nothing planted is reused
+    os.chmod(folder, 0o755)  # whatever the umask
+
+
+def _write_new(path: Path, text: str) -> None:
+    """A new file (0644), never through an existing file or link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o644)
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False

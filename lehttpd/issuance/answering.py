@@ -1,0 +1,103 @@
+"""Who answers http-01 for an order: the standalone server, token files in a webroot, or the running Apache.
+
+Each responder has `serving(tokens)` (a context manager: the tokens are served inside it) and is itself a
+context manager that starts and stops it. `responder_starting()` starts one in the background, so the ACME
+order is placed while Apache reloads or the listener binds.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+from lehttpd.console import Console
+from lehttpd.issuance import solvers
+from lehttpd.model import ChallengeSetup
+
+
+class Responder(Protocol):
+    def serving(self, tokens: dict[str, str]) -> contextlib.AbstractContextManager[None]: ...
+
+
+class WebrootResponder:
+    def __init__(self, webroot: Path) -> None:
+        self.webroot = webroot
+
+    def __enter__(self) -> "WebrootResponder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def serving(self, tokens: dict[str, str]):
+        return solvers.webroot_files(self.webroot, tokens)
+
+
+class StandaloneResponder:
+    def __init__(self, setup: ChallengeSetup, log: Callable[[str], None]) -> None:
+        self.setup, self.log = setup, log
+        self.server: solvers.StandaloneServer | None = None
+
+    def __enter__(self) -> "StandaloneResponder":
+        self.server = solvers.StandaloneServer(self.setup.http_port, self.setup.http_address, self.log)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    def serving(self, tokens: dict[str, str]):
+        assert self.server is not None
+        return self.server.serving(tokens)
+
+
+def make_responder(setup: ChallengeSetup, names: tuple[str, ...], console: Console):
+    """The responder for a challenge setup, not yet started."""
+    if setup.mode == "webroot":
+        assert setup.webroot is not None
+        console.step(f"Answering http-01 from {setup.webroot}/.well-known/acme-challenge/")
+        return WebrootResponder(setup.webroot)
+    if setup.mode == "apache":
+        from lehttpd.apache.challenge import ApacheResponder
+        from lehttpd.apache.discover import discover
+
+        console.step(f"Answering http-01 through the running Apache (port {setup.http_port})")
+        return ApacheResponder(discover(setup.apache_ctl), setup.token_root, names, setup.http_port,
+                               console.detail)
+    console.step(f"Answering http-01 on port {setup.http_port} (standalone)")
+    return StandaloneResponder(setup, console.detail)
+
+
+@contextlib.contextmanager
+def responder_starting(setup: ChallengeSetup, names: tuple[str, ...], console: Console,
+                       shared: Responder | None = None) -> Iterator[Callable[[], Responder]]:
+    """Start a responder in a background thread; yields `ready()`, which waits for it (and raises its error).
+    A `shared` responder (one listener for a whole renewal run) is used as it is. Stopped on the way out."""
+    if shared is not None:
+        yield lambda: shared
+        return
+    started: dict[str, object] = {}
+
+    def start() -> None:
+        try:
+            responder = make_responder(setup, names, console)
+            started["value"] = responder.__enter__()
+        except BaseException as error:  # handed to ready(), raised in the caller's thread
+            started["error"] = error
+
+    thread = threading.Thread(target=start, name="lehttpd-responder", daemon=True)
+    thread.start()
+
+    def ready() -> Responder:
+        thread.join()
+        if "error" in started:
+            raise started["error"]  # type: ignore[misc]
+        return started["value"]  # type: ignore[return-value]
+
+    try:
+        yield ready
+    finally:
+        thread.join()
+        if "value" in started:
+            started["value"].__exit__(None, None, None)  # type: ignore[attr-defined]
