@@ -101,3 +101,13 @@ def responder_starting(setup: ChallengeSetup, names: tuple[str, ...], console: C
         thread.join()
         if "value" in started:
             started["value"].__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+def start_apache_responder(setup: ChallengeSetup, names: tuple[str, ...], console: Console):
+    """The Apache responder a renewal run shares, after removing what a killed run left in that Apache."""
+    from lehttpd.apache.challenge import ApacheResponder, remove_leftovers
+    from lehttpd.apache.discover import discover
+
+    info = discover(setup.apache_ctl)
+    remove_leftovers(info, console.step)
+    return ApacheResponder(info, setup.token_root, names, setup.http_port, console.detail)

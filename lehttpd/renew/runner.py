@@ -47,6 +47,7 @@ class RenewOptions:
     workers: int = DEFAULT_WORKERS
     wait: float | None = None  # seconds to wait for another run's lock; None: exit at once
     ari: bool = True
+    token_root: Path | None = None  # apache-mode lineages: where challenge files go (overrides the stored one)
 
 
 class AlreadyRenewed(Exception):
@@ -159,7 +160,10 @@ def effective_request(candidate: Candidate, options: RenewOptions) -> IssueReque
     if options.dry_run:
         server = options.server or (LETSENCRYPT_STAGING if request.server == LETSENCRYPT_PRODUCTION
                                     else request.server)
-    return replace(request, hooks=hooks, server=server, ca_bundle=options.ca_bundle or request.ca_bundle)
+    request = replace(request, hooks=hooks, server=server, ca_bundle=options.ca_bundle or request.ca_bundle)
+    if options.token_root is not None and request.challenge.mode == "apache":
+        request = replace(request, challenge=replace(request.challenge, token_root=options.token_root))
+    return request
 
 
 def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options: RenewOptions,
@@ -188,7 +192,18 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
                                           folder["deploy"])
             if error:
                 outcomes[candidate.name] = replace(outcomes[candidate.name], hook_error=error)
+        _reload_installers(store, renewed, outcomes, console)
     return outcomes
+
+
+def _reload_installers(store: CertStore, renewed: list, outcomes: dict[str, Outcome], console: Console) -> None:
+    """Each Apache serving a renewed lineage (installer = apache): reload once, check the new certificate."""
+    from lehttpd.renew.installers import Installed, reload_installers
+
+    installed = [Installed(r, store.load(c.name)) for c, r in renewed if r.installer == "apache"]
+    for name, error in reload_installers(installed, console).items():
+        previous = outcomes[name].hook_error
+        outcomes[name] = replace(outcomes[name], hook_error=f"{previous}; {error}" if previous else error)
 
 
 @contextlib.contextmanager
@@ -203,6 +218,7 @@ def _listeners(requests: list[IssueRequest], console: Console) -> Iterator[tuple
     failed: dict[tuple[int, str], str] = {}
     errors: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
+        _apache_responders(requests, stack, servers, errors, console)
         for request in requests:
             if request.challenge.mode != "standalone":
                 continue
@@ -217,6 +233,31 @@ def _listeners(requests: list[IssueRequest], console: Console) -> Iterator[tuple
         yield servers, errors
 
 
+def solver_key(request: IssueRequest) -> tuple:
+    """Which shared responder answers for a request: per (port, address) standalone, per Apache otherwise."""
+    setup = request.challenge
+    if setup.mode == "apache":
+        return ("apache", setup.apache_ctl, setup.http_port)
+    return (setup.http_port, setup.http_address)
+
+
+def _apache_responders(requests: list[IssueRequest], stack: contextlib.ExitStack, servers: dict,
+                       errors: dict[str, str], console: Console) -> None:
+    """One temporary include per Apache for the whole run (two reloads, however many lineages)."""
+    from lehttpd.issuance.answering import start_apache_responder
+
+    groups: dict[tuple, list[IssueRequest]] = {}
+    for request in requests:
+        if request.challenge.mode == "apache":
+            groups.setdefault(solver_key(request), []).append(request)
+    for key, group in groups.items():
+        names = tuple(name for request in group for name in request.names)
+        try:
+            servers[key] = stack.enter_context(start_apache_responder(group[0].challenge, names, console))
+        except LehttpdError as error:
+            errors.update({request.lineage_name: error.message for request in group})
+
+
 def _in_workers(store: CertStore, todo: list[tuple[Candidate, IssueRequest]], options: RenewOptions,
                 console: Console, servers: dict, ari_servers: set[str]) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
@@ -225,7 +266,7 @@ def _in_workers(store: CertStore, todo: list[tuple[Candidate, IssueRequest]], op
     order_console = replace(console, quiet=console.verbose < 1)
     with ThreadPoolExecutor(max_workers=min(_workers(options), len(todo))) as pool:
         futures = [pool.submit(renew_one, store, candidate, request, options, order_console,
-                               servers.get((request.challenge.http_port, request.challenge.http_address)),
+                               servers.get(solver_key(request)),
                                request.server in ari_servers)
                    for candidate, request in todo]
         for done, future in enumerate(as_completed(futures), 1):

@@ -12,14 +12,23 @@ import sys
 import time
 from pathlib import Path
 
+import shutil
+
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from apache_instance import apache_available, make_instance  # noqa: E402
+from apache_instance import apache_available, make_instance, open_work_dir  # noqa: E402
 
 from tests.conftest import run_lehttpd  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not apache_available(), reason="Debian apache2 (and root) needed")
+
+
+@pytest.fixture
+def work_dir():
+    folder = open_work_dir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 REDIRECT_ALIAS = """<VirtualHost 127.0.0.1:{port}>
     ServerName {name}
@@ -81,9 +90,9 @@ def add(inst, name: str, template: str) -> Path:
     return docroot
 
 
-def issue_args(pebble, inst, tmp_path, *names: str) -> list[str]:
+def issue_args(pebble, inst, tmp_path, work_dir, *names: str) -> list[str]:
     return ["issue", *names, *pebble.client_args(tmp_path / "le"), "--apache-ctl", str(inst.ctl),
-            "--work-dir", str(tmp_path / "work")]
+            "--work-dir", str(work_dir)]
 
 
 def temporary_files(inst) -> list[Path]:
@@ -95,7 +104,7 @@ def site_texts(inst) -> dict[str, str]:
 
 
 def test_issue_answers_through_the_running_apache_for_sites_that_would_swallow_the_path(
-        pebble, apache_on_pebble_port, tmp_path):
+        pebble, apache_on_pebble_port, tmp_path, work_dir):
     inst = apache_on_pebble_port
     add(inst, "redirect-alias.test", REDIRECT_ALIAS)
     add(inst, "redirect-rewrite.test", REDIRECT_REWRITE)
@@ -105,7 +114,7 @@ def test_issue_answers_through_the_running_apache_for_sites_that_would_swallow_t
     inst.start()
     pid_before = apache_pid(inst)
     sites_before = site_texts(inst)
-    result = run_lehttpd(*issue_args(pebble, inst, tmp_path, "redirect-alias.test", "-d", "redirect-rewrite.test",
+    result = run_lehttpd(*issue_args(pebble, inst, tmp_path, work_dir, "redirect-alias.test", "-d", "redirect-rewrite.test",
                                      "-d", "swallow.test", "-d", "denied.test"))
     assert result.returncode == 0, result.stderr
     assert "http-01 mode: apache (apache2 (pid" in result.stdout
@@ -122,11 +131,11 @@ def test_issue_answers_through_the_running_apache_for_sites_that_would_swallow_t
 
 
 def test_a_vhost_that_ignores_the_challenge_rules_fails_at_the_self_check_before_the_ca_is_asked(
-        pebble, apache_on_pebble_port, tmp_path):
+        pebble, apache_on_pebble_port, tmp_path, work_dir):
     inst = apache_on_pebble_port
     add(inst, "ignores.test", IGNORES_INHERIT)
     inst.start()
-    result = run_lehttpd(*issue_args(pebble, inst, tmp_path, "ignores.test"))
+    result = run_lehttpd(*issue_args(pebble, inst, tmp_path, work_dir, "ignores.test"))
     assert result.returncode == 3, result.stderr
     assert f"got 301 to https://ignores.test/.well-known/acme-challenge/" in result.stderr
     assert f"from 127.0.0.1:{inst.http_port}; the CA would fail too" in result.stderr
@@ -140,13 +149,13 @@ def test_a_vhost_that_ignores_the_challenge_rules_fails_at_the_self_check_before
 
 
 def test_a_run_killed_with_sigkill_leaves_a_leftover_that_the_next_command_removes(
-        pebble, apache_on_pebble_port, tmp_path):
+        pebble, apache_on_pebble_port, tmp_path, work_dir):
     inst = apache_on_pebble_port
     add(inst, "killed.test", REDIRECT_ALIAS)
     inst.start()
     before = site_texts(inst)
     # Killed the moment its include exists (the order is being placed meanwhile).
-    proc = subprocess.Popen([sys.executable, "-m", "lehttpd", *issue_args(pebble, inst, tmp_path, "killed.test")],
+    proc = subprocess.Popen([sys.executable, "-m", "lehttpd", *issue_args(pebble, inst, tmp_path, work_dir, "killed.test")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -160,7 +169,7 @@ def test_a_run_killed_with_sigkill_leaves_a_leftover_that_the_next_command_remov
     assert temporary_files(inst)  # SIGKILL: nothing could clean up
     listing = run_lehttpd("apache", "vhosts", "--apache-ctl", str(inst.ctl))
     assert "left behind by an interrupted lehttpd run" in listing.stdout + listing.stderr
-    again = run_lehttpd(*issue_args(pebble, inst, tmp_path, "killed.test"))
+    again = run_lehttpd(*issue_args(pebble, inst, tmp_path, work_dir, "killed.test"))
     assert again.returncode == 0, again.stderr
     assert "left behind by an interrupted lehttpd run" in again.stdout
     assert temporary_files(inst) == []
