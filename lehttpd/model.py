@@ -60,7 +60,13 @@ class IssueRequest:
 
     @property
     def lineage_name(self) -> str:
-        return self.cert_name or self.names[0]
+        if self.cert_name or ":" not in self.names[0]:
+            return self.cert_name or self.names[0]
+        # an IPv6 address, written out in full so that the folder name is valid and unambiguous:
+        # ::1 -> 0000-0000-0000-0000-0000-0000-0000-0001
+        import ipaddress
+
+        return ipaddress.ip_address(self.names[0]).exploded.replace(":", "-")
 
 
 @dataclass(frozen=True)

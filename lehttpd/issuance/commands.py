@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lehttpd.console import Console
-from lehttpd.errors import ExitStatus, HookError, LehttpdError, UsageError
+from lehttpd.errors import ExitStatus, HookError, InvalidDomainError, LehttpdError, UsageError
 from lehttpd.hooks import HOOK_TIMEOUT, run_hook
 from lehttpd.issuance.names import normalize_names
 from lehttpd.model import (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, ChallengeSetup, Hooks, IssueRequest,
@@ -114,6 +114,7 @@ def build_request(args: argparse.Namespace) -> IssueRequest:
     server = server_url(args)
     profile = args.required_profile or args.preferred_profile
     raw = [part for value in [*args.domains, *args.more_domains] for part in value.split(",") if part.strip()]
+    check_ip_names(raw, server, profile)
     names = normalize_names(raw, allow_ip=ip_allowed(server, profile))
     if (args.harden or args.redirect) and not args.install:
         raise UsageError("--redirect and --harden go with --install (or use `lehttpd redirect` / `lehttpd harden`)")
@@ -154,6 +155,22 @@ def ip_allowed(server: str, profile: str | None) -> bool:
     if profile in NON_IP_PROFILES:
         return False
     return server not in LETSENCRYPT
+
+
+def check_ip_names(raw: list[str], server: str, profile: str | None) -> None:
+    """IP addresses are refused before any network call unless the profile allows them, saying why."""
+    if ip_allowed(server, profile):
+        return
+    for name in raw:
+        try:
+            address = ipaddress.ip_address(name.strip().strip("[]"))
+        except ValueError:
+            continue
+        under = f"the profile {profile!r}" if profile else "Let's Encrypt's default profile (classic)"
+        raise InvalidDomainError(
+            f"invalid domain name {name.strip()}: the ACME server does not issue certificates for IP addresses "
+            f"under {under}; Let's Encrypt issues them only under --preferred-profile shortlived "
+            f"(IPv{address.version})")
 
 
 def run_issue(args: argparse.Namespace, console: Console) -> int:
@@ -289,10 +306,29 @@ def lineage_document(lineage: Lineage, now: dt.datetime) -> dict:
         "name": lineage.name, "domains": list(lineage.names), "key_type": lineage.key_type,
         "not_before": lineage.not_before.isoformat(), "expiry": lineage.not_after.isoformat(),
         "days_left": round(lineage.days_left(now), 2), "version": lineage.version, "serial": hex(lineage.serial),
-        "issuer": lineage.issuer,
+        "issuer": lineage.issuer, "renewal_due": renewal_due(lineage).isoformat(),
         "paths": {"cert": str(lineage.cert_path), "chain": str(lineage.chain_path),
                   "fullchain": str(lineage.fullchain_path), "privkey": str(lineage.key_path)},
     }
+
+
+def renewal_due(lineage: Lineage) -> dt.datetime:
+    """When `renew` will first renew it: the CA's ARI point for this serial when known, else the lifetime rule
+    (a third before expiry, half for lifetimes under 10 days such as 6-day shortlived certificates)."""
+    from lehttpd.renew.state import load_state
+    from lehttpd.renewal import renewal_time
+
+    try:
+        advice = load_state(lineage.config_dir, lineage.name).ari
+    except LehttpdError:
+        advice = None
+    if advice is not None and advice.serial == hex(lineage.serial):
+        return advice.point
+    return renewal_time(lineage.not_before, lineage.not_after)
+
+
+def _due_note(lineage: Lineage, now: dt.datetime) -> str:
+    return " (now: run `lehttpd renew`)" if renewal_due(lineage) <= now else ""
 
 
 def run_certificates(args: argparse.Namespace, console: Console) -> int:
@@ -315,5 +351,6 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
         state = console.paint("EXPIRED", "red") if days < 0 else f"{days:.0f} days left"
         console.result(f"{lineage.name}\n  domains: {' '.join(lineage.names)}\n  key:     {lineage.key_type}\n"
                        f"  expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC ({state})\n"
+                       f"  renewal: due {renewal_due(lineage):%Y-%m-%d %H:%M} UTC{_due_note(lineage, now)}\n"
                        f"  cert:    {lineage.fullchain_path}\n  privkey: {lineage.key_path}")
     return ExitStatus.ERROR if broken else ExitStatus.SUCCESS

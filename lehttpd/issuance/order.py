@@ -326,7 +326,7 @@ def offered_profiles(directory: messages.Directory) -> dict[str, str]:
     """The directory's meta.profiles: name -> description ({} when the server has none)."""
     meta = getattr(directory, "meta", None)
     profiles = getattr(meta, "profiles", None) if meta is not None else None
-    return {str(k): str(v) for k, v in profiles.items()} if isinstance(profiles, dict) else {}
+    return {str(k): str(v) for k, v in profiles.items()} if hasattr(profiles, "items") else {}
 
 
 def _choose_chain(orderr: messages.OrderResource, preferred: str | None,
