@@ -332,10 +332,12 @@ def _failure(store: CertStore, candidate: Candidate, reason: str, error: BaseExc
 
 
 def _retry_after(error: BaseException | None) -> dt.timedelta | None:
-    """The server's Retry-After, kept on the acme problem our error was translated from."""
+    """The server's Retry-After, carried by the RateLimitedError the order raised."""
+    from lehttpd.issuance.network import RateLimitedError
+
     seen = 0
     while error is not None and seen < 10:
-        delay = getattr(error, "_lehttpd_retry_after", None)
+        delay = error.retry_after if isinstance(error, RateLimitedError) else None
         if delay:
             return dt.timedelta(seconds=delay)
         error, seen = error.__context__, seen + 1
