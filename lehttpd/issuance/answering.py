@@ -35,17 +35,27 @@ class WebrootResponder:
 
 
 class StandaloneResponder:
+    """The built-in server for one order. It is stopped in the background (its serving loop takes up to a poll
+    interval to notice), while the order is finalized; a later responder on the same port waits for that."""
+
+    _closing: dict[int, threading.Thread] = {}
+
     def __init__(self, setup: ChallengeSetup, log: Callable[[str], None]) -> None:
         self.setup, self.log = setup, log
         self.server: solvers.StandaloneServer | None = None
 
     def __enter__(self) -> "StandaloneResponder":
+        closing = self._closing.pop(self.setup.http_port, None)
+        if closing is not None:
+            closing.join()
         self.server = solvers.StandaloneServer(self.setup.http_port, self.setup.http_address, self.log)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.server is not None:
-            self.server.close()
+            closer = threading.Thread(target=self.server.close, name="lehttpd-standalone-close")
+            closer.start()  # not a daemon: the process waits for it before exiting
+            self._closing[self.setup.http_port] = closer
 
     def serving(self, tokens: dict[str, str]):
         assert self.server is not None

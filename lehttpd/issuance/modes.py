@@ -7,6 +7,8 @@ Apache (a temporary include, no downtime); when something else holds it, the sta
 from __future__ import annotations
 
 import contextlib
+import errno
+import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +46,8 @@ def port_holder(port: int) -> tuple[str, int] | None:
     """(process name, pid) of the parent-most process listening on the port, or None when it is free."""
     from lehttpd.issuance.solvers import port_owner
 
+    if _bindable(port):
+        return None  # free: spares the walk over every process's sockets in /proc
     owner = port_owner(port)
     if owner is None:
         return None
@@ -53,6 +57,16 @@ def port_holder(port: int) -> tuple[str, int] | None:
     while name in APACHE_NAMES and parent and _comm(parent) == name:  # workers share the socket: the parent
         pid, parent = parent, _parent(parent)
     return name, pid
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT from the last order is no owner
+        try:
+            sock.bind(("", port))
+        except OSError as error:
+            return error.errno != errno.EADDRINUSE
+    return True
 
 
 def _controls(apache_ctl: str | None, pid: int) -> bool:
