@@ -174,3 +174,34 @@ def test_a_run_killed_with_sigkill_leaves_a_leftover_that_the_next_command_remov
     assert "left behind by an interrupted lehttpd run" in again.stdout
     assert temporary_files(inst) == []
     assert site_texts(inst) == before
+
+
+def test_issue_install_redirect_harden_in_one_command_through_the_running_apache(
+        pebble, apache_on_pebble_port, tmp_path, work_dir):
+    import socket
+    import ssl
+
+    inst = apache_on_pebble_port
+    inst.enable_module("ssl")
+    inst.enable_module("socache_shmcb")
+    add(inst, "journey.test", SWALLOW)
+    inst.start()
+    result = run_lehttpd(*issue_args(pebble, inst, tmp_path, work_dir, "journey.test"), "--install", "--redirect",
+                         "--harden", "intermediate", "--https-port", str(inst.https_port))
+    assert result.returncode == 0, result.stderr
+    assert "http-01 mode: apache" in result.stdout and "Hardened (intermediate)" in result.stdout
+    assert "installer = apache" in (tmp_path / "le" / "renewal" / "journey.test.conf").read_text()
+    live = (tmp_path / "le" / "live" / "journey.test" / "cert.pem").read_bytes()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # compared byte for byte below
+    with socket.create_connection(("127.0.0.1", inst.https_port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="journey.test") as tls:
+            served = tls.getpeercert(binary_form=True)
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    from cryptography import x509
+    assert x509.load_der_x509_certificate(served) == x509.load_pem_x509_certificate(live)
+    with socket.create_connection(("127.0.0.1", inst.http_port), timeout=5) as plain:
+        plain.sendall(b"GET /page HTTP/1.1\r\nHost: journey.test\r\nConnection: close\r\n\r\n")
+        assert plain.recv(4096).startswith(b"HTTP/1.1 301")
+    hardened = "".join(p.read_text() for p in inst.confdir.rglob("*.conf") if p.is_file())
+    assert "SSLProtocol" in hardened and temporary_files(inst) == []
