@@ -102,7 +102,7 @@ class ApacheResponder:
                  log: Callable[[str], None] = lambda _: None) -> None:
         self.info, self.log = info, log
         self.vhosts = vhosts_to_open(info, names, http_port)
-        self.http_port = http_port
+        self.http_port, self.probe_host = http_port, names[0] if names else "localhost"
         self.opened: list[Path] = []
         self.pid = os.getpid()
         unique = f"{self.pid}-{secrets.token_hex(4)}"
@@ -110,6 +110,15 @@ class ApacheResponder:
         self.conf = conf_dir(info) / f"{FILE_PREFIX}{unique}.conf"
 
     def __enter__(self) -> "ApacheResponder":
+        from lehttpd.apache.apply import tree_lock
+
+        with tree_lock(self.info.server_root):  # not while another lehttpd changes (or checkpoints) this tree
+            self._start()
+        self.log(f"Apache serves /.well-known/acme-challenge/ from {self.folder} (temporary {self.conf})")
+        self._wait_live()
+        return self
+
+    def _start(self) -> None:
         from lehttpd.apache.apply import configtest, reload
 
         _make_folder(self.folder)
@@ -124,22 +133,24 @@ class ApacheResponder:
         except BaseException:
             self._remove(reload_after=self.conf.exists() or bool(self.opened))
             raise
-        self.log(f"Apache serves /.well-known/acme-challenge/ from {self.folder} (temporary {self.conf})")
-        self._wait_live()
-        return self
 
     def _wait_live(self, timeout: float = RELOAD_TIMEOUT) -> None:
-        """Poll a probe token until Apache serves it: the graceful reload took (no fixed sleep)."""
+        """Poll a probe token, as the first name, until Apache serves it: the graceful reload took (no fixed
+        sleep). The self-check that follows judges every name."""
         import http.client
 
+        from lehttpd.issuance.selfcheck import target_address
+
+        address = target_address(self.probe_host)
+        host = f"[{self.probe_host}]" if ":" in self.probe_host else self.probe_host
         token, text = f"lehttpd-probe-{secrets.token_hex(8)}", secrets.token_hex(16)
         deadline, delay = time.monotonic() + timeout, 0.005
         with self.serving({token: text}):
             while time.monotonic() < deadline:
-                connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=1)
+                connection = http.client.HTTPConnection(address, self.http_port, timeout=1)
                 try:
                     connection.request("GET", f"/.well-known/acme-challenge/{token}",
-                                       headers={"Host": "lehttpd-probe.invalid", "Connection": "close",
+                                       headers={"Host": host, "Connection": "close",
                                                 "User-Agent": "lehttpd reload probe"})
                     response = connection.getresponse()
                     if response.status == 200 and response.read().decode(errors="replace").strip() == text:
@@ -258,6 +269,18 @@ def _close_vhost(path: Path, pid: int | None) -> bool:
         return False
     _replace(path, cleaned, os.getpid())
     return True
+
+
+_INFO_CACHE: dict[str | None, ApacheInfo] = {}
+
+
+def apache_info(apache_ctl: str | None) -> ApacheInfo:
+    """Discovery, once per process and control program (mode choice, leftovers and the responder all need it)."""
+    from lehttpd.apache.discover import discover
+
+    if apache_ctl not in _INFO_CACHE:
+        _INFO_CACHE[apache_ctl] = discover(apache_ctl)
+    return _INFO_CACHE[apache_ctl]
 
 
 def leftovers(info: ApacheInfo) -> list[Leftover]:

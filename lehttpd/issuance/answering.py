@@ -69,11 +69,10 @@ def make_responder(setup: ChallengeSetup, names: tuple[str, ...], console: Conso
         console.step(f"Answering http-01 from {setup.webroot}/.well-known/acme-challenge/")
         return WebrootResponder(setup.webroot)
     if setup.mode == "apache":
-        from lehttpd.apache.challenge import ApacheResponder
-        from lehttpd.apache.discover import discover
+        from lehttpd.apache.challenge import ApacheResponder, apache_info
 
         console.step(f"Answering http-01 through the running Apache (port {setup.http_port})")
-        return ApacheResponder(discover(setup.apache_ctl), setup.token_root, names, setup.http_port,
+        return ApacheResponder(apache_info(setup.apache_ctl), setup.token_root, names, setup.http_port,
                                console.detail)
     console.step(f"Answering http-01 on port {setup.http_port} (standalone)")
     return StandaloneResponder(setup, console.detail)

@@ -230,11 +230,10 @@ def choose_mode(request: IssueRequest, args: argparse.Namespace, console: Consol
 
 def clean_apache_leftovers(apache_ctl: str | None, console: Console, required: bool = False) -> None:
     """Remove what a killed lehttpd left in Apache (a temporary challenge include); quiet when no Apache."""
-    from lehttpd.apache.challenge import remove_leftovers
-    from lehttpd.apache.discover import discover
+    from lehttpd.apache.challenge import apache_info, remove_leftovers
 
     try:
-        info = discover(apache_ctl)
+        info = apache_info(apache_ctl)
     except LehttpdError:
         if required:
             raise

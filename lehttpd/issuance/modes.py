@@ -84,10 +84,9 @@ def _controls(apache_ctl: str | None, pid: int) -> bool:
 
 
 def _check_apache(apache_ctl: str | None):
-    from lehttpd.apache.challenge import conf_dir
-    from lehttpd.apache.discover import discover
+    from lehttpd.apache.challenge import apache_info, conf_dir
 
-    info = discover(apache_ctl)
+    info = apache_info(apache_ctl)
     conf_dir(info)  # raises when lehttpd does not know where a server-level include goes
     return info
 

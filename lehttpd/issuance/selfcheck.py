@@ -71,7 +71,7 @@ def check(probes: list[Probe], port: int, address: str = "", wait: float = 0.0) 
     deadline = time.monotonic() + wait
     todo, delay, reload_seen, last_round = list(probes), 0.01, False, False
     while True:
-        answers = [fetch(probe, _target(probe.name, address), port) for probe in todo]
+        answers = [fetch(probe, target_address(probe.name, address), port) for probe in todo]
         failed = [answer for answer in answers if not answer.matches]
         reload_seen = reload_seen or len(failed) < len(answers)
         if not failed or time.monotonic() >= deadline or last_round:
@@ -82,7 +82,8 @@ def check(probes: list[Probe], port: int, address: str = "", wait: float = 0.0) 
         delay = min(delay * 2, 0.25)
 
 
-def _target(name: str, address: str) -> str:
+def target_address(name: str, address: str = "") -> str:
+    """Where to ask for NAME: the address the server listens on, a local address NAME resolves to, else loopback."""
     if address and address not in ("*", "0.0.0.0", "::"):
         return address.strip("[]")
     local = [ip for ip in resolve(name) if is_local(ip)]
