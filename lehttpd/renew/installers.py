@@ -70,7 +70,7 @@ def _check_served(info, lineage: Lineage) -> str | None:
         if vhost.ssl and vhost.cert_file and str(Path(vhost.cert_file).parent) == live:
             for address in vhost.addresses:
                 host = address.rpartition(":")[0].strip("[]")
-                host = "127.0.0.1" if host in ("*", "_default_", "0.0.0.0", "") else host
+                host = "127.0.0.1" if host in ("*", "_default_", "0.0.0.0", "::", "") else host
                 checks.append(Check(vhost.server_name or lineage.names[0], host, port_of(address) or 443))
     if not checks:
         return None  # installed nowhere any more: nothing to prove

@@ -128,3 +128,12 @@ def test_a_server_that_never_answers_is_a_time_out_error():
                 post(net, base)
     finally:
         silent.close()
+
+
+def test_a_long_rate_limit_carries_its_retry_after_as_a_typed_field(fake_acme):
+    from lehttpd.issuance.network import RateLimitedError
+
+    FakeAcme.script = [(429, "rateLimited", {"Retry-After": "7200"})]
+    with pytest.raises(RateLimitedError) as caught:
+        post(network(), fake_acme)
+    assert caught.value.retry_after == 7200.0 and isinstance(caught.value, AcmeServerError)
