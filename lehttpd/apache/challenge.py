@@ -56,7 +56,7 @@ TEMPLATE = """\
 RewriteEngine On
 RewriteOptions InheritDownBefore
 RewriteCond "{folder}/$1" -f
-RewriteRule "^/\\.well-known/acme-challenge/([A-Za-z0-9_-]+)$" "{folder}/$1" [{end},T=text/plain]
+RewriteRule "^/\\.well-known/acme-challenge/([A-Za-z0-9_-]+)$" "{folder}/$1" [END,T=text/plain]
 Alias "/.well-known/acme-challenge/" "{folder}/"
 <Directory "{folder}">
     AllowOverride None
@@ -72,7 +72,15 @@ class Leftover:
     owner_pid: int | None
 
 
+MIN_VERSION = (2, 4, 8)  # RewriteOptions InheritDownBefore
+
+
 def conf_dir(info: ApacheInfo) -> Path:
+    """Where the temporary include goes; raises when this Apache cannot be answered through."""
+    if info.version < MIN_VERSION:
+        raise EnvironmentProblem(
+            f"answering through Apache needs Apache {'.'.join(map(str, MIN_VERSION))} or later (this one is "
+            f"{'.'.join(map(str, info.version))}); use --webroot PATH or --standalone with hooks")
     relative = CONF_DIRS.get(info.layout.family)
     folder = info.server_root / relative if relative else None
     if folder is None or not folder.is_dir():
@@ -88,7 +96,7 @@ def render(info: ApacheInfo, folder: Path, pid: int) -> str:
     module_path = info.layout.module_path
     module_dir = Path(module_path) if module_path.startswith("/") else info.server_root / module_path
     return TEMPLATE.format(mark=MARK, pid=pid, started=time.strftime("%Y-%m-%d %H:%M:%S"), folder=folder,
-                           rewrite_so=module_dir / "mod_rewrite.so", end="END" if info.version >= (2, 3, 9) else "L")
+                           rewrite_so=module_dir / "mod_rewrite.so")
 
 
 class ApacheResponder:

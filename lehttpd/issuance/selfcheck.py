@@ -38,6 +38,11 @@ class Answer:
     matches: bool
     error: str | None = None
 
+    @property
+    def redirects_to_same_path(self) -> bool:
+        return self.status in (301, 302, 303, 307, 308) and bool(self.location) and \
+            self.location.split("?")[0].endswith(CHALLENGE_PREFIX + self.probe.token)
+
     def describe(self) -> str:
         if self.error is not None:
             return f"no answer from {self.where} ({self.error})"

@@ -2,7 +2,7 @@
 
 Each site below would make http-01 fail if the challenge were served from its document root or through its
 own rules: a redirect of everything to https (mod_alias and mod_rewrite), a RewriteRule that swallows every
-path, an `.htaccess` with `Require all denied`. Pebble validates on the private Apache's port.
+path, an Alias of the challenge path to elsewhere, an `.htaccess` with `Require all denied`. Pebble validates on the private Apache's port.
 """
 from __future__ import annotations
 
@@ -60,6 +60,12 @@ HTACCESS_DENY = """<VirtualHost 127.0.0.1:{port}>
     </Directory>
 </VirtualHost>
 """
+ALIASED = """<VirtualHost 127.0.0.1:{port}>
+    ServerName {name}
+    DocumentRoot {docroot}
+    Alias /.well-known/acme-challenge/ /nonexistent/challenges/
+</VirtualHost>
+"""
 IGNORES_INHERIT = """<VirtualHost 127.0.0.1:{port}>
     ServerName {name}
     RewriteEngine On
@@ -109,13 +115,14 @@ def test_issue_answers_through_the_running_apache_for_sites_that_would_swallow_t
     add(inst, "redirect-alias.test", REDIRECT_ALIAS)
     add(inst, "redirect-rewrite.test", REDIRECT_REWRITE)
     add(inst, "swallow.test", SWALLOW)
+    add(inst, "aliased.test", ALIASED)
     docroot = add(inst, "denied.test", HTACCESS_DENY)
     (docroot / ".htaccess").write_text("Require all denied\n")
     inst.start()
     pid_before = apache_pid(inst)
     sites_before = site_texts(inst)
     result = run_lehttpd(*issue_args(pebble, inst, tmp_path, work_dir, "redirect-alias.test", "-d", "redirect-rewrite.test",
-                                     "-d", "swallow.test", "-d", "denied.test"))
+                                     "-d", "swallow.test", "-d", "aliased.test", "-d", "denied.test"))
     assert result.returncode == 0, result.stderr
     assert "http-01 mode: apache (apache2 (pid" in result.stdout
     assert "holds port" in result.stdout

@@ -151,3 +151,24 @@ def test_polling_starts_short_and_backs_off_to_a_ceiling():
     delays = polling_delays()
     seen = [next(delays) for _ in range(8)]
     assert seen[:3] == [0.02, 0.04, 0.08] and seen[-1] == 1.0
+
+
+def test_apache_older_than_2_4_8_is_refused_with_the_way_out(tmp_path):
+    from dataclasses import replace
+
+    from lehttpd.apache.challenge import conf_dir
+    from lehttpd.errors import EnvironmentProblem
+
+    (tmp_path / "conf-enabled").mkdir()
+    info = info_for(tmp_path, [])
+    assert conf_dir(info) == tmp_path / "conf-enabled"
+    with pytest.raises(EnvironmentProblem, match=r"needs Apache 2\.4\.8 or later \(this one is 2\.2\.34\); use --webroot"):
+        conf_dir(replace(info, version=(2, 2, 34)))
+
+
+def test_a_webroot_site_redirecting_to_the_same_path_on_https_is_left_to_the_ca():
+    answer = selfcheck.Answer(selfcheck.Probe("a.example", "tok", "tok.k"), "127.0.0.1:80", 301,
+                              "https://a.example/.well-known/acme-challenge/tok", False)
+    assert answer.redirects_to_same_path
+    elsewhere = selfcheck.Answer(answer.probe, "127.0.0.1:80", 301, "https://a.example/", False)
+    assert not elsewhere.redirects_to_same_path
