@@ -212,3 +212,17 @@ def test_issue_install_redirect_harden_in_one_command_through_the_running_apache
         assert plain.recv(4096).startswith(b"HTTP/1.1 301")
     hardened = "".join(p.read_text() for p in inst.confdir.rglob("*.conf") if p.is_file())
     assert "SSLProtocol" in hardened and temporary_files(inst) == []
+
+
+def test_webroot_pointing_at_the_wrong_folder_fails_at_the_self_check(pebble, apache_on_pebble_port, tmp_path,
+                                                                      work_dir):
+    inst = apache_on_pebble_port
+    add(inst, "wrongroot.test", HTACCESS_DENY.replace("AllowOverride All", "AllowOverride None"))
+    inst.start()
+    elsewhere = work_dir / "not-the-docroot"
+    elsewhere.mkdir()
+    result = run_lehttpd("issue", "wrongroot.test", *pebble.client_args(tmp_path / "le"), "--webroot",
+                         str(elsewhere))
+    assert result.returncode == 3, result.stderr
+    assert f"wrongroot.test: got 404 from 127.0.0.1:{inst.http_port}; the CA would fail too" in result.stderr
+    assert "http-01 mode: webroot" in result.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,6 +72,11 @@ def test_renewed_lineage_installed_into_apache_is_served_after_the_run(pebble, s
     assert "installer = apache" in conf and "authenticator = apache" in conf
     first = live_serial(config, "renewed.test")
     assert served_serial(site.https_port, "renewed.test") == first
+    # what a `lehttpd issue` killed with SIGKILL would have left: the renewal run removes it
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    leftover = site.confdir / "conf-enabled" / f"lehttpd-http01-{gone.pid}-0badc0de.conf"
+    leftover.write_text("# lehttpd temporary http-01 configuration, owner pid %d\n" % gone.pid)
 
     renewed = run_lehttpd("renew", "--config-dir", str(config), "--ca-bundle", str(pebble.ca_bundle), "--force")
     assert renewed.returncode == 0, renewed.stdout + renewed.stderr
@@ -78,6 +84,7 @@ def test_renewed_lineage_installed_into_apache_is_served_after_the_run(pebble, s
     assert second != first
     assert served_serial(site.https_port, "renewed.test") == second  # reloaded by renew, no hook needed
     assert not list((site.confdir / "conf-enabled").glob("lehttpd-http01-*"))
+    assert "left behind by an interrupted lehttpd run" in renewed.stdout
 
 
 def test_a_failed_reload_after_renewal_is_reported_and_the_run_fails(pebble, site, tmp_path, work_dir):
