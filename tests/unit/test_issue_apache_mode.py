@@ -149,8 +149,8 @@ def test_the_self_check_says_what_came_back_and_from_where():
 
 def test_polling_starts_short_and_backs_off_to_a_ceiling():
     delays = polling_delays()
-    seen = [next(delays) for _ in range(8)]
-    assert seen[:3] == [0.02, 0.04, 0.08] and seen[-1] == 1.0
+    seen = [next(delays) for _ in range(12)]
+    assert seen[:3] == [0.005, 0.01, 0.02] and seen[-1] == 1.0
 
 
 def test_apache_older_than_2_4_8_is_refused_with_the_way_out(tmp_path):
