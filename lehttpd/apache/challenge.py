@@ -129,6 +129,9 @@ class ApacheResponder:
     def _start(self) -> None:
         from lehttpd.apache.apply import configtest, reload
 
+        if running_pid(self.info) is None:  # a graceful reload would start it: not lehttpd's call to make
+            raise EnvironmentProblem(f"the Apache of {self.info.server_root} is not running, so it cannot answer "
+                                     "http-01; start it, or use --standalone")
         _make_folder(self.folder)
         try:
             staged = self.conf.parent / f".{self.conf.name}"  # a killed run's half file is found by its name
@@ -277,6 +280,20 @@ def _close_vhost(path: Path, pid: int | None) -> bool:
         return False
     _replace(path, cleaned, os.getpid())
     return True
+
+
+def running_pid(info: ApacheInfo) -> int | None:
+    """The pid of this Apache's parent process, from its pid file, when that process is alive."""
+    if info.run_dir is None:
+        return None
+    for pid_file in sorted(Path(info.run_dir).glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if Path(f"/proc/{pid}").exists():
+            return pid
+    return None
 
 
 _INFO_CACHE: dict[str | None, ApacheInfo] = {}

@@ -6,7 +6,6 @@ Apache (a temporary include, no downtime); when something else holds it, the sta
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import socket
 from dataclasses import replace
@@ -75,12 +74,9 @@ def _controls(apache_ctl: str | None, pid: int) -> bool:
         info = _check_apache(apache_ctl)
     except LehttpdError:
         return False
-    for run_dir in filter(None, (info.run_dir,)):
-        for pid_file in Path(run_dir).glob("*.pid"):
-            with contextlib.suppress(OSError, ValueError):
-                if int(pid_file.read_text().split()[0]) == pid:
-                    return True
-    return False
+    from lehttpd.apache.challenge import running_pid
+
+    return running_pid(info) == pid
 
 
 def _check_apache(apache_ctl: str | None):

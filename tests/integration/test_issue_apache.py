@@ -144,7 +144,7 @@ def test_a_vhost_that_ignores_the_challenge_rules_fails_at_the_self_check_before
     inst.start()
     result = run_lehttpd(*issue_args(pebble, inst, tmp_path, work_dir, "ignores.test"))
     assert result.returncode == 3, result.stderr
-    assert f"got 301 to https://ignores.test/.well-known/acme-challenge/" in result.stderr
+    assert "got 301 to https://ignores.test/.well-known/acme-challenge/" in result.stderr
     assert f"from 127.0.0.1:{inst.http_port}; the CA would fail too" in result.stderr
     # No challenge was answered: every challenge request Apache logged came from lehttpd itself, none from
     # Pebble's validator.
@@ -226,3 +226,14 @@ def test_webroot_pointing_at_the_wrong_folder_fails_at_the_self_check(pebble, ap
     assert result.returncode == 3, result.stderr
     assert f"wrongroot.test: got 404 from 127.0.0.1:{inst.http_port}; the CA would fail too" in result.stderr
     assert "http-01 mode: webroot" in result.stdout
+
+
+def test_apache_mode_with_apache_stopped_is_refused_and_apache_stays_stopped(pebble, apache_on_pebble_port,
+                                                                              tmp_path, work_dir):
+    inst = apache_on_pebble_port
+    add(inst, "stopped.test", SWALLOW)  # never started
+    result = run_lehttpd(*issue_args(pebble, inst, tmp_path, work_dir, "stopped.test"), "--apache")
+    assert result.returncode == 5, result.stderr
+    assert "is not running, so it cannot answer http-01" in result.stderr
+    assert not (inst.state / "run" / "apache2.pid").exists()
+    assert temporary_files(inst) == [] and not list(work_dir.glob("http-01/*"))
