@@ -14,16 +14,16 @@ a 0755 folder): adding one needs no reload, so a run reloads Apache twice, whate
 
 A vhost with no mod_rewrite directive of its own does not run inherited rules (mod_rewrite declines early), so
 each port-80 vhost serving the names (the default one when none names them) that has none gets two temporary
-lines after its `<VirtualHost>` line: a marker comment and `RewriteEngine On` (harmless if ever left behind).
+lines after its `<VirtualHost>` line (challenge_vhosts.py): a marker and `RewriteEngine On`.
 A server-level `Alias` to the same folder covers the rest.
 
 The file's first line names the process that owns it. A run killed before it could remove it (SIGKILL) leaves
-it behind; `leftovers()` finds such files among Apache's includes and `remove_leftovers()` takes them out.
+it behind; `leftovers()` finds such files (and vhost lines, and half-written copies) by the dead owner pid in
+their names, and `remove_leftovers()` takes them out.
 """
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
 import re
 import secrets
@@ -33,20 +33,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from lehttpd.apache.discover import ApacheInfo, VhostLocation
+from lehttpd.apache.challenge_vhosts import (FILE_PREFIX, VHOST_MARK_RE, alive, close_vhost, open_vhost,
+                                             vhosts_to_open)
+from lehttpd.apache.discover import ApacheInfo
 from lehttpd.errors import ApacheConfigError, EnvironmentProblem
 
-FILE_PREFIX = "lehttpd-http01-"
 MARK = "# lehttpd temporary http-01 configuration, owner pid "
 # Where a server-level include is read from, per layout family (a glob Include of the stock main config).
 CONF_DIRS = {"debian": "conf-enabled", "rhel": "conf.d", "suse": "conf.d", "alpine": "conf.d",
              "freebsd": "Includes", "gentoo": "modules.d"}
-VHOST_MARK = "# lehttpd temporary http-01, owner pid {pid}: lets the rules above run here; removed after the order"
 RELOAD_TIMEOUT = 5.0
+LOCK_WAIT = 30.0
 _NAME_PID = re.compile(r"^\.?lehttpd-http01-(\d+)-")
-_VHOST_MARK_RE = re.compile(rb"^[ \t]*# lehttpd temporary http-01, owner pid (\d+):.*\n(?:[ \t]*RewriteEngine On\n)?", re.M)
-_REWRITE = re.compile(rb"(?im)^[ \t]*Rewrite(?:Engine|Rule|Cond|Options|Map|Base)\b")
-_VHOST_END = re.compile(rb"(?im)^[ \t]*</VirtualHost\s*>")
 
 TEMPLATE = """\
 {mark}{pid} (started {started}); lehttpd removes it when the order ends
@@ -118,9 +116,7 @@ class ApacheResponder:
         self.conf = conf_dir(info) / f"{FILE_PREFIX}{unique}.conf"
 
     def __enter__(self) -> "ApacheResponder":
-        from lehttpd.apache.apply import tree_lock
-
-        with tree_lock(self.info.server_root):  # not while another lehttpd changes (or checkpoints) this tree
+        with _tree_locked(self.info.server_root):  # not while another lehttpd changes (or checkpoints) the tree
             self._start()
         self.log(f"Apache serves /.well-known/acme-challenge/ from {self.folder} (temporary {self.conf})")
         self._wait_live()
@@ -138,7 +134,7 @@ class ApacheResponder:
             _write_new(staged, render(self.info, self.folder, self.pid))
             os.replace(staged, self.conf)
             for location in self.vhosts:
-                self.opened.append(_open_vhost(location.file, location.line, self.pid))
+                self.opened.append(open_vhost(location.file, location.line, self.pid))
             configtest(self.info)
             reload(self.info)
         except BaseException:
@@ -175,7 +171,8 @@ class ApacheResponder:
         self.log(f"  no answer to the probe token within {timeout:g} s; the self-check will tell")
 
     def __exit__(self, *exc: object) -> None:
-        self._remove(reload_after=True)
+        with _tree_locked(self.info.server_root, required=False):
+            self._remove(reload_after=True)
 
     @contextlib.contextmanager
     def serving(self, tokens: dict[str, str]) -> Iterator[None]:
@@ -196,7 +193,7 @@ class ApacheResponder:
 
         removed = _unlink(self.conf)
         for path in self.opened:
-            removed = _close_vhost(path, self.pid) or removed
+            removed = close_vhost(path, self.pid) or removed
         shutil.rmtree(self.folder, ignore_errors=True)
         if removed and reload_after:
             try:
@@ -205,81 +202,6 @@ class ApacheResponder:
                 self.log(f"removed {self.conf} and reloaded Apache")
             except ApacheConfigError as error:
                 raise ApacheConfigError(f"removed {self.conf}, but reloading Apache failed: {error}") from None
-
-
-def vhosts_to_open(info: ApacheInfo, names: tuple[str, ...], http_port: int) -> list[VhostLocation]:
-    """The port-80 vhosts serving the names (or the port's default vhost) that have no mod_rewrite directive."""
-    on_port = [loc for loc in info.locations if http_port in loc.ports]
-    serving = [loc for loc in on_port if any(_serves(loc, name) for name in names)]
-    chosen = serving or on_port[:1]
-    return [loc for loc in dict.fromkeys(chosen) if not _REWRITE.search(_block(loc.file, loc.line))]
-
-
-def _serves(location: VhostLocation, name: str) -> bool:
-    return any(pattern.lower() == name or fnmatch.fnmatchcase(name, pattern.lower())
-               for pattern in (location.name, *location.aliases))
-
-
-def _block(path: Path, line: int) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return b""
-    start = sum(len(piece) for piece in data.splitlines(keepends=True)[:line - 1])
-    end = _VHOST_END.search(data, start)
-    return data[start:end.start() if end else len(data)]
-
-
-def _replace(path: Path, data: bytes, pid: int) -> None:
-    """Write beside under a name that says whose it is (so a killed run's half-written copy is found), then
-    rename over; the file keeps its mode and owner."""
-    status = os.stat(path)
-    tmp = path.parent / f".{FILE_PREFIX}{pid}-{path.name}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, status.st_mode & 0o7777)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.geteuid() == 0:
-            os.chown(tmp, status.st_uid, status.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _open_vhost(path: Path, line: int, pid: int) -> Path:
-    """Insert the marker and `RewriteEngine On` after the <VirtualHost> line; returns the real file changed."""
-    real = path.resolve()  # sites-enabled/x.conf is a link: change the file, keep the link
-    lines = real.read_bytes().splitlines(keepends=True)
-    opening = lines[line - 1] if 0 < line <= len(lines) else b""
-    if not opening.lstrip().lower().startswith(b"<virtualhost"):
-        raise ApacheConfigError(f"{path}:{line}: Apache lists a vhost here, but the line is not <VirtualHost>")
-    indent = opening[:len(opening) - len(opening.lstrip())] + b"    "
-    added = [indent + VHOST_MARK.format(pid=pid).encode() + b"\n", indent + b"RewriteEngine On\n"]
-    if not opening.endswith(b"\n"):
-        lines[line - 1] = opening + b"\n"
-    _replace(real, b"".join(lines[:line] + added + lines[line:]), pid)
-    return real
-
-
-def _close_vhost(path: Path, pid: int | None) -> bool:
-    """Take out the two lines `_open_vhost` added (for `pid`, or for any dead owner when None)."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return False
-
-    def keep(match: re.Match) -> bytes:
-        owner = int(match.group(1))
-        return b"" if owner == pid or (pid is None and not _alive(owner)) else match.group(0)
-
-    cleaned = _VHOST_MARK_RE.sub(keep, data)
-    if cleaned == data:
-        return False
-    _replace(path, cleaned, os.getpid())
-    return True
 
 
 def running_pid(info: ApacheInfo) -> int | None:
@@ -316,15 +238,15 @@ def leftovers(info: ApacheInfo) -> list[Leftover]:
             data = file.read_bytes()
         except OSError:
             continue
-        for match in _VHOST_MARK_RE.finditer(data):
-            if not _alive(int(match.group(1))):
+        for match in VHOST_MARK_RE.finditer(data):
+            if not alive(int(match.group(1))):
                 found.append(Leftover(file, int(match.group(1))))
     folders = {info.server_root / relative for relative in CONF_DIRS.values()}
     folders |= {loc.file.resolve().parent for loc in info.locations} | {loc.file.parent for loc in info.locations}
     for folder in sorted(folders):
         for path in sorted(folder.glob(f"{FILE_PREFIX}*.conf")) + sorted(folder.glob(f".{FILE_PREFIX}*")):
             match = _NAME_PID.match(path.name)
-            if match and not _alive(int(match.group(1))):
+            if match and not alive(int(match.group(1))):
                 found.append(Leftover(path, int(match.group(1))))
     return found
 
@@ -336,7 +258,7 @@ def remove_leftovers(info: ApacheInfo, log: Callable[[str], None]) -> list[Path]
     removed = []
     for item in leftovers(info):
         named = item.path.name.startswith((FILE_PREFIX, "." + FILE_PREFIX))
-        done = _unlink(item.path) if named else _close_vhost(item.path.resolve(), None)
+        done = _unlink(item.path) if named else close_vhost(item.path.resolve(), None)
         if done:
             removed.append(item.path)
     if removed and info.ctl is not None:
@@ -347,12 +269,31 @@ def remove_leftovers(info: ApacheInfo, log: Callable[[str], None]) -> list[Path]
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        comm = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"lehttpd" in comm or b"python" in comm
+@contextlib.contextmanager
+def _tree_locked(server_root: Path, wait: float = LOCK_WAIT, required: bool = True) -> Iterator[None]:
+    """The Apache commands' tree lock, waited for (another issue's setup takes a fraction of a second). When it
+    cannot be had and is not `required` (removing our own files), go ahead: leaving them would be worse."""
+    from lehttpd.apache.apply import tree_lock
+    from lehttpd.errors import LockHeldError
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            lock = tree_lock(server_root)
+            lock.__enter__()
+        except LockHeldError:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            if required:
+                raise
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
+        return
 
 
 def _make_folder(folder: Path) -> None:

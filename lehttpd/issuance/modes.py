@@ -38,7 +38,9 @@ def choose(setup: ChallengeSetup, forced: str | None, pre_hook: bool = False) ->
         return replace(setup, mode="apache"), (f"{name} (pid {pid}) holds port {port} and lehttpd can reload it, "
                                                "so it answers through a temporary include")
     # the standalone server's bind error names the process and the ways out
-    return replace(setup, mode="standalone"), f"port {port} is held by {name} (pid {pid}), not an Apache lehttpd controls"
+    hint = "; give --apache-ctl for the Apache that runs" if name in APACHE_NAMES else ""
+    return replace(setup, mode="standalone"), (f"port {port} is held by {name} (pid {pid}), not an Apache "
+                                               f"lehttpd controls{hint}")
 
 
 def port_holder(port: int) -> tuple[str, int] | None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lehttpd.apache.challenge import (FILE_PREFIX, VHOST_MARK, _close_vhost, _open_vhost, leftovers, render,
-                                      vhosts_to_open)
+from lehttpd.apache.challenge import FILE_PREFIX, leftovers, render
+from lehttpd.apache.challenge_vhosts import VHOST_MARK, close_vhost, open_vhost, vhosts_to_open
 from lehttpd.apache.discover import ApacheInfo, VhostLocation
 from lehttpd.apache.layouts import DEBIAN
 from lehttpd.cli import run
@@ -108,11 +108,11 @@ def test_only_vhosts_without_rewrite_directives_get_the_temporary_lines(tmp_path
     before = site.read_bytes()
     gone = subprocess.Popen(["true"])
     gone.wait()  # a process that has exited: its pid owns nothing any more
-    _open_vhost(site, 1, gone.pid)
+    open_vhost(site, 1, gone.pid)
     lines = site.read_text().splitlines()
     assert lines[1] == "    " + VHOST_MARK.format(pid=gone.pid) and lines[2] == "    RewriteEngine On"
     assert [leftover.owner_pid for leftover in leftovers(info)] == [gone.pid]
-    assert _close_vhost(site, gone.pid) and site.read_bytes() == before
+    assert close_vhost(site, gone.pid) and site.read_bytes() == before
 
 
 def test_the_include_maps_tokens_outside_every_document_root(tmp_path):
