@@ -28,7 +28,9 @@ def vhosts_to_open(info: ApacheInfo, names: tuple[str, ...], http_port: int) -> 
     on_port = [loc for loc in info.locations if http_port in loc.ports]
     serving = [loc for loc in on_port if any(_serves(loc, name) for name in names)]
     chosen = serving or on_port[:1]
-    return [loc for loc in dict.fromkeys(chosen) if not _REWRITE.search(_block(loc.file, loc.line))]
+    # another run's temporary lines do not count: that run takes them out when it ends, maybe before this one
+    return [loc for loc in dict.fromkeys(chosen)
+            if not _REWRITE.search(VHOST_MARK_RE.sub(b"", _block(loc.file, loc.line)))]
 
 
 def _serves(location: VhostLocation, name: str) -> bool:

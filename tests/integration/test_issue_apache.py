@@ -237,3 +237,21 @@ def test_apache_mode_with_apache_stopped_is_refused_and_apache_stays_stopped(peb
     assert "is not running, so it cannot answer http-01" in result.stderr
     assert not (inst.state / "run" / "apache2.pid").exists()
     assert temporary_files(inst) == [] and not list(work_dir.glob("http-01/*"))
+
+
+def test_two_issues_through_the_same_apache_at_once_both_succeed(pebble, apache_on_pebble_port, tmp_path,
+                                                                 work_dir):
+    inst = apache_on_pebble_port
+    add(inst, "pair.test", REDIRECT_ALIAS.replace("</VirtualHost>", "    ServerAlias www.pair.test\n</VirtualHost>"))
+    inst.start()
+    before = site_texts(inst)
+    runs = [subprocess.Popen([sys.executable, "-m", "lehttpd",
+                              *issue_args(pebble, inst, tmp_path / name, work_dir, name)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in ("pair.test", "www.pair.test")]
+    results = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    for run in runs:
+        run.stdout.close()
+        run.stderr.close()
+    assert [code for code, _ in results] == [0, 0], results
+    assert temporary_files(inst) == [] and site_texts(inst) == before
