@@ -297,20 +297,22 @@ def _tree_locked(server_root: Path, wait: float = LOCK_WAIT, required: bool = Tr
 
 
 def _make_folder(folder: Path) -> None:
-    """FOLDER (0755, a fresh name) in its root; Apache's workers must be able to traverse every parent."""
+    """FOLDER (0755, a fresh name). Missing parents are created 0755; existing ones are never re-moded (a path
+    from a renewal file must not open up someone's folder), so one that Apache's workers cannot traverse is an
+    error that names it."""
     root = folder.parent
-    root.mkdir(parents=True, exist_ok=True, mode=0o755)
+    missing = [p for p in (root, *root.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o755)
+        os.chmod(directory, 0o755)  # whatever the umask
     if root.is_symlink():
         raise EnvironmentProblem(f"{root} is a symbolic link; refusing to serve challenge files through it")
-    for directory in (root, root.parent):  # lehttpd's own folders: open them for traversal only (o+x)
-        status = os.stat(directory)
-        if status.st_uid == os.geteuid() and not status.st_mode & 0o001:
-            os.chmod(directory, (status.st_mode & 0o7777) | 0o011)
     closed = next((p for p in (root, *root.parents) if not os.stat(p).st_mode & 0o001), None)
     if closed is not None:
-        raise EnvironmentProblem(f"Apache's workers cannot reach {folder}: {closed} is not searchable by others")
+        raise EnvironmentProblem(f"Apache's workers cannot reach {folder}: {closed} is not searchable by others "
+                                 f"(chmod o+x {closed}, or choose another --work-dir)")
     folder.mkdir(mode=0o755)  # fails if the name exists: nothing planted is reused
-    os.chmod(folder, 0o755)  # whatever the umask
+    os.chmod(folder, 0o755)
 
 
 def _write_new(path: Path, text: str) -> None:

@@ -172,3 +172,34 @@ def test_a_webroot_site_redirecting_to_the_same_path_on_https_is_left_to_the_ca(
     assert answer.redirects_to_same_path
     elsewhere = selfcheck.Answer(answer.probe, "127.0.0.1:80", 301, "https://a.example/", False)
     assert not elsewhere.redirects_to_same_path
+
+
+@pytest.fixture
+def traversable():
+    """A folder straight under /tmp (pytest's own tmp tree is 0700, not traversable by others)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="lehttpd-unit-", dir="/tmp"))
+    folder.chmod(0o711)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_token_folder_never_opens_up_an_existing_folder(traversable):
+    from lehttpd.apache.challenge import _make_folder
+    from lehttpd.errors import EnvironmentProblem
+
+    tmp_path = traversable
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    closed.chmod(0o700)
+    with pytest.raises(EnvironmentProblem, match=r"closed is not searchable by others \(chmod o\+x"):
+        _make_folder(closed / "http-01" / "1-ab")
+    assert closed.stat().st_mode & 0o777 == 0o700
+    opened = tmp_path / "open"
+    opened.mkdir(mode=0o711)
+    opened.chmod(0o711)
+    _make_folder(opened / "http-01" / "1-ab")
+    assert (opened / "http-01" / "1-ab").stat().st_mode & 0o777 == 0o755
+    assert (opened / "http-01").stat().st_mode & 0o777 == 0o755
