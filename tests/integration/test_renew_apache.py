@@ -121,3 +121,16 @@ def test_a_certbot_apache_lineage_renews_through_apache_and_is_reloaded(pebble, 
     second = live_serial(config, "renewed.test")
     assert second != first
     assert served_serial(site.https_port, "renewed.test") == second
+
+
+def test_lehttpd_install_records_the_installer_too(pebble, site, tmp_path, work_dir):
+    config = tmp_path / "le"
+    issued = run_lehttpd("issue", "renewed.test", *pebble.client_args(config), "--apache-ctl", str(site.ctl),
+                         "--work-dir", str(work_dir))
+    assert issued.returncode == 0, issued.stderr
+    assert "installer" not in (config / "renewal" / "renewed.test.conf").read_text()
+    installed = run_lehttpd("install", "--cert-name", "renewed.test", "--config-dir", str(config), "--apache-ctl",
+                            str(site.ctl), "--https-port", str(site.https_port), "--work-dir", str(work_dir))
+    assert installed.returncode == 0, installed.stderr
+    conf = (config / "renewal" / "renewed.test.conf").read_text()
+    assert "installer = apache" in conf and f"apache_ctl = {site.ctl}" in conf
