@@ -111,7 +111,7 @@ def to_request(conf: RenewalConf, names: tuple[str, ...], lineage_name: str, whe
     mode = p.get("authenticator", "standalone")
     if mode not in SUPPORTED_AUTHENTICATORS:
         raise UsageError(f"{where}: authenticator {mode!r} is not supported by lehttpd (standalone, webroot, apache)")
-    installer = p.get("installer", "")
+    installer = p.get("installer", "").lower()  # certbot writes `installer = None` after certonly
     if installer not in SUPPORTED_INSTALLERS:
         raise UsageError(f"{where}: installer {installer!r} is not supported by lehttpd (apache)")
     webroot = p.get("webroot_path", "").split(",")[0].strip() or next(iter(conf.webroot_map.values()), "")
