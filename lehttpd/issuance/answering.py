@@ -62,6 +62,18 @@ class StandaloneResponder:
         return self.server.serving(tokens)
 
 
+@contextlib.contextmanager
+def stopped_on_exit() -> Iterator[None]:
+    """On the way out, wait for standalone servers still stopping in the background: the lineage lock must not be
+    released (and another process bind the port) before the port is free."""
+    try:
+        yield
+    finally:
+        while StandaloneResponder._closing:
+            _port, closer = StandaloneResponder._closing.popitem()
+            closer.join()
+
+
 def make_responder(setup: ChallengeSetup, names: tuple[str, ...], console: Console):
     """The responder for a challenge setup, not yet started."""
     if setup.mode == "webroot":

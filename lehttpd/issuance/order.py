@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from lehttpd.console import Console
 from lehttpd.errors import AcmeServerError, ValidationFailedError
 from lehttpd.issuance import keys, selfcheck
-from lehttpd.issuance.answering import Responder, responder_starting
+from lehttpd.issuance.answering import Responder, responder_starting, stopped_on_exit
 from lehttpd.issuance.account import Account, Registration, load_account, register
 from lehttpd.issuance.selfcheck import Probe
 from lehttpd.issuance.network import RetryingNetwork, describe_problem, retry_after_seconds, translate_errors
@@ -69,7 +69,7 @@ def obtain(request: IssueRequest, store: CertStore, console: Console, registrati
     """
     name = request.lineage_name
     deadline = dt.datetime.now() + ORDER_DEADLINE
-    with store.lock(name), translate_errors(request.server):
+    with store.lock(name), stopped_on_exit(), translate_errors(request.server):
         if recheck is not None:
             recheck()
         with responder_starting(request.challenge, request.names, console, solver) as ready:
