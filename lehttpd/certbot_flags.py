@@ -40,7 +40,6 @@ CERTBOT_FLAGS: tuple[CertbotFlag, ...] = (
     CertbotFlag("--expand", NO_OP, "lehttpd adds new names to a lineage without being asked", ("issue",)),
     CertbotFlag("--register-unsafely-without-email", NO_OP,
                 "lehttpd registers without a contact address when --email is not given", ("issue",)),
-    CertbotFlag("--standalone", NO_OP, "the standalone http-01 server is lehttpd's default", ("issue",)),
     CertbotFlag("--no-eff-email", NO_OP, "lehttpd gives the address to no mailing list", ("issue",)),
     CertbotFlag("--keep-until-expiring", NO_OP, "lehttpd keeps a lineage that is not due", ("issue",)),
     CertbotFlag("--keep", NO_OP, "lehttpd keeps a lineage that is not due", ("issue",)),
@@ -49,8 +48,6 @@ CERTBOT_FLAGS: tuple[CertbotFlag, ...] = (
     CertbotFlag("--key-path", PATH, "--cert-name", ("revoke", "install")),
     CertbotFlag("--fullchain-path", PATH, "--cert-name", ("install",)),
     CertbotFlag("--chain-path", PATH, "--cert-name", ("install",)),
-    CertbotFlag("--apache", REFUSED, "lehttpd answers http-01 itself (standalone) or with --webroot PATH; "
-                "add --install (and --redirect) to serve the certificate from Apache"),
     CertbotFlag("--nginx", REFUSED, "lehttpd configures Apache only"),
     CertbotFlag("--manual", REFUSED, "lehttpd validates with http-01 only (standalone, or --webroot PATH)"),
     CertbotFlag("--preferred-challenges", REFUSED, "lehttpd validates with http-01 only", takes_value=True),

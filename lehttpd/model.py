@@ -27,12 +27,15 @@ class Hooks:
 
 @dataclass(frozen=True)
 class ChallengeSetup:
-    """How http-01 is answered: lehttpd's own server (standalone) or files in a running site's docroot."""
+    """How http-01 is answered: lehttpd's own server (standalone), files in a running site's docroot (webroot),
+    or a temporary include in the running Apache (apache)."""
 
-    mode: str = "standalone"  # "standalone" | "webroot"
+    mode: str = "standalone"  # "standalone" | "webroot" | "apache"
     http_port: int = 80
     http_address: str = ""  # "" = every address, IPv4 and IPv6
     webroot: Path | None = None
+    apache_ctl: str | None = None  # apache mode: the control program (None: found as the Apache commands find it)
+    token_root: Path = Path("/var/lib/lehttpd/http-01")  # apache mode: where token files are served from
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,19 @@ class IssueRequest:
     ca_bundle: Path | None = None
     eab_kid: str | None = None
     eab_hmac_key: str | None = None
+    profile: str | None = None  # ACME profile (draft-aaron-acme-profiles) to ask for
+    profile_required: bool = False  # fail, rather than order without it, when the server does not offer it
+    installer: str | None = None  # "apache" once installed into Apache (certbot's key): renew reloads it
 
     @property
     def lineage_name(self) -> str:
-        return self.cert_name or self.names[0]
+        if self.cert_name or ":" not in self.names[0]:
+            return self.cert_name or self.names[0]
+        # an IPv6 address, written out in full so that the folder name is valid and unambiguous:
+        # ::1 -> 0000-0000-0000-0000-0000-0000-0000-0001
+        import ipaddress
+
+        return ipaddress.ip_address(self.names[0]).exploded.replace(":", "-")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from lehttpd import __version__, checks
 from lehttpd.errors import UsageError
 from lehttpd.model import ChallengeSetup, Hooks, IssueRequest, KeySpec
 
-SUPPORTED_AUTHENTICATORS = ("standalone", "webroot")
+SUPPORTED_AUTHENTICATORS = ("standalone", "webroot", "apache")
+SUPPORTED_INSTALLERS = ("apache", "none", "")
 _LINE = re.compile(r"^([A-Za-z0-9_.\-]+)\s*=\s*(.*)$")
 _SECTION = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -54,6 +55,11 @@ def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
         ("pre_hook", request.hooks.pre), ("post_hook", request.hooks.post),
         ("renew_hook", request.hooks.deploy), ("preferred_chain", request.preferred_chain),
         ("lehttpd_ca_bundle", str(request.ca_bundle) if request.ca_bundle else None),
+        # certbot's keys: its Apache plugin's control program, installer, ACME profile
+        ("apache_ctl", request.challenge.apache_ctl), ("installer", request.installer),
+        ("preferred_profile", request.profile if not request.profile_required else None),
+        ("required_profile", request.profile if request.profile_required else None),
+        ("lehttpd_token_root", str(request.challenge.token_root) if request.challenge.mode == "apache" else None),
     ]
     params += [(key, value) for key, value in optional if value]
     for key, value in params:
@@ -112,7 +118,10 @@ def to_request(conf: RenewalConf, names: tuple[str, ...], lineage_name: str, whe
     p = conf.params
     mode = p.get("authenticator", "standalone")
     if mode not in SUPPORTED_AUTHENTICATORS:
-        raise UsageError(f"{where}: authenticator {mode!r} is not supported by lehttpd (standalone, webroot)")
+        raise UsageError(f"{where}: authenticator {mode!r} is not supported by lehttpd (standalone, webroot, apache)")
+    installer = p.get("installer", "").lower()  # certbot writes `installer = None` after certonly
+    if installer not in SUPPORTED_INSTALLERS:
+        raise UsageError(f"{where}: installer {installer!r} is not supported by lehttpd (apache)")
     webroot = p.get("webroot_path", "").split(",")[0].strip() or next(iter(conf.webroot_map.values()), "")
     try:
         key = KeySpec(key_type=p.get("key_type", "rsa"), rsa_key_size=int(p.get("rsa_key_size", "2048")),
@@ -125,12 +134,37 @@ def to_request(conf: RenewalConf, names: tuple[str, ...], lineage_name: str, whe
         challenge=ChallengeSetup(mode=mode, http_port=checks.check_port(p.get("http01_port") or "80",
                                                                         f"{where}: http01_port"),
                                  http_address=p.get("http01_address", ""),
-                                 webroot=Path(webroot) if webroot else None),
+                                 webroot=Path(webroot) if webroot else None,
+                                 apache_ctl=p.get("apache_ctl") or None, **_token_root(p)),
         hooks=Hooks(pre=p.get("pre_hook") or None, post=p.get("post_hook") or None,
                     deploy=p.get("renew_hook") or p.get("deploy_hook") or None),
         preferred_chain=p.get("preferred_chain") or None,
         ca_bundle=Path(p["lehttpd_ca_bundle"]) if p.get("lehttpd_ca_bundle") else None,
+        profile=p.get("required_profile") or p.get("preferred_profile") or None,
+        profile_required=bool(p.get("required_profile")),
+        installer="apache" if installer == "apache" else None,
     ))
+
+
+def _token_root(params: dict[str, str]) -> dict[str, Path]:
+    root = params.get("lehttpd_token_root")
+    return {"token_root": Path(root)} if root else {}  # a relative one is refused by _checked
+
+
+def with_installer(text: str, apache_ctl: str | None) -> str:
+    """The renewal file with `installer = apache` (and the control program used) set in [renewalparams]."""
+    for key, value in (("installer", "apache"), ("apache_ctl", apache_ctl)):
+        if not value:
+            continue
+        if "\n" in value or "\r" in value:
+            raise UsageError(f"{key} may not contain a line break")
+        pattern = re.compile(rf"^{key}\s*=.*$", re.M)
+        if pattern.search(text):
+            text = pattern.sub(lambda _: f"{key} = {_quoted(value, key)}", text, count=1)
+        else:
+            text = re.sub(r"^\[renewalparams\][ \t]*$", lambda _: f"[renewalparams]\n{key} = {_quoted(value, key)}",
+                          text, count=1, flags=re.M)
+    return text
 
 
 def _checked(where: str, request: IssueRequest) -> IssueRequest:
@@ -141,6 +175,7 @@ def _checked(where: str, request: IssueRequest) -> IssueRequest:
     checks.check_address(request.challenge.http_address, f"{where}: http01_address")
     checks.check_absolute(request.challenge.webroot, f"{where}: webroot_path")
     checks.check_absolute(request.ca_bundle, f"{where}: lehttpd_ca_bundle")
+    checks.check_absolute(request.challenge.token_root, f"{where}: lehttpd_token_root")
     try:
         check_key_spec(request.key)
     except UsageError as error:

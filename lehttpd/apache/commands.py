@@ -145,7 +145,17 @@ def cmd_vhosts(args, console: Console) -> int:
         names = " ".join([v.server_name or "-"] + [f"+{a}" for a in v.aliases])
         lines.append(f"{v.file}:{v.line}  {' '.join(v.addresses)}  {names}  root={v.document_root or '-'}  {ssl}")
     console.result("\n".join(lines) if lines else f"no virtual hosts found under {info.server_root}")
+    _mention_leftovers(info, console)
     return 0
+
+
+def _mention_leftovers(info, console: Console) -> None:
+    """A temporary http-01 include (or vhost line) of a killed `lehttpd issue`: said here, removed by the next issue."""
+    from lehttpd.apache.challenge import leftovers
+
+    for item in leftovers(info):
+        console.warn(f"{item.path}: temporary http-01 configuration left behind by an interrupted lehttpd run "
+                     f"(pid {item.owner_pid}); the next `lehttpd issue` or `renew` through Apache removes it")
 
 
 def undo_hint(work_dir: Path, apache_ctl: str | None, checkpoint) -> str:
@@ -177,9 +187,14 @@ def cmd_install(args, console: Console) -> int:
         from lehttpd.apache import operations
         from lehttpd.store import CertStore
 
-        lineage = CertStore(args.config_dir).ready_for_apache(args.cert_name)  # key matches cert
+        store = CertStore(args.config_dir)
+        lineage = store.ready_for_apache(args.cert_name)  # key matches cert
         outcome, errors = operations.install(lineage, _options(args, source), args.redirect, console.step)
     _warn_errors(console, errors)
+    if not args.dry_run and store.renewal_conf(lineage.name).exists():
+        from lehttpd.issuance.commands import record_installer  # renew reloads Apache after renewing it
+
+        record_installer(store, lineage.name, args.apache_ctl, console)
     return _report(outcome, console, args)
 
 

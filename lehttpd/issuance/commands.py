@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import os
 import sys
 from pathlib import Path
 
 from lehttpd import checks
 from lehttpd.console import Console
-from lehttpd.errors import ExitStatus, HookError, LehttpdError, UsageError
+from lehttpd.errors import ExitStatus, HookError, InvalidDomainError, LehttpdError, UsageError
 from lehttpd.hooks import HOOK_TIMEOUT, run_hook
 from lehttpd.issuance.names import normalize_names
 from lehttpd.model import (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, ChallengeSetup, Hooks, IssueRequest,
@@ -17,8 +18,10 @@ from lehttpd.model import (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, Challeng
 from lehttpd.renewal import needs_renewal
 from lehttpd.store import DEFAULT_CONFIG_DIR, CertStore, check_lineage_name, utcnow
 
-# Let's Encrypt issues for IP addresses only under its short-lived profile, which lehttpd does not request.
-SERVERS_WITHOUT_IP = (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING)
+# Let's Encrypt issues for IP addresses only under its short-lived profile (its default is classic).
+LETSENCRYPT = (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING)
+IP_PROFILES = ("shortlived",)
+NON_IP_PROFILES = ("classic", "tlsserver")  # Let's Encrypt's profiles that refuse IP addresses
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +46,8 @@ def add_account_options(parser: argparse.ArgumentParser) -> None:
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     issue = subparsers.add_parser("issue", parents=[common], help="obtain a certificate (ACME http-01)",
                                   description="Obtain a certificate for one or more names with ACME http-01.")
-    issue.add_argument("domains", nargs="*", metavar="DOMAIN", help="names for the certificate")
+    issue.add_argument("domains", nargs="*", metavar="DOMAIN",
+                       help="names for the certificate (IP addresses too, under a profile that allows them)")
     issue.add_argument("-d", "--domain", "--domains", action="append", default=[], dest="more_domains",
                        metavar="DOMAIN", help="another name (repeatable, or comma-separated)")
     issue.add_argument("--cert-name", help="lineage name (default: the first domain)")
@@ -56,8 +60,20 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                        help="port of the standalone server (default 80)")
     chall.add_argument("--http-address", "--http-01-address", default="",
                        help="address to listen on (default: all, IPv4 and IPv6)")
-    chall.add_argument("--webroot", "-w", "--webroot-path", type=Path, metavar="PATH",
-                       help="write the challenge files into this document root of a running site instead")
+    how = chall.add_mutually_exclusive_group()
+    how.add_argument("--webroot", "-w", "--webroot-path", type=Path, metavar="PATH",
+                     help="write the challenge files into this document root of a running site instead")
+    how.add_argument("--apache", action="store_const", const="apache", dest="mode",
+                     help="answer through the running Apache (default when an Apache lehttpd controls holds the port)")
+    how.add_argument("--standalone", action="store_const", const="standalone", dest="mode",
+                     help="answer with lehttpd's own server (default when the port is free)")
+    profiles = issue.add_argument_group("ACME profiles (draft-aaron-acme-profiles)")
+    wanted = profiles.add_mutually_exclusive_group()
+    wanted.add_argument("--preferred-profile", metavar="NAME",
+                        help="ask for this profile when the server offers it (Let's Encrypt: classic, tlsserver, "
+                             "shortlived)")
+    wanted.add_argument("--required-profile", metavar="NAME", help="the same, but fail when it is not offered")
+    profiles.add_argument("--list-profiles", action="store_true", help="print the server's profiles and exit")
     hooks = issue.add_argument_group("hooks")
     hooks.add_argument("--pre-hook", help="command run before the challenge server starts (e.g. apache2ctl stop)")
     hooks.add_argument("--post-hook", help="command run after the order, whatever happened (e.g. apache2ctl start)")
@@ -72,10 +88,13 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     apache = issue.add_argument_group("installing into Apache (what `lehttpd install` does)")
     apache.add_argument("--install", action="store_true", help="then serve the certificate from Apache")
     apache.add_argument("--redirect", action="store_true", help="with --install: redirect HTTP to HTTPS too")
+    apache.add_argument("--harden", metavar="PROFILE", choices=("modern", "intermediate", "old"),
+                        help="with --install: then what `lehttpd harden PROFILE` does")
     apache.add_argument("--apache-ctl", metavar="PATH", help="apache2ctl/apachectl/httpd to use (default: found)")
     apache.add_argument("--https-port", type=int, default=443, metavar="PORT", help="HTTPS port (default 443)")
     apache.add_argument("--work-dir", type=Path, default=Path("/var/lib/lehttpd"), metavar="DIR",
-                        help="where Apache checkpoints are kept (default /var/lib/lehttpd)")
+                        help="where Apache checkpoints and (--apache) challenge files are kept "
+                             "(default /var/lib/lehttpd)")
     issue.set_defaults(handler=run_issue)
 
     certificates = subparsers.add_parser("certificates", parents=[common], help="list stored certificates")
@@ -98,13 +117,15 @@ def build_request(args: argparse.Namespace) -> IssueRequest:
     from lehttpd.issuance.keys import check_key_spec
 
     server = server_url(args)
+    profile = args.required_profile or args.preferred_profile
     raw = [part for value in [*args.domains, *args.more_domains] for part in value.split(",") if part.strip()]
-    names = normalize_names(raw, allow_ip=server not in SERVERS_WITHOUT_IP)
+    check_ip_names(raw, server, profile)
+    names = normalize_names(raw, allow_ip=ip_allowed(server, profile))
     checks.check_ca_bundle(args.ca_bundle, "--ca-bundle")
     checks.check_port(args.http_port, "--http-port")
     checks.check_address(args.http_address, "--http-address")
-    if args.redirect and not args.install:
-        raise UsageError("--redirect goes with --install (or use `lehttpd redirect`)")
+    if (args.harden or args.redirect) and not args.install:
+        raise UsageError("--redirect and --harden go with --install (or use `lehttpd redirect` / `lehttpd harden`)")
     if args.webroot is not None and not args.webroot.is_dir():
         raise UsageError(f"--webroot {args.webroot}: not a directory")
     if args.cert_name:
@@ -114,13 +135,41 @@ def build_request(args: argparse.Namespace) -> IssueRequest:
         names=names, server=server, cert_name=args.cert_name, email=args.email,
         key=check_key_spec(KeySpec(args.key_type, args.rsa_key_size, args.elliptic_curve)),
         reuse_key=args.reuse_key,
-        challenge=ChallengeSetup(mode="webroot" if webroot else "standalone", http_port=args.http_port,
-                                 http_address=args.http_address, webroot=webroot),
+        challenge=ChallengeSetup(mode="webroot" if webroot else args.mode or "standalone", http_port=args.http_port,
+                                 http_address=args.http_address, webroot=webroot, apache_ctl=args.apache_ctl,
+                                 token_root=args.work_dir.absolute() / "http-01"),
+        profile=profile, profile_required=bool(args.required_profile),
         hooks=Hooks(args.pre_hook, args.post_hook, args.deploy_hook),
         preferred_chain=args.preferred_chain,
         ca_bundle=args.ca_bundle.resolve() if args.ca_bundle else None,
         eab_kid=args.eab_kid, eab_hmac_key=args.eab_hmac_key,
     )
+
+
+def ip_allowed(server: str, profile: str | None) -> bool:
+    """May the names hold IP addresses? Let's Encrypt: only under `shortlived`; others: unless the profile
+    chosen is one of Let's Encrypt's that refuse them."""
+    if profile in IP_PROFILES:
+        return True
+    if profile in NON_IP_PROFILES:
+        return False
+    return server not in LETSENCRYPT
+
+
+def check_ip_names(raw: list[str], server: str, profile: str | None) -> None:
+    """IP addresses are refused before any network call unless the profile allows them, saying why."""
+    if ip_allowed(server, profile):
+        return
+    for name in raw:
+        try:
+            address = ipaddress.ip_address(name.strip().strip("[]"))
+        except ValueError:
+            continue
+        under = f"the profile {profile!r}" if profile else "Let's Encrypt's default profile (classic)"
+        raise InvalidDomainError(
+            f"invalid domain name {name.strip()}: the ACME server does not issue certificates for IP addresses "
+            f"under {under}; Let's Encrypt issues them only under --preferred-profile shortlived "
+            f"(IPv{address.version})")
 
 
 def run_issue(args: argparse.Namespace, console: Console) -> int:
@@ -129,6 +178,8 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     from lehttpd.issuance.order import obtain
     from lehttpd.renew.hooks import deploy_hook  # one way to run deploy hooks, for issue and renew
 
+    if args.list_profiles:
+        return list_profiles(args, console)
     request = build_request(args)
     store = CertStore(args.config_dir)
     covered = _already_covered(store, request, args.force_renewal, console)
@@ -138,9 +189,11 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
                                 eab_hmac_key=args.eab_hmac_key,
                                 interactive=sys.stdin.isatty() and not args.non_interactive)
+    request = choose_mode(request, args, console)
     if request.hooks.pre:
         console.step(f"Running pre-hook: {request.hooks.pre}")
         run_hook("pre", request.hooks.pre)
+        _wait_for_port(request, console)
 
     def recheck() -> None:  # under the lineage lock: another `issue` may have finished meanwhile
         again = _already_covered(store, request, args.force_renewal, console)
@@ -170,9 +223,84 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     show_lineage(issued.lineage, console)
     if args.install:
         install_into_apache(issued.lineage, args, console)
+        record_installer(store, issued.lineage.name, args.apache_ctl, console)
+        if args.harden:
+            harden_apache(issued.lineage, args, console)
     if hook_failures:  # reported last: the certificate is saved (and installed) all the same
         raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {'; '.join(hook_failures)}")
     return ExitStatus.SUCCESS
+
+
+def choose_mode(request: IssueRequest, args: argparse.Namespace, console: Console) -> IssueRequest:
+    """Pick standalone / webroot / apache (the Apache commands' leftovers cleaned first) and say why."""
+    from dataclasses import replace
+
+    from lehttpd.issuance import modes
+
+    forced = "webroot" if request.challenge.mode == "webroot" else args.mode
+    setup, why = modes.choose(request.challenge, forced, pre_hook=bool(request.hooks.pre))
+    if setup.mode == "apache" or args.apache_ctl:
+        clean_apache_leftovers(args.apache_ctl, console, required=setup.mode == "apache")
+    console.step(f"http-01 mode: {setup.mode} ({why})")
+    return replace(request, challenge=setup)
+
+
+def clean_apache_leftovers(apache_ctl: str | None, console: Console, required: bool = False) -> None:
+    """Remove what a killed lehttpd left in Apache (a temporary challenge include); quiet when no Apache."""
+    from lehttpd.apache.challenge import apache_info, remove_leftovers
+
+    try:
+        info = apache_info(apache_ctl)
+    except LehttpdError:
+        if required:
+            raise
+        return
+    remove_leftovers(info, console.step)
+
+
+def record_installer(store: CertStore, name: str, apache_ctl: str | None, console: Console) -> None:
+    """`installer = apache` in the renewal file, so that `renew` reloads Apache after renewing."""
+    from lehttpd.renewal_conf import with_installer
+
+    store.write_renewal_conf(name, with_installer(store.read_renewal_file(name), apache_ctl))
+    console.detail(f"  {store.renewal_conf(name)}: installer = apache (renew reloads Apache)")
+
+
+def harden_apache(lineage: Lineage, args: argparse.Namespace, console: Console) -> None:
+    from lehttpd.apache.discover import Source
+    from lehttpd.apache.operations import HardenRequest, Options, harden
+
+    options = Options(source=Source(apache_ctl=args.apache_ctl), https_port=args.https_port, work_dir=args.work_dir)
+    try:
+        outcome, _errors = harden(HardenRequest(profile=args.harden), options, console.step)
+    except LehttpdError as error:
+        error.message = (f"certificate saved in {lineage.live_dir} and installed, but hardening Apache "
+                         f"failed: {error}")
+        raise
+    console.step(f"Hardened ({args.harden})" if not outcome.plan.empty else f"Already hardened ({args.harden})")
+
+
+def list_profiles(args: argparse.Namespace, console: Console) -> int:
+    """`issue --list-profiles`: the directory's meta.profiles, one per line (JSON-free, unsigned GET)."""
+    from lehttpd.issuance.order import fetch_directory, offered_profiles
+
+    server = server_url(args)
+    profiles = offered_profiles(fetch_directory(server, args.ca_bundle))
+    if not profiles:
+        console.result(f"{server} offers no profiles (it issues with its single default)")
+    for name, description in profiles.items():
+        console.result(f"{name}\t{description}")
+    return ExitStatus.SUCCESS
+
+
+def _wait_for_port(request: IssueRequest, console: Console) -> None:
+    """A pre-hook frees the port for the standalone server; the server it stops may need a moment to let go."""
+    from lehttpd.issuance.modes import PORT_RELEASE_WAIT, wait_until_free
+
+    port = request.challenge.http_port
+    if request.challenge.mode == "standalone" and not wait_until_free(port):
+        console.warn(f"port {port} is still in use {PORT_RELEASE_WAIT:.0f} s after the pre-hook "
+                     f"{request.hooks.pre!r}: did it stop the server holding it?")
 
 
 def _post_hook(request: IssueRequest, console: Console) -> str | None:
@@ -242,10 +370,29 @@ def lineage_document(lineage: Lineage, now: dt.datetime) -> dict:
         "not_before": lineage.not_before.isoformat(), "expiry": lineage.not_after.isoformat(),
         "days_left": round(lineage.days_left(now), 2), "version": lineage.version,
         "serial": serial_text(lineage.serial), "state": status.state.lower(), "state_reason": status.reason,
-        "issuer": lineage.issuer,
+        "issuer": lineage.issuer, "renewal_due": renewal_due(lineage).isoformat(),
         "paths": {"cert": str(lineage.cert_path), "chain": str(lineage.chain_path),
                   "fullchain": str(lineage.fullchain_path), "privkey": str(lineage.key_path)},
     }
+
+
+def renewal_due(lineage: Lineage) -> dt.datetime:
+    """When `renew` will first renew it: the CA's ARI point for this serial when known, else the lifetime rule
+    (a third before expiry, half for lifetimes under 10 days such as 6-day shortlived certificates)."""
+    from lehttpd.renew.state import load_state
+    from lehttpd.renewal import renewal_time
+
+    try:
+        advice = load_state(lineage.config_dir, lineage.name).ari
+    except LehttpdError:
+        advice = None
+    if advice is not None and advice.serial == hex(lineage.serial):
+        return advice.point
+    return renewal_time(lineage.not_before, lineage.not_after)
+
+
+def _due_note(lineage: Lineage, now: dt.datetime) -> str:
+    return " (now: run `lehttpd renew`)" if renewal_due(lineage) <= now else ""
 
 
 def run_certificates(args: argparse.Namespace, console: Console) -> int:
@@ -283,5 +430,6 @@ def run_certificates(args: argparse.Namespace, console: Console) -> int:
         console.result(f"{lineage.name}\n  domains: {' '.join(lineage.names)}\n  key:     {lineage.key_type}\n"
                        f"  expires: {lineage.not_after:%Y-%m-%d %H:%M} UTC ({state})\n"
                        f"  serial:  {serial_text(lineage.serial)}\n"
+                       f"  renewal: due {renewal_due(lineage):%Y-%m-%d %H:%M} UTC{_due_note(lineage, now)}\n"
                        f"  cert:    {lineage.fullchain_path}\n  privkey: {lineage.key_path}")
     return ExitStatus.PARTIAL if broken else ExitStatus.SUCCESS

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 import josepy as jose
 import requests
+import requests.adapters
 from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
@@ -19,14 +20,48 @@ from acme import messages
 from lehttpd import __version__
 from lehttpd.errors import AcmeServerError, NetworkError
 
-# A badNonce resend is always safe and costs one round trip. 30 keeps a CA that rejects half of all nonces
-# (Pebble's PEBBLE_WFE_NONCEREJECT=50) from failing one request in a billion; 10 failed about 1 in 2,000.
-BAD_NONCE_RETRIES = 30
+# A badNonce resend is always safe and costs one round trip. acme's own `post` resends once; 16 calls of it
+# (32 POSTs) keep a CA that rejects half of all nonces (Pebble's PEBBLE_WFE_NONCEREJECT=50) from failing one
+# request in a billion; 10 POSTs failed about 1 in 2,000.
+BAD_NONCE_CALLS = 16
 MAX_RETRY_AFTER = 60.0
 TIMEOUT = 30
 
 
+class RateLimitedError(AcmeServerError):
+    """The server refused with rateLimited; `retry_after` is its Retry-After in seconds (None if it sent none)."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RetryAfterAdapter(requests.adapters.HTTPAdapter):
+    """The transport under acme's session: logs each exchange, resends after a 503's short Retry-After, and
+    remembers the last Retry-After seen (acme's problem objects do not carry the response's headers)."""
+
+    def __init__(self, log: Callable[[str], None], max_retry_after: float) -> None:
+        super().__init__()
+        self.log, self.max_retry_after = log, max_retry_after
+        self.last_retry_after: float | None = None
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            response = super().send(request, *args, **kwargs)
+            self.log(f"  {request.method} {request.url} -> {response.status_code}")
+            delay = self.last_retry_after = retry_after_seconds(response)
+            if response.status_code == 503 and delay is not None and delay <= self.max_retry_after and attempt <= 3:
+                self.log(f"  503 from the server, retrying in {delay:.0f} s as it asks")
+                time.sleep(delay)
+                continue
+            return response
+
+
 class RetryingNetwork(acme_client.ClientNetwork):
+    """acme's ClientNetwork, through its public `post` and `session` only."""
+
     def __init__(self, key: jose.JWK, *, alg: jose.JWASignature, verify: bool | str,
                  log: Callable[[str], None] = lambda _: None, max_retry_after: float = MAX_RETRY_AFTER,
                  timeout: int = TIMEOUT) -> None:
@@ -34,50 +69,32 @@ class RetryingNetwork(acme_client.ClientNetwork):
                          user_agent=f"lehttpd/{__version__}", timeout=timeout)
         self._log = log
         self.max_retry_after = max_retry_after
+        self.adapter = RetryAfterAdapter(log, max_retry_after)
+        self.session.mount("https://", self.adapter)
+        self.session.mount("http://", self.adapter)
 
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
-        attempt = 0
+        calls = 0
         while True:
-            attempt += 1
+            calls += 1
             try:
-                return self._post_once(*args, **kwargs)
+                return super().post(*args, **kwargs)
             except messages.Error as error:
-                if error.code == "badNonce" and attempt <= BAD_NONCE_RETRIES:
-                    self._log(f"  badNonce, resending with a fresh nonce (attempt {attempt + 1})")
+                if error.code == "badNonce" and calls < BAD_NONCE_CALLS:
+                    self._log(f"  badNonce twice, resending with a fresh nonce (call {calls + 1})")
                     continue
-                if error.code == "rateLimited" and self._wait_retry_after(error, attempt):
-                    continue
-                raise
-
-    def _wait_retry_after(self, error: messages.Error, attempt: int) -> bool:
-        delay = getattr(error, "_lehttpd_retry_after", None)
-        if delay is None or delay > self.max_retry_after or attempt > 3:
-            return False
-        self._log(f"  rate limited, retrying in {delay:.0f} s as the server asks")
-        time.sleep(delay)
-        return True
-
-    def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
-        attempt = 0
-        while True:
-            attempt += 1
-            response = super()._send_request(method, url, *args, **kwargs)
-            self._log(f"  {method} {url} -> {response.status_code}")
-            delay = retry_after_seconds(response)
-            if response.status_code == 503 and delay is not None and delay <= self.max_retry_after and attempt <= 3:
-                self._log(f"  503 from the server, retrying in {delay:.0f} s as it asks")
+                if error.code != "rateLimited":
+                    raise
+                delay = self.adapter.last_retry_after
+                if delay is None or delay > self.max_retry_after or calls > 3:
+                    raise RateLimitedError(_refusal(error, delay), delay) from error
+                self._log(f"  rate limited, retrying in {delay:.0f} s as the server asks")
                 time.sleep(delay)
-                continue
-            return response
 
-    @classmethod
-    def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
-        try:
-            return super()._check_response(response, content_type=content_type)
-        except messages.Error as error:
-            # Remember Retry-After on the problem so post() can honour it for rateLimited.
-            error._lehttpd_retry_after = retry_after_seconds(response)  # type: ignore[attr-defined]
-            raise
+
+def _refusal(error: messages.Error, retry_after: float | None) -> str:
+    message = f"the ACME server refused: {describe_problem(error)}"
+    return message + (f" (retry after {retry_after:.0f} s)" if retry_after else "")
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
@@ -108,12 +125,7 @@ def translate_errors(server: str, timeout: float = TIMEOUT) -> Iterator[None]:
     try:
         yield
     except messages.Error as error:
-        message = f"the ACME server refused: {describe_problem(error)}"
-        if error.code == "rateLimited":
-            delay = getattr(error, "_lehttpd_retry_after", None)
-            if delay:
-                message += f" (retry after {delay:.0f} s)"
-        raise AcmeServerError(message) from None
+        raise AcmeServerError(_refusal(error, None)) from None
     except requests.exceptions.SSLError as error:
         raise NetworkError(
             f"the TLS certificate of {server} is not trusted ({_reason(error)}); "

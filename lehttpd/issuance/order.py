@@ -9,8 +9,11 @@ import contextlib
 import datetime as dt
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
+import josepy as jose
+import requests
 from acme import challenges, messages
 from acme import client as acme_client
 from acme import errors as acme_errors
@@ -19,15 +22,29 @@ from cryptography.hazmat.primitives import serialization
 
 from lehttpd.console import Console
 from lehttpd.errors import AcmeServerError, ValidationFailedError
-from lehttpd.issuance import keys, solvers
+from lehttpd.issuance import keys, selfcheck
+from lehttpd.issuance.answering import Responder, responder_starting, stopped_on_exit
 from lehttpd.issuance.account import Account, Registration, load_account, register
+from lehttpd.issuance.selfcheck import Probe
 from lehttpd.issuance.network import RetryingNetwork, describe_problem, retry_after_seconds, translate_errors
 from lehttpd.model import CertificateFiles, IssueRequest, Lineage
 from lehttpd.renewal_conf import render as render_renewal_conf
 from lehttpd.store import CertStore, lineage_from_cert
 
 ORDER_DEADLINE = dt.timedelta(seconds=90)
-POLL_INTERVAL = 0.15
+# Polling: Pebble validates within 5 ms here, Let's Encrypt in about a second: start short, double, and
+# stay polite (about ten polls in the first second and a half, then one a second).
+FIRST_POLL, MAX_POLL = 0.005, 1.0
+APACHE_RELOAD_WAIT = 2.0  # the responder already waited for its reload; this covers a slow vhost
+LOCAL_WAIT = 1.0
+
+
+def polling_delays(first: float = FIRST_POLL, most: float = MAX_POLL) -> Iterator[float]:
+    """0.005, 0.01, 0.02 ... up to `most` seconds: a fast answer is seen fast, a slow one costs few requests."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, most)
 
 
 @dataclass
@@ -37,37 +54,44 @@ class Issued:
 
 
 def obtain(request: IssueRequest, store: CertStore, console: Console, registration: Registration,
-           solver: solvers.StandaloneServer | None = None, account_id: str | None = None, *,
+           solver: Responder | None = None, account_id: str | None = None, *,
            replaces: str | None = None, recheck: Callable[[], None] | None = None,
            dry_run: bool = False) -> Issued:
     """Obtain a certificate for request.names and store it as a new version of the lineage.
 
-    `solver` is a standalone server already listening (renewal shares one across lineages); when None and
-    the request is standalone, one is started for this order and shut down when it ends.
+    `solver` is a responder already serving (renewal shares one across lineages); when None, the request's
+    responder (standalone, webroot, Apache) is started in the background while the order is placed, and
+    stopped when the order ends. Before the CA is told to validate, every token is fetched from this machine
+    as the CA will (self-check); on a mismatch the authorizations are deactivated and nothing is asked.
     Renewal adds: `replaces` (RFC 9773 certificate id, dropped if the server refuses it), `recheck`
     (called under the lineage lock before anything else; it raises to abort when another process renewed
     meanwhile) and `dry_run` (the whole order, nothing stored).
     """
     name = request.lineage_name
     deadline = dt.datetime.now() + ORDER_DEADLINE
-    with store.lock(name), translate_errors(request.server):
+    with store.lock(name), stopped_on_exit(), translate_errors(request.server):
         if recheck is not None:
             recheck()
-        client = _connect(request, console)
-        account = _account(client, store, request.server, registration, console, account_id)
-        key_pem = store.read_current("privkey", name) if request.reuse_key and store.exists(name) else None
-        key = keys.load_key(key_pem) if key_pem else keys.generate_key(request.key)
-        csr_pem = keys.make_csr(key, request.names)
+        with responder_starting(request.challenge, request.names, console, solver) as ready:
+            client = _connect(request, console)
+            profile = choose_profile(client.directory, request, console)
+            account = _account(client, store, request.server, registration, console, account_id)
+            key_pem = store.read_current("privkey", name) if request.reuse_key and store.exists(name) else None
+            key = keys.load_key(key_pem) if key_pem else keys.generate_key(request.key)
+            csr_pem = keys.make_csr(key, request.names)
 
-        console.step(f"Ordering a certificate for {', '.join(request.names)}")
-        orderr, account = _new_order(client, account, csr_pem, store, request.server, registration, console,
-                                     replaces)
-
-        pending = _pending_tokens(orderr, account)
-        with _answering(request, solver, pending, console):
-            for challb, _ in pending.values():
-                client.answer_challenge(challb, challb.response(account.key))
-            _poll_authorizations(client, orderr, deadline)
+            console.step(f"Ordering a certificate for {', '.join(request.names)}"
+                         + (f" (profile {profile})" if profile else ""))
+            orderr, account = _new_order(client, account, csr_pem, store, request.server, registration, console,
+                                         replaces, profile)
+            pending = _pending_challenges(orderr, account)
+            if pending:
+                responder = ready()
+                with responder.serving({p.token: p.validation for p in pending}):
+                    _self_check(client, request, pending, console)
+                    for challenge in pending:
+                        client.answer_challenge(challenge.challb, challenge.challb.response(account.key))
+                    _poll_authorizations(client, orderr, deadline)
 
         console.step("Finalizing the order")
         orderr = _finalize(client, orderr, deadline)
@@ -91,6 +115,13 @@ def _connect(request: IssueRequest, console: Console) -> acme_client.ClientV2:
     return acme_client.ClientV2(directory, net)
 
 
+def fetch_directory(server: str, ca_bundle: Path | None) -> messages.Directory:
+    """The directory alone (unsigned GET), e.g. to list its profiles."""
+    with translate_errors(server):
+        net = RetryingNetwork(None, alg=None, verify=str(ca_bundle) if ca_bundle else True)  # type: ignore[arg-type]
+        return acme_client.ClientV2.get_directory(server, net)
+
+
 def _account(client: acme_client.ClientV2, store: CertStore, server: str, registration: Registration,
              console: Console, account_id: str | None) -> Account:
     account = load_account(store, server, account_id)
@@ -102,11 +133,11 @@ def _account(client: acme_client.ClientV2, store: CertStore, server: str, regist
 
 
 def _new_order(client: acme_client.ClientV2, account: Account, csr_pem: bytes, store: CertStore, server: str,
-               registration: Registration, console: Console,
-               replaces: str | None = None) -> tuple[messages.OrderResource, Account]:
+               registration: Registration, console: Console, replaces: str | None = None,
+               profile: str | None = None) -> tuple[messages.OrderResource, Account]:
     """The new order, and the account it was placed with (a new one if the server forgot the stored one)."""
     try:
-        return _order(client, csr_pem, replaces, console), account
+        return _order(client, csr_pem, replaces, profile, console), account
     except messages.Error as error:
         if error.code != "accountDoesNotExist":
             raise
@@ -114,16 +145,16 @@ def _new_order(client: acme_client.ClientV2, account: Account, csr_pem: bytes, s
     console.warn(f"{server} no longer knows the stored account; registering a new one")
     client.net.account = None
     account = register(client, store, server, registration, console)
-    return client.new_order(csr_pem), account  # a new account cannot replace the old account's certificate
+    # a new account cannot replace the old account's certificate
+    return client.new_order(csr_pem, profile=profile), account
 
 
-def _order(client: acme_client.ClientV2, csr_pem: bytes, replaces: str | None,
+def _order(client: acme_client.ClientV2, csr_pem: bytes, replaces: str | None, profile: str | None,
            console: Console) -> messages.OrderResource:
     if not replaces:
-        return client.new_order(csr_pem)
-    from lehttpd.renew.ari import new_order_replacing
+        return client.new_order(csr_pem, profile=profile)
     try:
-        return new_order_replacing(client, csr_pem, replaces)
+        return new_order_replacing(client, csr_pem, replaces, profile)
     except (messages.Error, acme_errors.ConflictError) as error:
         if isinstance(error, messages.Error) and error.code in ("rateLimited", "accountDoesNotExist", "badNonce"):
             raise
@@ -131,56 +162,115 @@ def _order(client: acme_client.ClientV2, csr_pem: bytes, replaces: str | None,
         # acme raises ConflictError, without the problem document, for the 409 of alreadyReplaced.
         why = describe_problem(error) if isinstance(error, messages.Error) else "409 Conflict"
         console.warn(f"the ACME server refused to mark {replaces} as replaced ({why}); ordering without it")
-        return client.new_order(csr_pem)
+        return client.new_order(csr_pem, profile=profile)
 
 
-def _pending_tokens(orderr: messages.OrderResource, account: Account) -> dict[str, tuple[messages.ChallengeBody, str]]:
-    """The http-01 challenge of every authorization still pending: token -> (challenge, key authorization)."""
-    pending: dict[str, tuple[messages.ChallengeBody, str]] = {}
+class _NewOrderReplacing(messages.NewOrder):
+    """acme's NewOrder plus RFC 9773's `replaces` (ClientV2.new_order has no such argument)."""
+
+    replaces: str = jose.field("replaces", omitempty=True)
+
+
+def new_order_replacing(client: acme_client.ClientV2, csr_pem: bytes, replaces: str,
+                        profile: str | None = None) -> messages.OrderResource:
+    """ClientV2.new_order with `replaces`, through the network's public `post` only."""
+    from acme.crypto_util import get_identifiers_from_x509
+
+    csr = x509.load_pem_x509_csr(csr_pem)
+    dns_names, ips = get_identifiers_from_x509(csr.subject, csr.extensions)
+    identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in dns_names]
+    identifiers += [messages.Identifier(typ=messages.IDENTIFIER_IP, value=str(ip)) for ip in ips]
+    order = _NewOrderReplacing(identifiers=identifiers, replaces=replaces, profile=profile or "")
+    response = _post(client, client.directory["newOrder"], order)
+    body = messages.Order.from_json(response.json())
+    authorizations = [messages.AuthorizationResource(body=messages.Authorization.from_json(
+        post_as_get(client, url).json()), uri=url) for url in body.authorizations]
+    return messages.OrderResource(body=body, uri=response.headers.get("Location"),
+                                  authorizations=authorizations, csr_pem=csr_pem)
+
+
+def _post(client: acme_client.ClientV2, url: str, obj) -> requests.Response:
+    return client.net.post(url, obj, new_nonce_url=client.directory["newNonce"])
+
+
+def post_as_get(client: acme_client.ClientV2, url: str) -> requests.Response:
+    """RFC 8555 6.3: a signed POST with an empty payload, through the network's public `post`."""
+    return _post(client, url, None)
+
+
+@dataclass(frozen=True)
+class PendingChallenge:
+    name: str
+    authzr: messages.AuthorizationResource
+    challb: messages.ChallengeBody
+    token: str
+    validation: str
+
+
+def _pending_challenges(orderr: messages.OrderResource, account: Account) -> list[PendingChallenge]:
+    """The http-01 challenge of every authorization still pending."""
+    pending: list[PendingChallenge] = []
     for authzr in orderr.authorizations:
         if authzr.body.status == messages.STATUS_VALID:
             continue  # authorization reused from an earlier order
         identifier = authzr.body.identifier.value
         for challb in authzr.body.challenges:
             if isinstance(challb.chall, challenges.HTTP01):
-                pending[challb.chall.encode("token")] = (challb, challb.chall.validation(account.key))
+                pending.append(PendingChallenge(identifier, authzr, challb, challb.chall.encode("token"),
+                                                challb.chall.validation(account.key)))
                 break
         else:
             raise AcmeServerError(f"the ACME server offers no http-01 challenge for {identifier}")
     return pending
 
 
-@contextlib.contextmanager
-def _answering(request: IssueRequest, solver: solvers.StandaloneServer | None,
-               pending: dict[str, tuple[messages.ChallengeBody, str]], console: Console) -> Iterator[None]:
-    """Serve the key authorizations until every authorization is final (the CA fetches each several times)."""
-    tokens = {token: validation for token, (_, validation) in pending.items()}
+def _self_check(client: acme_client.ClientV2, request: IssueRequest, pending: list[PendingChallenge],
+                console: Console) -> None:
+    """Fetch every token from this machine as the CA will; on a mismatch, deactivate and stop."""
     setup = request.challenge
-    if not tokens:
-        yield
-    elif setup.mode == "webroot":
-        assert setup.webroot is not None
-        console.step(f"Answering http-01 from {setup.webroot}/.well-known/acme-challenge/")
-        with solvers.webroot_files(setup.webroot, tokens):
-            yield
-    elif solver is not None:
-        with solver.serving(tokens):
-            yield
-    else:
-        console.step(f"Answering http-01 on port {setup.http_port} (standalone)")
-        with solvers.standalone(setup.http_port, setup.http_address, console.detail) as server:
-            with server.serving(tokens):
-                yield
+    probes = [Probe(p.name, p.token, p.validation) for p in pending]
+    wait = APACHE_RELOAD_WAIT if setup.mode == "apache" else LOCAL_WAIT
+    failed = selfcheck.check(probes, setup.http_port, setup.http_address, wait)
+    if setup.mode == "webroot":
+        # lehttpd does not know where that site listens (no answer is no verdict), and the CA follows a redirect
+        # to the same path (a site's own http -> https redirect), which lehttpd does not check over TLS.
+        unsure = [a for a in failed if a.error is not None or a.redirects_to_same_path]
+        for answer in unsure:
+            console.warn(f"could not self-check {answer.probe.name} ({answer.describe()}); the CA will tell")
+        failed = [answer for answer in failed if answer not in unsure]
+    if not failed:
+        console.detail(f"  self-check passed for {', '.join(p.name for p in probes)}")
+        warn_not_local(request, console)  # served here, but will the CA's request arrive here?
+        return
+    for challenge in pending:
+        with contextlib.suppress(messages.Error, acme_errors.Error, requests.RequestException):
+            client.deactivate_authorization(challenge.authzr)
+    reasons = "; ".join(f"{answer.probe.name}: {answer.describe()}" for answer in failed)
+    raise ValidationFailedError(f"self-check before asking the CA: {reasons}; the CA would fail too (nothing was "
+                                "validated; the pending authorizations were deactivated)")
+
+
+def warn_not_local(request: IssueRequest, console: Console) -> None:
+    if console.quiet:
+        return  # renewal under cron: the same warning at every run would be noise
+    for name in request.names:
+        warning = selfcheck.locality_warning(name)
+        if warning:
+            console.warn(warning)
 
 
 def _poll_authorizations(client: acme_client.ClientV2, orderr: messages.OrderResource,
                          deadline: dt.datetime) -> None:
     for authzr in orderr.authorizations:
+        backoff = polling_delays()
         while authzr.body.status in (messages.STATUS_PENDING, messages.STATUS_PROCESSING):
             if dt.datetime.now() >= deadline:
                 raise AcmeServerError(f"validation of {authzr.body.identifier.value} did not finish in time")
-            time.sleep(POLL_INTERVAL)
-            authzr, _ = client.poll(authzr)
+            time.sleep(next(backoff))
+            authzr, response = client.poll(authzr)
+            delay = retry_after_seconds(response)
+            if delay is not None and authzr.body.status == messages.STATUS_PENDING:
+                time.sleep(min(delay, MAX_POLL))
         identifier = authzr.body.identifier.value
         if authzr.body.status != messages.STATUS_VALID:
             raise ValidationFailedError(f"validation of {identifier} failed: {_validation_error(authzr)}")
@@ -198,22 +288,53 @@ def _finalize(client: acme_client.ClientV2, orderr: messages.OrderResource,
     """Send the CSR, poll the order until it is valid, download the certificate and its alternate chains."""
     orderr = client.begin_finalization(orderr)
     body = orderr.body
+    backoff = polling_delays()
     while body.status in (messages.STATUS_PROCESSING, messages.STATUS_READY, messages.STATUS_PENDING):
         if dt.datetime.now() >= deadline:
             raise AcmeServerError("the ACME server did not issue the certificate in time")
-        # _post_as_get is acme's POST-as-GET helper (RFC 8555 6.3); ClientV2 has no public order poll
-        # without its fixed 1 s sleep, which would cost every certificate a second.
-        response = client._post_as_get(orderr.uri)  # noqa: SLF001
+        response = post_as_get(client, orderr.uri)
         body = messages.Order.from_json(response.json())
         if body.status in (messages.STATUS_PROCESSING, messages.STATUS_READY):
             delay = retry_after_seconds(response)
-            time.sleep(min(delay if delay is not None else POLL_INTERVAL, 5.0))
+            time.sleep(min(delay if delay is not None else next(backoff), 5.0))
     if body.status != messages.STATUS_VALID or body.certificate is None:
         detail = f": {body.error.detail}" if body.error is not None else ""
         raise AcmeServerError(f"the order ended {body.status.name}{detail}")
-    response = client._post_as_get(body.certificate)  # noqa: SLF001
-    alternates = [client._post_as_get(url).text for url in client._get_links(response, "alternate")]  # noqa: SLF001
+    response = post_as_get(client, body.certificate)
+    alternates = [post_as_get(client, url).text for url in _links(response, "alternate")]
     return orderr.update(body=body, fullchain_pem=response.text, alternative_fullchains_pem=alternates)
+
+
+def _links(response: requests.Response, relation: str) -> list[str]:
+    """Every Link of a relation (RFC 8555 7.4.2 sends several `alternate` ones; response.links keeps one)."""
+    header = response.headers.get("Link")
+    if not header:
+        return []
+    return [link["url"] for link in requests.utils.parse_header_links(header)
+            if link.get("rel") == relation and "url" in link]
+
+
+def choose_profile(directory: messages.Directory, request: IssueRequest, console: Console) -> str | None:
+    """The profile to put in the order: the one asked for if the server offers it (else say so, or fail)."""
+    if not request.profile:
+        return None
+    offered = offered_profiles(directory)
+    if request.profile in offered:
+        return request.profile
+    listing = ", ".join(offered) or "none"
+    if request.profile_required:
+        raise AcmeServerError(f"{request.server} does not offer the profile {request.profile!r} "
+                              f"(--required-profile; offered: {listing})")
+    console.warn(f"{request.server} does not offer the profile {request.profile!r} (offered: {listing}); "
+                 "ordering with its default")
+    return None
+
+
+def offered_profiles(directory: messages.Directory) -> dict[str, str]:
+    """The directory's meta.profiles: name -> description ({} when the server has none)."""
+    meta = getattr(directory, "meta", None)
+    profiles = getattr(meta, "profiles", None) if meta is not None else None
+    return {str(k): str(v) for k, v in profiles.items()} if hasattr(profiles, "items") else {}
 
 
 def _choose_chain(orderr: messages.OrderResource, preferred: str | None,

@@ -1,7 +1,8 @@
 """ACME Renewal Information (RFC 9773): ask the CA when to renew, and tell it which certificate we replace.
 
-The `acme` library can fetch renewal information but picks its random point itself and cannot send
-`replaces` in a new order; both are done here, the decision itself staying in the pure `lehttpd.renewal`.
+The `acme` library can fetch renewal information but picks its random point itself, so that is done here,
+the decision itself staying in the pure `lehttpd.renewal`; the order carrying `replaces` is placed by
+`lehttpd.issuance.order.new_order_replacing`.
 """
 from __future__ import annotations
 
@@ -93,29 +94,6 @@ def _retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | None:
             return parsedate_to_datetime(value) - now
         except (TypeError, ValueError):
             return None
-
-
-def new_order_replacing(client, csr_pem: bytes, replaces: str):
-    """ClientV2.new_order with RFC 9773's `replaces` field (the library has no such argument)."""
-    import josepy as jose
-    from acme import messages
-    from acme.crypto_util import get_identifiers_from_x509
-    from cryptography import x509
-
-    class NewOrderReplacing(messages.NewOrder):
-        replaces: str = jose.field("replaces", omitempty=True)
-
-    csr = x509.load_pem_x509_csr(csr_pem)
-    dns_names, ips = get_identifiers_from_x509(csr.subject, csr.extensions)
-    identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in dns_names]
-    identifiers += [messages.Identifier(typ=messages.IDENTIFIER_IP, value=str(ip)) for ip in ips]
-    order = NewOrderReplacing(identifiers=identifiers, replaces=replaces)
-    response = client._post(client.directory["newOrder"], order)  # noqa: SLF001 (same call as new_order)
-    body = messages.Order.from_json(response.json())
-    authorizations = [client._authzr_from_response(client._post_as_get(url), uri=url)  # noqa: SLF001
-                      for url in body.authorizations]
-    return messages.OrderResource(body=body, uri=response.headers.get("Location"),
-                                  authorizations=authorizations, csr_pem=csr_pem)
 
 
 def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt.datetime,

@@ -84,6 +84,9 @@ def _register_renew(subparsers, common: argparse.ArgumentParser) -> None:
                      help="when another renew is running, wait for it (default: exit at once, status 0)")
     run.add_argument("--no-ari", action="store_true", help="do not ask the CA for renewal information (RFC 9773)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--work-dir", type=Path, metavar="DIR",
+                     help="lineages answered through Apache (authenticator = apache) without a stored folder: "
+                          "serve the challenge files from DIR/http-01 (default /var/lib/lehttpd)")
     renew.set_defaults(handler=run_renew)
 
 
@@ -107,7 +110,8 @@ def build_options(args: argparse.Namespace):
         server=server_url(args) if (args.server or args.staging) else None,
         ca_bundle=args.ca_bundle.resolve() if args.ca_bundle else None,
         hooks=Hooks(args.pre_hook, args.post_hook, args.deploy_hook), hook_timeout=args.hook_timeout,
-        workers=args.workers, wait=args.wait, ari=not args.no_ari)
+        workers=args.workers, wait=args.wait, ari=not args.no_ari,
+        token_root=args.work_dir.absolute() / "http-01" if args.work_dir else None)
 
 
 def run_renew(args: argparse.Namespace, console: Console) -> int:

@@ -53,6 +53,7 @@ class RenewOptions:
     workers: int = DEFAULT_WORKERS
     wait: float | None = None  # seconds to wait for another run's lock; None: exit at once
     ari: bool = True
+    token_root: Path | None = None  # apache-mode lineages: where challenge files go (overrides the stored one)
 
 
 class AlreadyRenewed(Exception):
@@ -155,7 +156,10 @@ def effective_request(candidate: Candidate, options: RenewOptions) -> IssueReque
     if options.dry_run:
         server = options.server or (LETSENCRYPT_STAGING if request.server == LETSENCRYPT_PRODUCTION
                                     else request.server)
-    return replace(request, hooks=hooks, server=server, ca_bundle=options.ca_bundle or request.ca_bundle)
+    request = replace(request, hooks=hooks, server=server, ca_bundle=options.ca_bundle or request.ca_bundle)
+    if options.token_root is not None and request.challenge.mode == "apache":
+        request = replace(request, challenge=replace(request.challenge, token_root=options.token_root))
+    return request
 
 
 def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options: RenewOptions,
@@ -188,6 +192,7 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
             error = _deploy(store, candidate, request, options, console, folder["deploy"])
             if error:
                 outcomes[candidate.name] = replace(outcomes[candidate.name], hook_error=error)
+        _reload_installers(store, renewed, outcomes, console)
     return outcomes
 
 
@@ -218,6 +223,23 @@ def _deploy(store: CertStore, candidate: Candidate, request: IssueRequest, optio
     return "; ".join(e for e in (error, failed) if e) or None
 
 
+def _reload_installers(store: CertStore, renewed: list, outcomes: dict[str, Outcome], console: Console) -> None:
+    """Each Apache serving a renewed lineage (installer = apache): reload once, check the new certificate."""
+    from lehttpd.renew.installers import Installed, reload_installers
+
+    installed, errors = [], {}
+    for candidate, request in renewed:
+        if request.installer == "apache":
+            try:  # Apache gets the lineage only once its key and certificate are checked to match
+                installed.append(Installed(request, store.ready_for_apache(candidate.name)))
+            except LehttpdError as error:
+                errors[candidate.name] = f"Apache not reloaded: {error.message}"
+    errors.update(reload_installers(installed, console))
+    for name, error in errors.items():
+        previous = outcomes[name].hook_error
+        outcomes[name] = replace(outcomes[name], hook_error=f"{previous}; {error}" if previous else error)
+
+
 @contextlib.contextmanager
 def _listeners(requests: list[IssueRequest], console: Console) -> Iterator[tuple[dict, dict[str, str]]]:
     """One standalone http-01 listener per (port, address) any due lineage needs, shared by its orders.
@@ -225,16 +247,20 @@ def _listeners(requests: list[IssueRequest], console: Console) -> Iterator[tuple
     Yields (listeners by (port, address), bind errors by lineage name).
     """
     from lehttpd.issuance import solvers
+    from lehttpd.issuance.modes import wait_until_free
 
     servers: dict[tuple[int, str], solvers.StandaloneServer] = {}
     failed: dict[tuple[int, str], str] = {}
     errors: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
+        _apache_responders(requests, stack, servers, errors, console)
         for request in requests:
             if request.challenge.mode != "standalone":
                 continue
             where = (request.challenge.http_port, request.challenge.http_address)
             if where not in servers and where not in failed:
+                if request.hooks.pre:  # it stopped the server on the port: give that server a moment to let go
+                    wait_until_free(request.challenge.http_port)
                 try:
                     servers[where] = stack.enter_context(solvers.standalone(*where, console.detail))
                 except LehttpdError as error:
@@ -242,6 +268,31 @@ def _listeners(requests: list[IssueRequest], console: Console) -> Iterator[tuple
             if where in failed:
                 errors[request.lineage_name] = failed[where]
         yield servers, errors
+
+
+def solver_key(request: IssueRequest) -> tuple:
+    """Which shared responder answers for a request: per (port, address) standalone, per Apache otherwise."""
+    setup = request.challenge
+    if setup.mode == "apache":
+        return ("apache", setup.apache_ctl, setup.http_port)
+    return (setup.http_port, setup.http_address)
+
+
+def _apache_responders(requests: list[IssueRequest], stack: contextlib.ExitStack, servers: dict,
+                       errors: dict[str, str], console: Console) -> None:
+    """One temporary include per Apache for the whole run (two reloads, however many lineages)."""
+    from lehttpd.issuance.answering import start_apache_responder
+
+    groups: dict[tuple, list[IssueRequest]] = {}
+    for request in requests:
+        if request.challenge.mode == "apache":
+            groups.setdefault(solver_key(request), []).append(request)
+    for key, group in groups.items():
+        names = tuple(name for request in group for name in request.names)
+        try:
+            servers[key] = stack.enter_context(start_apache_responder(group[0].challenge, names, console))
+        except LehttpdError as error:
+            errors.update({request.lineage_name: error.message for request in group})
 
 
 def _in_workers(store: CertStore, todo: list[tuple[Candidate, IssueRequest]], options: RenewOptions,
@@ -252,7 +303,7 @@ def _in_workers(store: CertStore, todo: list[tuple[Candidate, IssueRequest]], op
     order_console = replace(console, quiet=console.verbose < 1)
     with ThreadPoolExecutor(max_workers=min(_workers(options), len(todo))) as pool:
         futures = [pool.submit(renew_one, store, candidate, request, options, order_console,
-                               servers.get((request.challenge.http_port, request.challenge.http_address)),
+                               servers.get(solver_key(request)),
                                request.server in ari_servers)
                    for candidate, request in todo]
         for done, future in enumerate(as_completed(futures), 1):
@@ -320,10 +371,12 @@ def _failure(store: CertStore, candidate: Candidate, reason: str, error: BaseExc
 
 
 def _retry_after(error: BaseException | None) -> dt.timedelta | None:
-    """The server's Retry-After, kept on the acme problem our error was translated from."""
+    """The server's Retry-After, carried by the RateLimitedError the order raised."""
+    from lehttpd.issuance.network import RateLimitedError
+
     seen = 0
     while error is not None and seen < 10:
-        delay = getattr(error, "_lehttpd_retry_after", None)
+        delay = error.retry_after if isinstance(error, RateLimitedError) else None
         if delay:
             return dt.timedelta(seconds=delay)
         error, seen = error.__context__, seen + 1

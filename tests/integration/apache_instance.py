@@ -16,3 +16,13 @@ def make_lineage(config_dir: Path, name: str, names: tuple[str, ...]):
     files = CertificateFiles(cert_pem=pair.leaf_pem, chain_pem=pair.ca_pem, key_pem=pair.key_pem)
     # Apache's workers never read keys (the parent does, as root); the store's 0700 dirs are fine.
     return CertStore(config_dir).save_version(name, files)
+
+
+def open_work_dir():
+    """A lehttpd --work-dir straight under /tmp, 0711: Apache's workers must traverse it to read challenge files,
+    and pytest resets its own /tmp/pytest-of-USER to 0700 whenever another session starts on the machine."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="lehttpd-work-", dir="/tmp"))
+    folder.chmod(0o711)
+    return folder

@@ -38,7 +38,9 @@ class FaultProxy:
         self.rejected: set[str] = set()
         self.ari_window = None  # None, or a callable(cert id) -> (start, end)
         self.refuse_replaces = False
+        self.profiles: dict[str, str] | None = None  # offered as the directory's meta.profiles
         self.new_orders: list[dict] = []
+        self.requests = 0
         self._server = None
         self._lock = threading.Lock()
         directory = requests.get(pebble.directory_url, verify=str(pebble.ca_bundle), timeout=5).json()
@@ -50,7 +52,7 @@ class FaultProxy:
 
     def reset(self) -> None:
         self.rate_limited, self.rejected, self.ari_window, self.refuse_replaces = {}, set(), None, False
-        self.new_orders = []
+        self.new_orders, self.profiles, self.requests = [], None, 0
 
     def start(self) -> "FaultProxy":
         proxy = self
@@ -87,6 +89,8 @@ class FaultProxy:
     # -- request handling ---------------------------------------------------------------------------
     def _handle(self, handler, method: str) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0)) if method == "POST" else b""
+        with self._lock:
+            self.requests += 1
         if method == "GET" and handler.path.startswith("/renewal-info/") and self.ari_window:
             start, end = self.ari_window(handler.path.rsplit("/", 1)[1])
             payload = {"suggestedWindow": {"start": start.isoformat(), "end": end.isoformat()}}
@@ -100,9 +104,12 @@ class FaultProxy:
         upstream = requests.request(method, f"https://127.0.0.1:{self.pebble.api_port}{handler.path}",
                                     headers=headers, data=body, verify=str(self.pebble.ca_bundle), timeout=30)
         content = upstream.content
-        if handler.path == "/dir" and self.ari_window:
+        if handler.path == "/dir" and (self.ari_window or self.profiles):
             directory = upstream.json()
-            directory["renewalInfo"] = f"https://127.0.0.1:{self.port}/renewal-info"
+            if self.ari_window:
+                directory["renewalInfo"] = f"https://127.0.0.1:{self.port}/renewal-info"
+            if self.profiles:
+                directory.setdefault("meta", {})["profiles"] = self.profiles
             content = json.dumps(directory).encode()
         extra = {k: v for k, v in upstream.headers.items()
                  if k.lower() not in ("content-length", "connection", "transfer-encoding", "content-encoding")}

@@ -14,7 +14,8 @@ What `localize` changes in a line, and only this (everything else runs as writte
   an `issue` in a fresh folder (a user agreed at the first one), `--root` (a temp root) for `timer`; the log goes
   to a temp folder through LEHTTPD_LOG_DIR (tests/conftest.py);
 - paths and names of the real machine: `/var/www/html` and `/var/www/blog` are the private Apache's document
-  roots, `apache2ctl` (in hooks) its control script, a scanned `https://blog.example.com/` its plain-HTTP
+  roots, `apache2ctl` (in hooks) its control script, `systemctl stop|start nginx` (the server holding port 80)
+  that control script's stop|start, a scanned `https://blog.example.com/` its plain-HTTP
   loopback address (no DNS here), port 5002 a free port, `.venv/bin/python` this interpreter.
 """
 from __future__ import annotations
@@ -70,8 +71,8 @@ class Scene:
 SCENES = {
     "first issue": Scene("pebble", [
         ("lehttpd issue example.com -d www.example.com --email admin@example.com --agree-tos", 0)]),
-    "issue with hooks stopping Apache": Scene("apache on pebble's port", [
-        ('lehttpd issue example.com --pre-hook "apache2ctl stop" --post-hook "apache2ctl start"', 0)]),
+    "issue with hooks stopping the server on the port": Scene("apache on pebble's port", [
+        ('lehttpd issue example.com --pre-hook "systemctl stop nginx" --post-hook "systemctl start nginx"', 0)]),
     "issue through the webroot": Scene("apache on pebble's port", [
         ("lehttpd issue example.com --webroot /var/www/html", 0)]),
     "local pebble": Scene("nothing", [(".venv/bin/python -m lehttpd.sandbox.pebble --http-port 5002", 0)]),
@@ -254,6 +255,9 @@ def _setup(kind: str, tmp: Path, make_pebble) -> Sandbox:
         box.apache.add_site(site)
         docroot = str(box.apache.docroot(site))
         box.paths.update({"/var/www/html": docroot, "/var/www/blog": docroot, "apache2ctl": str(box.apache.ctl),
+                          # the server holding the port here is the private Apache, stopped and started the same way
+                          "systemctl stop nginx": f"{box.apache.ctl} stop",
+                          "systemctl start nginx": f"{box.apache.ctl} start",
                           "/var/lib/prometheus/node-exporter/lehttpd.prom": str(tmp / "lehttpd.prom"),
                           "lehttpd scan https://blog.example.com/":
                               f"lehttpd scan http://127.0.0.1:{box.apache.http_port}/"})

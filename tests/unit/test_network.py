@@ -70,11 +70,11 @@ def test_bad_nonce_is_resent_with_a_fresh_nonce(fake_acme):
 
 def test_bad_nonce_retries_are_bounded(fake_acme):
     FakeAcme.script = [(400, "badNonce", {})]
-    from lehttpd.issuance.network import BAD_NONCE_RETRIES
+    from lehttpd.issuance.network import BAD_NONCE_CALLS
 
     with pytest.raises(messages.Error):
         post(network(), fake_acme)
-    assert FakeAcme.posts == BAD_NONCE_RETRIES + 1 == 31
+    assert FakeAcme.posts == 2 * BAD_NONCE_CALLS == 32  # acme's post resends once itself
 
 
 def test_503_with_retry_after_is_retried_after_the_delay(fake_acme):
@@ -128,3 +128,12 @@ def test_a_server_that_never_answers_is_a_time_out_error():
                 post(net, base)
     finally:
         silent.close()
+
+
+def test_a_long_rate_limit_carries_its_retry_after_as_a_typed_field(fake_acme):
+    from lehttpd.issuance.network import RateLimitedError
+
+    FakeAcme.script = [(429, "rateLimited", {"Retry-After": "7200"})]
+    with pytest.raises(RateLimitedError) as caught:
+        post(network(), fake_acme)
+    assert caught.value.retry_after == 7200.0 and isinstance(caught.value, AcmeServerError)
