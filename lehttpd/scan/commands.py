@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import sys
+from pathlib import Path
 from typing import Iterator
 
+from lehttpd.apache.commands import DEFAULT_WORK_DIR  # one work dir for every command that keeps backups
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, ScanError, UsageError
-from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, PageResult
+from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, PageResult, Problem, shown_path
 from lehttpd.scan.pages import CSS_SUFFIXES, DEFAULT_SITE_URL, ScanOptions, scan_bytes, walk
-from lehttpd.scan.report import JsonReport, SarifReport, Summary, TextReport, hints_for
+from lehttpd.scan.report import JsonReport, SarifReport, ScanSummary, TextReport, hints_for
 from lehttpd.scan.urls import host_of, https_of
 
 
@@ -34,15 +38,22 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     crawl_group.add_argument("--timeout", type=float, default=10, help="seconds per request (10)")
     crawl_group.add_argument("--ca-bundle", help="trust this CA bundle (TLS verification is never disabled)")
     fix_group = p.add_argument_group("fixing")
-    fix_group.add_argument("--fix", action="store_true", help="rewrite the findings in the files (backups kept)")
+    fix_group.add_argument("--fix", action="store_true",
+                           help="rewrite the findings in the files (originals kept under --work-dir)")
     fix_group.add_argument("--dry-run", action="store_true", help="with --fix: show the unified diff only")
     fix_group.add_argument("--probe", action="store_true",
                            help="with --fix: upgrade third-party URLs whose host answers over https")
+    fix_group.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, metavar="DIR",
+                           help=f"where --fix keeps the originals, one folder per run (default {DEFAULT_WORK_DIR})")
+    fix_group.add_argument("--undo", nargs="?", const="", metavar="RUN",
+                           help="put back the files of a --fix run (without RUN: list the runs)")
     p.set_defaults(handler=run_scan)
 
 
 def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
     """(target, site URL, target is a URL) or a UsageError naming the bad flag."""
+    if args.fix and not args.dry_run and args.target and os.path.isdir(args.target):
+        _check_work_dir(args.work_dir, args.target)
     if args.vhost:
         if args.target:
             raise UsageError("give either a target or --vhost, not both")
@@ -69,6 +80,14 @@ def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
         raise UsageError(f"--site-url {site!r} is not an http(s) URL with a host")
     site = https_of(site)  # pages are judged as served over https
     return args.target, site if site.endswith("/") else site + "/", is_url
+
+
+def _check_work_dir(work_dir: Path, root: str) -> None:
+    """Backups hold page sources (a PHP page's password): never inside the folder being served."""
+    work, served = os.path.realpath(work_dir), os.path.realpath(root)
+    if work == served or work.startswith(served.rstrip(os.sep) + os.sep):
+        raise UsageError(f"--work-dir {shown_path(str(work_dir))} is inside the scanned folder: the backups "
+                         "would be served; choose a folder outside every document root")
 
 
 def _vhost_root(name: str, apache_ctl: str | None) -> tuple[str, str]:
@@ -112,47 +131,99 @@ def _results(args: argparse.Namespace, target: str, site: str, is_url: bool
 
 
 def run_scan(args: argparse.Namespace, console: Console) -> int:
+    if args.undo is not None:
+        return _run_undo(args, console)
     target, site, is_url = _validate(args)
     fail_on = _fail_on(args.fail_on)
     report = {"json": lambda: JsonReport(console, target, site), "sarif": lambda: SarifReport(console),
               "text": lambda: TextReport(console)}[args.format]()
-    summary = Summary()
-    fixer = _Fixer(args, console, host_of(site)) if args.fix else None
+    summary = ScanSummary()
+    fixer = _Fixer(args, console, host_of(site), target) if args.fix else None
     report.start(target)
-    results, expected = _results(args, target, site, is_url)
-    for done, result in enumerate(results, 1):
-        if fixer is not None and result.findings:
-            result = fixer.fix(result, summary)
-        summary.add(result)
-        report.page(result)
-        console.progress(min(done, expected), expected, "pages")
+    try:
+        results, expected = _results(args, target, site, is_url)
+        for done, result in enumerate(results, 1):
+            if fixer is not None and result.findings:
+                result = fixer.fix(result, summary)
+            summary.add(result)
+            report.page(result)
+            console.progress(min(done, expected), expected, "pages")
+    except BaseException:
+        # what was done so far is reported, and the files already changed are named, before the error
+        _finish(report, summary, fixer, args, console, interrupted=True)
+        raise
     console.progress(expected, expected, "pages")
-    report.finish(summary, hints_for(summary, fixer is not None and not args.dry_run))
+    _finish(report, summary, fixer, args, console)
     return ExitStatus.FINDINGS if summary.failing(fail_on) else ExitStatus.SUCCESS
 
 
-class _Fixer:
-    """--fix for one page at a time: rewrite, count, show the diff with --dry-run."""
+def _finish(report, summary: ScanSummary, fixer: _Fixer | None, args: argparse.Namespace, console: Console,
+            interrupted: bool = False) -> None:
+    if fixer is not None and fixer.run.folder is not None:
+        summary.backup_run = fixer.run.name
+        summary.changed = [shown_path(p) for p in fixer.run.changed()]
+    hints = hints_for(summary, fixer is not None and not args.dry_run)
+    if interrupted:
+        hints.insert(0, "the scan stopped early: what is above is the part done")
+    report.finish(summary, hints)
+    if fixer is not None and summary.changed:  # in JSON and SARIF they are in the document; stderr too
+        say = console.result if args.format == "text" else console.warn
+        say(f"changed {len(summary.changed)} file(s), originals in {shown_path(str(fixer.run.folder))}; "
+            f"undo with: lehttpd scan --undo {fixer.run.name}")
+        for path in summary.changed:
+            say(f"  changed: {path}")
 
-    def __init__(self, args: argparse.Namespace, console: Console, site_host: str) -> None:
+
+def _run_undo(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.scan.backup import list_runs, undo
+
+    if not args.undo:
+        runs = list_runs(args.work_dir)
+        if not runs:
+            console.result(f"no scan --fix run kept in {shown_path(str(args.work_dir))}")
+        for run in runs:
+            console.result(f"{run.name}  {run.files} file(s)  {run.root}")
+        return ExitStatus.SUCCESS
+    outcome = undo(args.work_dir, args.undo)
+    console.result(f"restored run {outcome.run}: {len(outcome.restored)} file(s)")
+    for path in outcome.restored:
+        console.result(f"  {path}")
+    for path, why in outcome.left:
+        console.warn(f"{path}: not restored: {why}")
+    if outcome.left:
+        raise ScanError(f"{len(outcome.left)} file(s) of run {outcome.run} not restored (see above)")
+    return ExitStatus.SUCCESS
+
+
+class _Fixer:
+    """--fix for one page at a time: check where it may write, back up, rewrite, show the diff with --dry-run."""
+
+    def __init__(self, args: argparse.Namespace, console: Console, site_host: str, root: str) -> None:
         self.console, self.site_host, self.dry_run = console, site_host, args.dry_run
         self.max_bytes = int(args.max_page_size * 1024 * 1024)
         from lehttpd.scan import fix  # requests is imported only when fixing
+        from lehttpd.scan.backup import BackupRun
+        from lehttpd.scan.guard import Guard
 
         self._fix_page = fix.fix_page
         self.probe = fix.Prober(timeout=args.timeout, verify=args.ca_bundle or True) if args.probe else None
+        self.guard = Guard(root if os.path.isdir(root) else os.path.dirname(os.path.abspath(root)))
+        self.run = BackupRun(args.work_dir, self.guard.root, " ".join(sys.argv[1:]) or "scan --fix")
 
-    def fix(self, result: PageResult, summary: Summary) -> PageResult:
-        outcome = self._fix_page(result, self.site_host, self.probe, self.dry_run, self.max_bytes)
+    def fix(self, result: PageResult, summary: ScanSummary) -> PageResult:
+        outcome = self._fix_page(result, self.site_host, self.probe, self.dry_run, self.max_bytes, self.guard,
+                                 None if self.dry_run else self.run)
         if outcome.error:
-            self.console.warn(f"{result.page}: not fixed: {outcome.error}")
-            return result
+            problem = Problem(result.page, f"not fixed: {outcome.error}", skipped=False)
+            return dataclasses.replace(result, problems=result.problems + (problem,))
         if self.dry_run and outcome.diff:
             self.console.result(outcome.diff.rstrip("\n"))
-        if self.dry_run or not outcome.edits:
+        if self.dry_run or not outcome.rewrites:
             return result
-        summary.fixed += len(outcome.edits)
-        self.console.detail(f"{result.page}: {len(outcome.edits)} rewritten, original in {outcome.backup}")
+        summary.fixed += len(outcome.rewrites)
+        self.console.detail(f"{shown_path(result.page)}: {len(outcome.rewrites)} rewritten, "
+                            f"original in {outcome.backup}")
         # scan the new text again: fixing a <base> also fixes the relative URLs it made insecure
-        return scan_bytes(outcome.data or b"", result.url, result.page, result.page.lower().endswith(CSS_SUFFIXES),
-                          path=result.path)
+        again = scan_bytes(outcome.data or b"", result.url, result.page,
+                           result.page.lower().endswith(CSS_SUFFIXES), path=result.path)
+        return dataclasses.replace(again, problems=result.problems)

@@ -18,7 +18,6 @@ from lehttpd.scan.urls import URL_STRIP, URL_REMOVED
 _WS = "\t\n\f\r "
 _REFRESH = re.compile(r"""[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?""", re.I)
 _RAWTEXT = frozenset(RAWTEXT)
-_new_ref = tuple.__new__  # Ref's own __new__ is a Python function around this
 
 
 class _Context:
@@ -240,7 +239,7 @@ def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, r
         if raw[:5].lower() == "http:":  # and usually it starts with the scheme, nothing to strip before
             stop = len(raw.rstrip(_WS))
             url = raw[:stop]
-            refs.append(_new_ref(Ref, (start, start + stop, url, url, tag, attr, cls)))
+            refs.append(Ref(start, start + stop, url, url, tag, attr, cls))
         elif relative or _maybe_http(raw):
             lead = len(raw) - len(raw.lstrip(_WS))
             stop = len(raw.rstrip(_WS))

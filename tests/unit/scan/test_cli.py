@@ -16,6 +16,8 @@ def scan(*argv):
 
 @pytest.fixture
 def site(tmp_path):
+    tmp_path = tmp_path / "site"
+    tmp_path.mkdir()
     (tmp_path / "index.html").write_text('<img src="http://img.test/a.png"><script src="http://js.test/x.js">'
                                          '</script><a href="http://nav.test/">x</a>')
     (tmp_path / "about.html").write_text('<img src="http://img.test/b.png">')
@@ -47,6 +49,7 @@ def test_json_report_has_the_documented_schema(site):
         "resolved": "http://js.test/x.js", "class": "blockable", "host": "js.test"}
     assert pages["bin.html"]["problems"] == [{"reason": "binary content (NUL bytes), not a page", "skipped": True}]
     assert doc["summary"] == {"pages": 4, "pages_with_findings": 2, "findings": 3, "skipped": 1, "fixed": 0,
+                                  "not_fixed": 0, "changed_files": [], "backup_run": None,
                               "by_class": {"blockable": 1, "upgradable": 2, "form": 0,
                                            "navigation-downgrade": 0, "insecure-base": 0}}
     assert doc["hosts"][0] == {"host": "img.test", "pages": 2, "findings": 2, "by_class": {"upgradable": 2}}
@@ -72,9 +75,9 @@ def test_exit_codes(site):
 
 def test_fix_through_the_cli_reports_what_is_left(site):
     (site / "own.html").write_text('<script src="http://blog.test/app.js"></script>')
-    code, out, _ = scan(str(site), "--site-url", "https://blog.test/", "--fix")
+    code, out, _ = scan(str(site), "--site-url", "https://blog.test/", "--fix", "--work-dir", str(site.parent / "w"))
     assert (site / "own.html").read_text() == '<script src="/app.js"></script>'
-    assert (site / "own.html.lehttpd-bak").exists()
+    assert [p.name for p in (site.parent / "w/scan/runs").iterdir()][0] in out
     assert "fixed 1 reference(s); 3 left" in out and code == 8
 
 
