@@ -52,13 +52,15 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
     """(target, site URL, target is a URL) or a UsageError naming the bad flag."""
-    if args.fix and not args.dry_run and args.target and os.path.isdir(args.target):
-        _check_work_dir(args.work_dir, args.target)
+    args.extra_names = ()
     if args.vhost:
-        if args.target:
-            raise UsageError("give either a target or --vhost, not both")
-        root, name = _vhost_root(args.vhost, args.apache_ctl)
-        args.target, args.site_url = root, args.site_url or f"https://{name}/"
+        if args.target and not args.target.lower().startswith(("http://", "https://")):
+            raise UsageError("give either a folder or --vhost, not both")
+        vhost = _find_vhost(args.vhost, args.apache_ctl, need_root=not args.target)
+        if args.target:  # a live site: the vhost's other names are the same site for --crawl
+            args.extra_names = tuple(vhost.names)
+        else:
+            args.target, args.site_url = vhost.document_root, args.site_url or f"https://{args.vhost}/"
     elif args.apache_ctl:
         raise UsageError("--apache-ctl goes with --vhost")
     if not args.target:
@@ -70,6 +72,8 @@ def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
         raise UsageError("--dry-run and --probe go with --fix")
     if not is_url and not os.path.exists(args.target):
         raise ScanError(f"{args.target}: no such file or folder")
+    if args.fix and not args.dry_run and os.path.isdir(args.target):
+        _check_work_dir(args.work_dir, args.target)
     if args.crawl and not is_url:
         raise UsageError("--crawl needs a URL (https://…)")
     for flag in ("max_pages", "max_depth", "concurrency", "jobs"):
@@ -90,15 +94,15 @@ def _check_work_dir(work_dir: Path, root: str) -> None:
                          "would be served; choose a folder outside every document root")
 
 
-def _vhost_root(name: str, apache_ctl: str | None) -> tuple[str, str]:
+def _find_vhost(name: str, apache_ctl: str | None, need_root: bool):
     from lehttpd.apache.discover import discover  # only --vhost needs Apache
     from lehttpd.apache.vhosts import read_vhosts
 
     vhosts, _, _ = read_vhosts(discover(apache_ctl))
     for vhost in vhosts:
-        if vhost.serves(name) and vhost.document_root:
-            return vhost.document_root, name
-    raise UsageError(f"no Apache vhost with a DocumentRoot serves {name}")
+        if vhost.serves(name) and (vhost.document_root or not need_root):
+            return vhost
+    raise UsageError(f"no Apache vhost {'with a DocumentRoot ' if need_root else ''}serves {name}")
 
 
 def _fail_on(text: str) -> tuple[str, ...]:
@@ -118,7 +122,8 @@ def _results(args: argparse.Namespace, target: str, site: str, is_url: bool
 
         options = CrawlOptions(max_pages=args.max_pages, max_depth=args.max_depth if args.crawl else 0,
                                concurrency=args.concurrency, timeout=args.timeout, max_bytes=max_bytes,
-                               follow=args.crawl, verify=args.ca_bundle or True)
+                               follow=args.crawl, verify=args.ca_bundle or True, extra_names=args.extra_names,
+                               site_url=args.site_url or target)
         return crawl(target, options), args.max_pages
     from lehttpd.scan.engine import scan_files  # multiprocessing is imported only for folder scans
 
