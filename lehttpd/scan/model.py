@@ -10,7 +10,8 @@ UPGRADABLE = "upgradable"          # images, audio, video: tried over https, los
 FORM = "form"                      # a form posting to http: warning or interstitial
 NAVIGATION_DOWNGRADE = "navigation-downgrade"  # meta refresh to http
 INSECURE_BASE = "insecure-base"    # <base href="http://…">: every relative URL becomes http
-CLASSES = (BLOCKABLE, UPGRADABLE, FORM, NAVIGATION_DOWNGRADE, INSECURE_BASE)
+LAZY = "lazy"                      # data-src & co: fetched once a lazy-loading script copies it into src
+CLASSES = (BLOCKABLE, UPGRADABLE, FORM, NAVIGATION_DOWNGRADE, INSECURE_BASE, LAZY)
 
 
 class Ref(NamedTuple):
@@ -25,6 +26,7 @@ class Ref(NamedTuple):
     element: str      # "img", "link", "css", "style", ...
     attribute: str    # "src", "srcset", "url()", "@import", ...
     cls: str          # class if the URL turns out insecure
+    at: int = -1      # where to report it when not at `start`: the srcdoc or data: attribute it is nested in
 
 
 class Finding(NamedTuple):

@@ -13,11 +13,11 @@ from urllib.parse import quote
 
 from lehttpd import __version__
 from lehttpd.console import Console
-from lehttpd.scan.model import (BLOCKABLE, CLASSES, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE,
+from lehttpd.scan.model import (BLOCKABLE, CLASSES, FORM, INSECURE_BASE, LAZY, NAVIGATION_DOWNGRADE, UPGRADABLE,
                                 Finding, PageResult, shown_path)
 
 SCHEMA = "lehttpd.scan/1"
-_COLOUR = {BLOCKABLE: "red", INSECURE_BASE: "red", UPGRADABLE: "yellow", FORM: "yellow",
+_COLOUR = {BLOCKABLE: "red", INSECURE_BASE: "red", UPGRADABLE: "yellow", FORM: "yellow", LAZY: "yellow",
            NAVIGATION_DOWNGRADE: "yellow"}
 _MEANING = {
     BLOCKABLE: "blocked by browsers: the resource and the padlock are lost",
@@ -25,6 +25,7 @@ _MEANING = {
     FORM: "form submitted over http: browsers warn or show an interstitial",
     NAVIGATION_DOWNGRADE: "meta refresh to an http page: the visitor leaves https",
     INSECURE_BASE: "<base href> over http: every relative URL of the page becomes http",
+    LAZY: "lazy-loading attribute (data-src…): fetched over http once the page's lazy-loading script runs",
 }
 
 
