@@ -10,7 +10,7 @@ from typing import Iterator
 
 from lehttpd.apache.commands import DEFAULT_WORK_DIR  # one work dir for every command that keeps backups
 from lehttpd.console import Console
-from lehttpd.errors import ExitStatus, ScanError, UsageError
+from lehttpd.errors import ExitStatus, ScanError, StorageError, UsageError
 from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, PageResult, Problem, shown_path
 from lehttpd.scan.pages import CSS_SUFFIXES, DEFAULT_SITE_URL, ScanOptions, scan_bytes, walk
 from lehttpd.scan.report import JsonReport, SarifReport, ScanSummary, TextReport, hints_for
@@ -72,8 +72,9 @@ def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
         raise UsageError("--dry-run and --probe go with --fix")
     if not is_url and not os.path.exists(args.target):
         raise ScanError(f"{args.target}: no such file or folder")
-    if args.fix and not args.dry_run and os.path.isdir(args.target):
-        _check_work_dir(args.work_dir, args.target)
+    if args.fix and not args.dry_run:
+        _check_work_dir(args.work_dir, args.target if os.path.isdir(args.target) else os.path.dirname(
+            os.path.abspath(args.target)))
     if args.crawl and not is_url:
         raise UsageError("--crawl needs a URL (https://…)")
     for flag in ("max_pages", "max_depth", "concurrency", "jobs"):
@@ -137,8 +138,25 @@ def _results(args: argparse.Namespace, target: str, site: str, is_url: bool
 
 def run_scan(args: argparse.Namespace, console: Console) -> int:
     if args.undo is not None:
-        return _run_undo(args, console)
+        if args.target or args.fix or args.vhost:
+            raise UsageError("--undo takes a run name only (no target, --vhost or --fix)")
+        with _writers_lock(args.work_dir):
+            return _run_undo(args, console)
     target, site, is_url = _validate(args)
+    if not args.fix or args.dry_run:
+        return _scan(args, console, target, site, is_url)
+    with _writers_lock(args.work_dir):  # one --fix or --undo at a time on this work dir
+        return _scan(args, console, target, site, is_url)
+
+
+def _writers_lock(work_dir: Path):
+    from lehttpd.fileio import file_lock, make_dir
+
+    make_dir(Path(work_dir), 0o700)
+    return file_lock(Path(work_dir) / "scan" / "fix.lock", 0, "scan --fix/--undo")
+
+
+def _scan(args: argparse.Namespace, console: Console, target: str, site: str, is_url: bool) -> int:
     fail_on = _fail_on(args.fail_on)
     report = {"json": lambda: JsonReport(console, target, site), "sarif": lambda: SarifReport(console),
               "text": lambda: TextReport(console)}[args.format]()
@@ -196,8 +214,12 @@ def _run_undo(args: argparse.Namespace, console: Console) -> int:
     for path, why in outcome.left:
         console.warn(f"{path}: not restored: {why}")
     if outcome.left:
-        raise ScanError(f"{len(outcome.left)} file(s) of run {outcome.run} not restored (see above)")
+        raise PartialUndo(f"{len(outcome.left)} file(s) of run {outcome.run} not restored (see above)")
     return ExitStatus.SUCCESS
+
+
+class PartialUndo(ScanError):
+    exit_status = ExitStatus.PARTIAL
 
 
 class _Fixer:
@@ -216,13 +238,17 @@ class _Fixer:
         self.run = BackupRun(args.work_dir, self.guard.root, " ".join(sys.argv[1:]) or "scan --fix")
 
     def fix(self, result: PageResult, summary: ScanSummary) -> PageResult:
-        outcome = self._fix_page(result, self.site_host, self.probe, self.dry_run, self.max_bytes, self.guard,
-                                 None if self.dry_run else self.run)
+        try:
+            outcome = self._fix_page(result, self.site_host, self.probe, self.dry_run, self.max_bytes, self.guard,
+                                     None if self.dry_run else self.run)
+        except OSError as error:  # a full disk, a read-only folder: stop here, the report says what was done
+            raise StorageError(f"{shown_path(result.page)}: cannot write: {error.strerror or error}; "
+                               "stopped") from error
         if outcome.error:
             problem = Problem(result.page, f"not fixed: {outcome.error}", skipped=False)
             return dataclasses.replace(result, problems=result.problems + (problem,))
         if self.dry_run and outcome.diff:
-            self.console.result(outcome.diff.rstrip("\n"))
+            self.console.result(shown_path(outcome.diff.rstrip("\n")))
         if self.dry_run or not outcome.rewrites:
             return result
         summary.fixed += len(outcome.rewrites)

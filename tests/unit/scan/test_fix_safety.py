@@ -65,7 +65,7 @@ def test_undo_leaves_a_file_changed_since_the_fix_and_says_so(tree):
     (root / "a.html").write_bytes(b"edited by hand")
     name = next((work / "scan" / "runs").iterdir()).name
     code, _, err = scan("--undo", name, "--work-dir", str(work))
-    assert code != 0 and "a.html: not restored: changed since --fix" in err
+    assert code == 7 and "a.html: not restored: changed since --fix" in err
     assert (root / "a.html").read_bytes() == b"edited by hand"
     code, _, err = scan("--undo", "../etc", "--work-dir", str(work))
     assert code != 0 and "no scan --fix run '../etc'" in err
@@ -168,7 +168,7 @@ def test_a_failure_halfway_through_fix_still_reports_and_names_the_files_changed
 
     monkeypatch.setattr(fix_module, "atomic_write", failing_write)
     code, out, err = fix(root, work, "--format", "json")
-    assert code != 0
+    assert code == 5 and "lehttpd: error: b.html: cannot write: No space left on device; stopped" in err
     doc = json.loads(out)  # the document is complete
     assert doc["summary"]["changed_files"] == [str(root / "a.html")]
     assert "the scan stopped early" in doc["hints"][0]
@@ -176,3 +176,24 @@ def test_a_failure_halfway_through_fix_still_reports_and_names_the_files_changed
     assert (root / "b.html").read_bytes() == OWN and (root / "c.html").read_bytes() == OWN
     assert scan("--undo", doc["summary"]["backup_run"], "--work-dir", str(work))[0] == 0
     assert (root / "a.html").read_bytes() == OWN
+
+
+def test_dry_run_diff_of_bytes_no_encoding_knows_is_printed_escaped(tree):
+    root, _, work = tree
+    (root / "a.html").write_bytes(b'<meta charset="windows-1252"><p>\x81\x8d</p>' + OWN)
+    code, out, _ = fix(root, work, "--dry-run")
+    assert "-<meta charset=\"windows-1252\"><p>\\x81\\x8d</p><script src=\"http://blog.test/app.js\">" in out
+    assert '+<meta charset="windows-1252"><p>\\x81\\x8d</p><script src="/app.js">' in out
+    assert not work.exists()  # a dry run keeps nothing
+
+
+def test_undo_takes_no_target_and_one_fix_at_a_time(tree):
+    from lehttpd.fileio import file_lock
+
+    root, _, work = tree
+    (root / "a.html").write_bytes(OWN)
+    code, _, err = scan(str(root), "--undo", "--work-dir", str(work))
+    assert code == 2 and "--undo takes a run name only" in err
+    with file_lock(work / "scan" / "fix.lock", 0, "test"):
+        code, _, err = fix(root, work)
+    assert code != 0 and "locked by another lehttpd process" in err and (root / "a.html").read_bytes() == OWN
