@@ -20,15 +20,17 @@ _PLAIN = rf"""
     /\*.*?(?:\*/|\Z)
   | (?P<import>@import)\s*(?:url\(\s*)?(?:"(?P<iq>(?:[^"\\\n]|\\.)*)"|'(?P<ia>(?:[^'\\\n]|\\.)*)'|(?P<iu>[^\s"'();]+))
   | (?P<font>@font-face)\s*\{{(?P<body>[^}}]*)\}}?
-  | @namespace(?:[^;"'{{}}]|{_STRING})*;?
+  | @namespace(?:[^;"'{{}}]|{_STRING})*+;?
   | (?P<iset>(?:-webkit-)?image-set)\(
   | {_URL_BODY}
   | {_STRING}
 """
 _CSS = re.compile(_PLAIN, re.S | re.X | re.I)
 # With a backslash in the text, a function name may be escaped: the name is read with its escapes undone.
+# Tried only where a name starts and only when a backslash comes before its end; possessive, so that a long
+# run of name characters costs one pass, never a backtrack per backslash.
 _CSS_ESCAPED = re.compile(_PLAIN + r"""
-  | (?P<esc>(?:[-\w]|\\(?:[0-9a-fA-F]{1,6}[ \t\n\r\f]?|[^\n\r\f0-9a-fA-F]))*\\(?:[-\w]|\\(?:[0-9a-fA-F]{1,6}[ \t\n\r\f]?|[^\n\r\f0-9a-fA-F]))*)\(
+  | (?<![-\w\\])(?=[-\w]*+\\)(?P<esc>(?:[-\w]|\\(?:[0-9a-fA-F]{1,6}[ \t\n\r\f]?|[^\n\r\f0-9a-fA-F]))++)\(
 """, re.S | re.X | re.I)
 _URL = re.compile(_URL_BODY, re.I)
 _URL_AFTER_NAME = re.compile(_URL_BODY.replace("url\\(", "", 1), re.I)
@@ -36,7 +38,7 @@ _ISET = re.compile(rf"""
     [\t\n\f\r ]+ | /\*.*?(?:\*/|\Z)
   | "(?P<q>(?:[^"\\\n]|\\.)*)"? | '(?P<a>(?:[^'\\\n]|\\.)*)'?
   | (?P<url>{_URL_BODY.replace("(?P<q>", "(?P<uq>").replace("(?P<a>", "(?P<ua>").replace("(?P<u>", "(?P<uu>")}\s*\)?)
-  | (?P<fn>(?:[-\w]|\\.)+)\( | (?P<open>[(\[{{]) | (?P<close>[)\]}}]) | [^\t\n\f\r "'()\[\]{{}}/]+ | /
+  | (?P<fn>(?:[-\w]|\\.)++)\( | (?P<open>[(\[{{]) | (?P<close>[)\]}}]) | [^\t\n\f\r "'()\[\]{{}}/]+ | /
 """, re.S | re.X | re.I)
 _ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})[ \t\n\r\f]?|(.))", re.S)
 
