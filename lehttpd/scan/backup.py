@@ -42,6 +42,7 @@ class BackupRun:
         self.root, self.command = root, command
         self.folder: Path | None = None
         self.entries: list[dict] = []
+        self.by_path: dict[str, dict] = {}
 
     @property
     def name(self) -> str | None:
@@ -51,7 +52,10 @@ class BackupRun:
         return [entry["path"] for entry in self.entries if entry.get("written")]
 
     def keep(self, real: str, original: bytes) -> dict:
-        """Save the original of `real` before it is rewritten; returns its manifest entry."""
+        """Save the original of `real` before it is rewritten; returns its manifest entry. A file met again in
+        the same run (a second path to it) keeps its first original."""
+        if real in self.by_path:
+            return self.by_path[real]
         if self.folder is None:
             self._create()
         info = os.lstat(real)
@@ -62,6 +66,7 @@ class BackupRun:
                  "sha256_before": _digest(original), "written": False}
         atomic_write(self.folder / "files" / str(index), original, 0o600)
         self.entries.append(entry)
+        self.by_path[real] = entry
         self._save()
         return entry
 

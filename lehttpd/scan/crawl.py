@@ -85,7 +85,7 @@ class Crawler:
             for _ in range(self.options.max_redirects + 1):
                 if not self.same_site(url):
                     where = "redirected off the site to" if url != first else "not on the site:"
-                    return Fetched(first, problem=f"{where} {url}: not fetched")
+                    return Fetched(first, problem=f"{where} {url}: not fetched{self._hint(url)}")
                 with self._get(url) as response:
                     location = response.headers.get("Location")
                     if response.status_code in _REDIRECTS and location:
@@ -104,6 +104,12 @@ class Crawler:
             return Fetched(first, problem=f"no answer within {self.options.timeout:g} s")
         except requests.RequestException as error:
             return Fetched(first, problem=f"fetch failed: {type(error).__name__}")
+
+    def _hint(self, url: str) -> str:
+        other, site = Origin.of(url), self.policy.origin
+        if other is not None and other.host in self.policy.names and other.scheme != site.scheme:
+            return f" (another scheme is another site: start from {other.scheme}://{other.netloc()}/)"
+        return ""
 
     def _get(self, url: str) -> requests.Response:
         request = requests.Request("GET", url).prepare()  # the path and query as requests would send them

@@ -61,12 +61,13 @@ def test_a_hostile_redirect_to_another_address_or_port_is_refused_before_it_is_f
     metadata_port, metadata_seen = servers("127.0.0.2", {"/latest/meta-data/": (200, {}, "<p>secret</p>")})
     other_port, other_seen = servers("127.0.0.1", {"/": (200, {}, "<p>other site</p>")})
     hostile = {
-        "/": (200, {}, '<a href="/meta">m</a><a href="/port">p</a><a href="/hop">h</a><a href="/ok">o</a>'),
+        "/": (200, {}, '<a href="/meta">m</a><a href="/port">p</a><a href="/hop">h</a><a href="/ok">o</a><a href="/tls">t</a>'),
         "/meta": (302, {"Location": f"http://127.0.0.2:{metadata_port}/latest/meta-data/"}, ""),
         "/port": (301, {"Location": f"http://127.0.0.1:{other_port}/"}, ""),
         "/hop": (307, {"Location": "/hop2"}, ""),  # same site first, then off
         "/hop2": (308, {"Location": f"http://127.0.0.2:{metadata_port}/latest/meta-data/"}, ""),
         "/ok": (302, {"Location": "/landing.html"}, ""),
+        "/tls": (301, {"Location": "https://127.0.0.1/"}, ""),  # http → https: another site, said so
         "/landing.html": (200, {}, '<script src="http://cdn.test/x.js"></script>'),
     }
     port, seen = servers("127.0.0.1", hostile)
@@ -77,6 +78,7 @@ def test_a_hostile_redirect_to_another_address_or_port_is_refused_before_it_is_f
                          ("/hop", f"127.0.0.2:{metadata_port}")):
         assert results[page].problems[0].reason.startswith("redirected off the site to http://" + target)
     assert ("/hop2", f"127.0.0.1:{port}") in seen
+    assert "another scheme is another site: start from https://127.0.0.1/" in results["/tls"].problems[0].reason
     assert [f.host for f in results["/ok"].findings] == ["cdn.test"]  # a same-site redirect is followed
     assert results["/ok"].url == f"https://127.0.0.1:{port}/landing.html"
 

@@ -197,3 +197,17 @@ def test_undo_takes_no_target_and_one_fix_at_a_time(tree):
     with file_lock(work / "scan" / "fix.lock", 0, "test"):
         code, _, err = fix(root, work)
     assert code != 0 and "locked by another lehttpd process" in err and (root / "a.html").read_bytes() == OWN
+
+
+def test_a_file_reached_twice_in_one_run_keeps_its_first_original(tree, tmp_path):
+    from lehttpd.scan.backup import BackupRun
+
+    root, _, work = tree
+    page = root / "a.html"
+    page.write_bytes(OWN)
+    run = BackupRun(work, str(root), "test")
+    first = run.keep(str(page), OWN)
+    run.written(first, FIXED)
+    again = run.keep(str(page), FIXED)
+    assert again is first and len(run.entries) == 1
+    assert (run.folder / "files" / "0").read_bytes() == OWN
