@@ -140,6 +140,8 @@ def run_scan(args: argparse.Namespace, console: Console) -> int:
     if args.undo is not None:
         if args.target or args.fix or args.vhost:
             raise UsageError("--undo takes a run name only (no target, --vhost or --fix)")
+        if not args.undo:
+            return _list_runs(args, console)
         with _writers_lock(args.work_dir):
             return _run_undo(args, console)
     target, site, is_url = _validate(args)
@@ -197,16 +199,20 @@ def _finish(report, summary: ScanSummary, fixer: _Fixer | None, args: argparse.N
             say(f"  changed: {path}")
 
 
-def _run_undo(args: argparse.Namespace, console: Console) -> int:
-    from lehttpd.scan.backup import list_runs, undo
+def _list_runs(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.scan.backup import list_runs
 
-    if not args.undo:
-        runs = list_runs(args.work_dir)
-        if not runs:
-            console.result(f"no scan --fix run kept in {shown_path(str(args.work_dir))}")
-        for run in runs:
-            console.result(f"{run.name}  {run.files} file(s)  {run.root}")
-        return ExitStatus.SUCCESS
+    runs = list_runs(args.work_dir)
+    if not runs:
+        console.result(f"no scan --fix run kept in {shown_path(str(args.work_dir))}")
+    for run in runs:
+        console.result(f"{run.name}  {run.files} file(s)  {run.root}")
+    return ExitStatus.SUCCESS
+
+
+def _run_undo(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.scan.backup import undo
+
     outcome = undo(args.work_dir, args.undo)
     console.result(f"restored run {outcome.run}: {len(outcome.restored)} file(s)")
     for path in outcome.restored:
