@@ -14,15 +14,13 @@ from lehttpd.scan.attrs import decode_attr, parse_attrs, srcset_spans
 from lehttpd.scan.css import css_refs
 from lehttpd.scan.markup import RAWTEXT, Mode, lowered
 from lehttpd.scan.model import BLOCKABLE, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE, Ref
-from lehttpd.scan.rules import (DATA_DOCUMENT_PLACES, LAZY_RULES, LINK_RELS, SRCSET_ATTRS, STATIC_RULES,
-                                SVG_RULES, SVG_URL_ATTRS)
+from lehttpd.scan.rules import LAZY_RULES, LINK_RELS, SRCSET_ATTRS, STATIC_RULES, SVG_RULES, SVG_URL_ATTRS
 from lehttpd.scan.urls import URL_STRIP, URL_REMOVED
 
 _WS = "\t\n\f\r "
 _REFRESH = re.compile(r"""[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?""", re.I)
 _RAWTEXT = frozenset(RAWTEXT)
 _EXTRA_ATTRS = frozenset((*LAZY_RULES, *SVG_URL_ATTRS))
-_DATA_TAGS = frozenset(tag for tag, _ in DATA_DOCUMENT_PLACES)
 
 
 class _Context:
@@ -138,22 +136,21 @@ def _element(text: str, tag: str, start: int, end: int, ctx: _Context, refs: lis
     attrs = parse_attrs(ctx.low, start, end, not ctx.folded)
     if not attrs:
         return
-    if ctx.svg and tag in SVG_RULES:
-        rules = SVG_RULES[tag]
-    elif tag == "iframe" and "srcdoc" in attrs:  # the srcdoc document is loaded, the src is not
-        rules = ()
-        refs.extend(nested.srcdoc_refs(text, attrs["srcdoc"], ctx.relative))
-    else:
-        rules = STATIC_RULES.get(tag) or _rules(tag, attrs, text, ctx)
+    rules = (ctx.svg and SVG_RULES.get(tag)) or STATIC_RULES.get(tag) or _rules(tag, attrs, text, ctx)
     for attr, cls, kind in rules:
         span = attrs.get(attr)
         if span is None:
             continue
         if kind == "url":
-            if tag in _DATA_TAGS and (tag, attr) in DATA_DOCUMENT_PLACES and nested.is_data(text, span):
+            _url_attr(text, tag, attr, span, cls, refs, ctx.relative)
+        elif kind == "document":
+            if nested.is_data(text, span):
                 refs.extend(nested.data_refs(text, tag, attr, span))
             else:
                 _url_attr(text, tag, attr, span, cls, refs, ctx.relative)
+        elif kind == "srcdoc":  # the srcdoc document is loaded, the src is not
+            refs.extend(nested.srcdoc_refs(text, span, ctx.relative))
+            break
         elif kind == "list":
             _list_attr(text, tag, attr, span, cls, refs, ctx.relative)
         elif kind == "refresh":
@@ -227,7 +224,9 @@ def _link_rules(attrs: dict, text: str) -> list[tuple[str, str, str]]:
     if "rel" not in attrs:
         return []
     found = None
-    for token in _value(text, attrs["rel"]).lower().split():
+    tokens = _value(text, attrs["rel"]).lower().split()
+    stylesheet = "stylesheet" in tokens  # a data:text/css stylesheet is read as the page's own CSS
+    for token in tokens:
         if token == "preload" and "imagesrcset" in attrs:  # the href is then not fetched (HTML §4.6.7.12)
             return [("imagesrcset", BLOCKABLE, "list")]
         if token == "preload":
@@ -237,7 +236,7 @@ def _link_rules(attrs: dict, text: str) -> list[tuple[str, str, str]]:
             cls = LINK_RELS.get(token)
         if cls is not None and found != BLOCKABLE:
             found = cls
-    return [("href", found, "url")] if found else []
+    return [("href", found, "document" if stylesheet else "url")] if found else []
 
 
 def _make_ref(text: str, tag: str, attr: str, span: tuple[int, int], inner_start: int,

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from lehttpd.scan.model import BLOCKABLE, FORM, INSECURE_BASE, LAZY, UPGRADABLE
 
-# (attribute, class if insecure, how to read it) for the elements whose rules depend on nothing else.
+# (attribute, class if insecure, how to read it) for the elements whose rules depend on nothing else. How to
+# read it: "url", "list" (space- or srcset-separated), "document" (a URL that may be a data: document),
+# "srcdoc" (a whole document; the src is then not loaded), "refresh", "base".
 STATIC_RULES = {
-    **{tag: (("src", BLOCKABLE, "url"),) for tag in ("script", "track", "iframe", "frame", "embed")},
-    "object": (("data", BLOCKABLE, "url"),),
+    **{tag: (("src", BLOCKABLE, "url"),) for tag in ("script", "track")},
+    "iframe": (("srcdoc", BLOCKABLE, "srcdoc"), ("src", BLOCKABLE, "document")),
+    **{tag: (("src", BLOCKABLE, "document"),) for tag in ("frame", "embed")},
+    "object": (("data", BLOCKABLE, "document"),),
     "applet": (("code", BLOCKABLE, "url"), ("codebase", BLOCKABLE, "url"), ("archive", BLOCKABLE, "url")),
     "button": (("formaction", FORM, "url"),),
     "form": (("action", FORM, "url"),),
@@ -45,9 +49,7 @@ LINK_RELS = {"stylesheet": BLOCKABLE, "modulepreload": BLOCKABLE, "prefetch": BL
              "apple-touch-icon": UPGRADABLE, "apple-touch-icon-precomposed": UPGRADABLE,
              "mask-icon": UPGRADABLE}
 
-# data: URL documents that are scanned as the page's own content, by the MIME type of the URL. An SVG in an
-# <img> fetches nothing (images are in secure animated mode), so only these places count.
-DATA_DOCUMENT_PLACES = {("iframe", "src"), ("frame", "src"), ("object", "data"), ("embed", "src"),
-                        ("link", "href")}
+# data: URL documents ("document" above, and a stylesheet <link>) are scanned as the page's own content, by
+# the MIME type of the URL. An SVG in an <img> fetches nothing (images are in secure animated mode).
 DATA_HTML_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml")
 DATA_CSS_TYPES = ("text/css",)

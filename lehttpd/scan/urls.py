@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import operator
 import re
 from urllib.parse import unquote, urljoin
 
@@ -72,6 +73,7 @@ def host_of(url: str) -> str:
     return host.partition(":")[0].rstrip(".").lower()
 
 
+_START = operator.itemgetter(8)  # a row's start offset, read in C
 _HOST_KINDS: dict[str, tuple[bool, bool, str]] = {}
 _FORBIDDEN_HOST = frozenset(" #%/:<>?@[\\]^|\x00\t\n\r")  # WHATWG forbidden domain code points (with %)
 _NUMBER = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)")
@@ -178,9 +180,5 @@ def finding_rows(refs: list[Ref], base_ref: Ref | None, page_url: str, text: str
         counted = where
         out.append((line, where - rfind("\n", 0, where), element, attribute, written, resolved, cls, host,
                     start, end))
-    out.sort(key=_start)
+    out.sort(key=_START)  # in page order (a <base> or a nested document can come out of order)
     return out
-
-
-def _start(row: tuple) -> int:
-    return row[8]
