@@ -23,7 +23,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                                           "is on https, rank them by what browsers do, and optionally fix them.")
     p.add_argument("target", nargs="?", help="a folder of site files, one file, or a URL to fetch")
     p.add_argument("--site-url", help="the site's https URL (which host is the site, and the files' URLs)")
-    p.add_argument("--vhost", metavar="NAME", help="scan the DocumentRoot of the Apache vhost serving NAME")
+    p.add_argument("--vhost", metavar="NAME", help="scan the DocumentRoot of the Apache vhost serving NAME "
+                   "(with a URL: that vhost's names are the same site for --crawl)")
     p.add_argument("--apache-ctl", metavar="PATH", help="with --vhost: apache2ctl/apachectl/httpd to ask (default: found)")
     p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     p.add_argument("--fail-on", default=f"{BLOCKABLE},{INSECURE_BASE}", metavar="CLASSES",
