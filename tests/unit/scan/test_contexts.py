@@ -176,3 +176,29 @@ def test_preload_imagesrcset_replaces_href():
 def test_background_attribute_on_every_table_element():
     page = "".join(f'<{t} background="http://h.test/{t}.gif">' for t in ("thead", "tbody", "tfoot", "tr"))
     assert triples(page) == [(t, "background", U) for t in ("thead", "tbody", "tfoot", "tr")]
+
+
+def test_fix_rewrites_an_own_site_url_inside_srcdoc_and_leaves_data_urls(tmp_path):
+    import io
+
+    from lehttpd.cli import run
+    from lehttpd.console import Console
+
+    site = tmp_path / "site"
+    site.mkdir()
+    page = ('<iframe srcdoc="<img src=&quot;http://blog.test/in.png?a=1&amp;amp;b=2&quot;>"></iframe>'
+            f'<iframe src="data:text/html,{quote("<img src=http://blog.test/d.png>")}"></iframe>')
+    (site / "p.html").write_text(page)
+    out = io.StringIO()
+    code = run(["scan", str(site), "--site-url", "https://blog.test/", "--fix", "--work-dir", str(tmp_path / "w"),
+                "--fail-on", "none"], Console(stdout=out, stderr=io.StringIO(), color=False))
+    assert code == 0
+    assert (site / "p.html").read_text() == page.replace("http://blog.test/in.png", "/in.png")
+    assert "1 upgradable" in out.getvalue()  # the data: one is left, reported
+
+
+def test_srcdoc_nested_deeper_than_any_page_stops_without_error():
+    inner = '<img src="http://deep.test/x.png">'
+    for _ in range(40):
+        inner = '<iframe srcdoc="' + inner.replace("&", "&amp;").replace('"', "&quot;") + '"></iframe>'
+    assert found(inner) == []  # past 8 levels nothing is read, and nothing breaks
