@@ -138,8 +138,8 @@ def _report(scan: dict, grep: dict, lexbor: dict, real: int) -> None:
     print(f"lehttpd scan : {scan['wall']:6.2f} s  {mb / scan['wall']:6.1f} MB/s  {scan['pages'] / scan['wall']:7.0f} pages/s"
           f"  peak RSS {scan['peak_rss'] / 2**20:.0f} MB  findings {scan['findings']}  "
           f"ground truth: {'exact' if exact else 'NOT exact'} (missed {scan['missed']}, false {scan['false']})")
-    print(f"lehttpd scan CPU: {scan['cpu']:6.2f} CPU-s  {mb / scan['cpu']:6.1f} MB per CPU-second (whatever the load;"
-          f" 2 idle cores give at most twice that)")
+    print(f"lehttpd scan CPU: {scan['cpu']:6.2f} CPU-s  {mb / scan['cpu']:6.1f} MB per CPU-second "
+          "(whatever the load; 2 idle cores give at most twice that)")
     print(f"grep -E 'src=\"http://' : {grep['wall']:6.2f} s  {mb / grep['wall']:6.1f} MB/s  "
           f"{grep['hits']} hits, missed {grep['missed']} real references, {grep['false']} false")
     lmb = lexbor["bytes"] / 1e6

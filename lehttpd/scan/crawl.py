@@ -60,7 +60,8 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 class Crawler:
     def __init__(self, start: str, options: CrawlOptions, resolver: Resolver = resolve) -> None:
         self.start, self.options = start, options
-        self.policy = SitePolicy(options.site_url or start, options.extra_names, resolver)  # Refused when the site itself is not
+        # raises Refused when the site's own address may not be fetched
+        self.policy = SitePolicy(options.site_url or start, options.extra_names, resolver)
         self.adapters: dict[str, PinnedAdapter] = {}
         self.lock = threading.Lock()  # one resolution and one adapter per name, whichever thread asks first
         self.headers = {"User-Agent": options.user_agent, "Accept-Encoding": "gzip, deflate"}

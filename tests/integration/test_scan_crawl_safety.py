@@ -61,7 +61,7 @@ def test_a_hostile_redirect_to_another_address_or_port_is_refused_before_it_is_f
     metadata_port, metadata_seen = servers("127.0.0.2", {"/latest/meta-data/": (200, {}, "<p>secret</p>")})
     other_port, other_seen = servers("127.0.0.1", {"/": (200, {}, "<p>other site</p>")})
     hostile = {
-        "/": (200, {}, '<a href="/meta">m</a><a href="/port">p</a><a href="/hop">h</a><a href="/ok">o</a><a href="/tls">t</a>'),
+        "/": (200, {}, "".join(f'<a href="/{p}">{p}</a>' for p in ("meta", "port", "hop", "ok", "tls"))),
         "/meta": (302, {"Location": f"http://127.0.0.2:{metadata_port}/latest/meta-data/"}, ""),
         "/port": (301, {"Location": f"http://127.0.0.1:{other_port}/"}, ""),
         "/hop": (307, {"Location": "/hop2"}, ""),  # same site first, then off

@@ -41,7 +41,8 @@ def test_nested_srcdoc_and_relative_urls_under_the_page_base():
     # the specification's examples, with http: URLs
     'background-image: image-set("http://h.test/foo.png" 1x, "http://h.test/foo-2x.png" 2x, '
     '"http://h.test/foo-print.png" 600dpi);',
-    'background-image: image-set("http://h.test/foo.avif" type("image/avif"), "http://h.test/foo.jpg" type("image/jpeg"));',
+    'background-image: image-set("http://h.test/foo.avif" type("image/avif"), '
+    '"http://h.test/foo.jpg" type("image/jpeg"));',
     'background-image: -webkit-image-set(url(http://h.test/foo.png) 1x, url("http://h.test/foo-2x.png") 2x);',
 ])
 def test_image_set_candidates_in_style_blocks_attributes_and_files(css):
