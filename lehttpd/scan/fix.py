@@ -18,6 +18,7 @@ from lehttpd.fileio import atomic_write
 from lehttpd.scan.backup import BackupRun
 from lehttpd.scan.guard import Guard
 from lehttpd.scan.model import INSECURE_BASE, Finding, PageResult, shown_path
+from lehttpd.scan.sitepolicy import Origin, PinnedAdapter, Refused, Resolver, public_address, resolve
 from lehttpd.scan.source import BadInput, decode_page, encode_page, read_page
 
 _HTTP = re.compile(r"[hH][tT][tT][pP]:")
@@ -35,13 +36,15 @@ class UrlRewrite:
 
 
 class Prober:
-    """Does a host answer over https? HEAD, then GET when HEAD is refused; one answer per host."""
+    """Does a host answer over https? HEAD, then GET when HEAD is refused; one answer per host. The host is
+    resolved once and only a public address is asked (a page naming an intranet or metadata host does not make
+    the server fetch it), the connection goes to that address with TLS checked against the name, and a
+    redirect is an answer, not followed."""
 
-    def __init__(self, timeout: float = 5.0, session: requests.Session | None = None,
-                 verify: bool | str = True) -> None:
-        self.timeout = timeout
-        self.session = session or requests.Session()
-        self.verify = verify
+    def __init__(self, timeout: float = 5.0, verify: bool | str = True, resolver: Resolver = resolve,
+                 trusted: frozenset[str] = frozenset()) -> None:
+        self.timeout, self.verify, self.resolver = timeout, verify, resolver
+        self.trusted = trusted  # addresses that may be asked although not public
         self.cache: dict[str, bool] = {}
 
     def __call__(self, https_url: str, host: str) -> bool:
@@ -50,14 +53,26 @@ class Prober:
         return self.cache[host]
 
     def _answers(self, url: str) -> bool:
+        origin = Origin.of(url)
+        if origin is None or origin.scheme != "https":
+            return False
         try:
-            response = self.session.head(url, timeout=self.timeout, allow_redirects=True, verify=self.verify)
-            if response.status_code in (403, 405, 501):  # some servers refuse HEAD only
-                response = self.session.get(url, timeout=self.timeout, stream=True, verify=self.verify)
-                response.close()
-            return response.status_code < 400
+            address = public_address(origin.host, origin.port, self.resolver, self.trusted)
+            path = requests.Request("GET", url).prepare().path_url
+        except (Refused, requests.RequestException, ValueError):
+            return False
+        adapter = PinnedAdapter(origin, origin.host, address, 1)
+        try:
+            for method in ("HEAD", "GET"):
+                with adapter.get(path, {"User-Agent": "lehttpd-probe"}, self.timeout, self.verify,
+                                 method) as response:
+                    if method == "GET" or response.status_code not in (403, 405, 501):  # HEAD refused
+                        return response.status_code < 400
+            return False
         except (requests.RequestException, ValueError):
             return False
+        finally:
+            adapter.close()
 
 
 def plan_edits(findings: tuple[Finding, ...], site_host: str,

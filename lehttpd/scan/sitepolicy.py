@@ -104,17 +104,27 @@ class SitePolicy:
     def _check(self, host: str) -> str:
         addresses = [host] if _ip(host) is not None else self.resolver(host, self.origin.port)
         self._resolved[host] = addresses
-        reasons = []
-        for address in addresses:
-            ip = _ip(address)
-            why = "not an IP address" if ip is None else _not_public(ip)
-            if why is None:
-                return address
-            if ip is not None and ip not in METADATA and (self.site_addresses is None
-                                                          or address in self.site_addresses):
-                return address  # the site itself is there
-            reasons.append(f"{address} is {why}")
-        raise Refused(f"{host} resolves to {', '.join(reasons) or 'nothing'}")
+        # the site's own name may be anywhere but on a metadata address; other names where the site is
+        return first_allowed(host, addresses, self.site_addresses)
+
+
+def first_allowed(host: str, addresses: list[str], also: frozenset[str] | None = frozenset()) -> str:
+    """The first public address of host, or one of `also` (None: any non-metadata address); else Refused."""
+    reasons = []
+    for address in addresses:
+        ip = _ip(address)
+        why = "not an IP address" if ip is None else _not_public(ip)
+        if why is None:
+            return address
+        if ip is not None and ip not in METADATA and (also is None or address in also):
+            return address
+        reasons.append(f"{address} is {why}")
+    raise Refused(f"{host} resolves to {', '.join(reasons) or 'nothing'}")
+
+
+def public_address(host: str, port: int, resolver: Resolver = resolve, trusted: frozenset[str] = frozenset()) -> str:
+    """A public (or trusted) address of host, resolved once, to connect to; Refused for any other address."""
+    return first_allowed(host, [host] if _ip(host) is not None else resolver(host, port), trusted)
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -137,8 +147,9 @@ class PinnedAdapter(HTTPAdapter):
             pool_kwargs.update(server_hostname=self.host, assert_hostname=self.host)
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
 
-    def get(self, path: str, headers: dict, timeout: float, verify: bool | str) -> requests.Response:
-        """GET path (with its query) on this name, streamed; redirects are the caller's to check."""
+    def get(self, path: str, headers: dict, timeout: float, verify: bool | str,
+            method: str = "GET") -> requests.Response:
+        """GET (or HEAD) path, with its query, on this name, streamed; redirects are the caller's to check."""
         url = f"{self.origin.scheme}://{self.origin.netloc(self.address)}{path}"
-        prepared = requests.Request("GET", url, headers={**headers, "Host": self.origin.netloc(self.host)}).prepare()
+        prepared = requests.Request(method, url, headers={**headers, "Host": self.origin.netloc(self.host)}).prepare()
         return self.send(prepared, stream=True, timeout=timeout, verify=verify)

@@ -136,7 +136,7 @@ def test_prober_caches_per_host_and_fails_without_tls():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        probe = Prober(timeout=2)
+        probe = Prober(timeout=2, trusted=frozenset({"127.0.0.1"}))  # loopback is refused unless trusted
         assert probe(f"https://127.0.0.1:{port}/a.png", "plain.test") is False  # http only: the TLS handshake fails
         assert probe(f"https://127.0.0.1:{port}/b.png", "plain.test") is False
         assert probe.cache == {"plain.test": False}

@@ -211,3 +211,61 @@ def test_a_file_reached_twice_in_one_run_keeps_its_first_original(tree, tmp_path
     again = run.keep(str(page), FIXED)
     assert again is first and len(run.entries) == 1
     assert (run.folder / "files" / "0").read_bytes() == OWN
+
+
+def test_probe_asks_only_public_addresses_pinned_and_never_follows_a_redirect(tmp_path):
+    """--probe makes the server connect to hosts named in its pages: never to loopback, private or metadata
+    addresses, once per host, to the address it checked, and a redirect is an answer, not a hop."""
+    import http.server
+    import socket
+    import ssl
+    import threading
+
+    from lehttpd.sandbox.tls import throwaway_ca_and_leaf
+    from lehttpd.scan.fix import Prober
+
+    listener = socket.create_server(("127.0.0.1", 0))  # counts connection attempts
+    listener.settimeout(0.3)
+    port = listener.getsockname()[1]
+    try:
+        probe = Prober(timeout=1, resolver=lambda host, _port: {"intranet.test": ["10.1.2.3"],
+                                                                 "meta.test": ["169.254.169.254"],
+                                                                 "loop.test": ["127.0.0.1"]}[host])
+        for host in ("loop.test", "127.0.0.1", "intranet.test", "meta.test"):
+            assert probe(f"https://{host}:{port}/a.png", host) is False
+        with pytest.raises(socket.timeout):
+            listener.accept()  # nobody came
+    finally:
+        listener.close()
+
+    pair = throwaway_ca_and_leaf(("cdn.test",))
+    (tmp_path / "ca.pem").write_bytes(pair.ca_pem)
+    (tmp_path / "leaf.pem").write_bytes(pair.leaf_pem + pair.key_pem)
+    seen = []
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            seen.append((self.command, self.path, self.headers["Host"]))
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "leaf.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tls_port = server.server_address[1]
+        lookups = []
+        probe = Prober(timeout=2, verify=str(tmp_path / "ca.pem"), trusted=frozenset({"127.0.0.1"}),
+                       resolver=lambda host, _port: lookups.append(host) or ["127.0.0.1"])
+        assert probe(f"https://cdn.test:{tls_port}/img/a.png?x=1", "cdn.test") is True  # TLS checked for the name
+        assert seen == [("HEAD", "/img/a.png?x=1", f"cdn.test:{tls_port}")] and lookups == ["cdn.test"]
+        assert probe(f"https://other.test:{tls_port}/", "other.test") is False  # the certificate is not for it
+    finally:
+        server.shutdown()
+        server.server_close()
