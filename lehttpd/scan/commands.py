@@ -53,11 +53,11 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
     """(target, site URL, target is a URL) or a UsageError naming the bad flag."""
-    args.extra_names = ()
+    args.extra_names, served = (), []
     if args.vhost:
         if args.target and not args.target.lower().startswith(("http://", "https://")):
             raise UsageError("give either a folder or --vhost, not both")
-        vhost = _find_vhost(args.vhost, args.apache_ctl, need_root=not args.target)
+        vhost, served = _find_vhost(args.vhost, args.apache_ctl, need_root=not args.target)
         if args.target:  # a live site: the vhost's other names are the same site for --crawl
             args.extra_names = tuple(vhost.names)
         else:
@@ -73,9 +73,10 @@ def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
         raise UsageError("--dry-run and --probe go with --fix")
     if not is_url and not os.path.exists(args.target):
         raise ScanError(f"{args.target}: no such file or folder")
-    if args.fix and not args.dry_run:
-        _check_work_dir(args.work_dir, args.target if os.path.isdir(args.target) else os.path.dirname(
-            os.path.abspath(args.target)))
+    if args.fix and not args.dry_run:  # the scanned folder, and with --vhost every DocumentRoot Apache serves
+        for root in (args.target if os.path.isdir(args.target) else os.path.dirname(os.path.abspath(args.target)),
+                     *served):
+            _check_work_dir(args.work_dir, root)
     if args.crawl and not is_url:
         raise UsageError("--crawl needs a URL (https://…)")
     for flag in ("max_pages", "max_depth", "concurrency", "jobs"):
@@ -89,21 +90,23 @@ def _validate(args: argparse.Namespace) -> tuple[str, str, bool]:
 
 
 def _check_work_dir(work_dir: Path, root: str) -> None:
-    """Backups hold page sources (a PHP page's password): never inside the folder being served."""
+    """Backups hold page sources (a PHP page's password): never inside a folder being served."""
     work, served = os.path.realpath(work_dir), os.path.realpath(root)
     if work == served or work.startswith(served.rstrip(os.sep) + os.sep):
-        raise UsageError(f"--work-dir {shown_path(str(work_dir))} is inside the scanned folder: the backups "
-                         "would be served; choose a folder outside every document root")
+        raise UsageError(f"--work-dir {shown_path(str(work_dir))} is inside {shown_path(root)}, a served folder: "
+                         "the backups would be served; choose a folder outside every document root")
 
 
-def _find_vhost(name: str, apache_ctl: str | None, need_root: bool):
+def _find_vhost(name: str, apache_ctl: str | None, need_root: bool) -> tuple[object, list[str]]:
+    """The vhost serving name, and the DocumentRoot of every vhost (where backups must never go)."""
     from lehttpd.apache.discover import discover  # only --vhost needs Apache
     from lehttpd.apache.vhosts import read_vhosts
 
     vhosts, _, _ = read_vhosts(discover(apache_ctl))
+    roots = [str(v.document_root) for v in vhosts if v.document_root]
     for vhost in vhosts:
         if vhost.serves(name) and (vhost.document_root or not need_root):
-            return vhost
+            return vhost, roots
     raise UsageError(f"no Apache vhost {'with a DocumentRoot ' if need_root else ''}serves {name}")
 
 

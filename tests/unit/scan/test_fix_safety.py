@@ -75,7 +75,27 @@ def test_a_work_dir_inside_the_served_folder_is_refused(tree):
     root, _, _ = tree
     (root / "a.html").write_bytes(OWN)
     code, _, err = fix(root, root / "backups")
-    assert code == 2 and "is inside the scanned folder" in err and (root / "a.html").read_bytes() == OWN
+    assert code == 2 and "a served folder: the backups would be served" in err and (root / "a.html").read_bytes() == OWN
+
+
+def test_with_vhost_a_work_dir_in_any_document_root_apache_serves_is_refused(tree, monkeypatch):
+    from lehttpd.apache import discover, vhosts
+
+    root, outside, _ = tree
+    (root / "a.html").write_bytes(OWN)
+
+    class Vhost:
+        def __init__(self, docroot, names):
+            self.document_root, self.names = str(docroot), names
+
+        def serves(self, name):
+            return name in self.names
+
+    monkeypatch.setattr(discover, "discover", lambda *a, **k: object())
+    monkeypatch.setattr(vhosts, "read_vhosts", lambda info, *a, **k: (
+        [Vhost(root, ("blog.test",)), Vhost(outside, ("other.test",))], {}, []))
+    code, _, err = scan("--vhost", "blog.test", "--fix", "--work-dir", str(outside / "lehttpd"))
+    assert code == 2 and f"is inside {outside}, a served folder" in err and (root / "a.html").read_bytes() == OWN
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
