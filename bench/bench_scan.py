@@ -8,13 +8,15 @@ doing nothing else.
 The lexbor reference needs selectolax, which lehttpd does not depend on: `.venv/bin/pip install -e '.[bench]'`
 (without it that line of the report says so and the other figures are still measured).
 
-Memory is the peak of the summed RSS of the scanning process and its workers, sampled every 20 ms.
+Memory is the peak of the summed RSS of the scanning process and its workers, sampled every 20 ms. CPU is the
+user+system time of the scanning process and its workers: on a shared machine, the figure to compare.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,7 @@ def _scan_child(root: str, jobs: int) -> None:
     from lehttpd.scan.pages import ScanOptions, walk
 
     out = sys.stdout
+    cpu_before = sum(getattr(resource.getrusage(resource.RUSAGE_SELF), f) for f in ("ru_utime", "ru_stime"))
     started = time.perf_counter()
     size = pages = findings = 0
     for result in scan_files(walk(root), ScanOptions(site_url=SITE, jobs=jobs)):
@@ -44,7 +47,10 @@ def _scan_child(root: str, jobs: int) -> None:
         for f in result.findings:
             out.write(f"{result.page}\t{f.cls}\t{f.written}\n")
     wall = time.perf_counter() - started
-    out.write(json.dumps({"wall": wall, "bytes": size, "pages": pages, "findings": findings}) + "\n")
+    # CPU seconds of this process and of its workers (joined by now): a figure a busy machine does not bend
+    cpu = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for field in ("ru_utime", "ru_stime")) - cpu_before
+    out.write(json.dumps({"wall": wall, "cpu": cpu, "bytes": size, "pages": pages, "findings": findings}) + "\n")
 
 
 def _tree_rss(pid: int) -> int:
@@ -141,6 +147,8 @@ def _report(scan: dict, grep: dict, lexbor: dict | None, real: int) -> None:
     print(f"lehttpd scan : {scan['wall']:6.2f} s  {mb / scan['wall']:6.1f} MB/s  {scan['pages'] / scan['wall']:7.0f} pages/s"
           f"  peak RSS {scan['peak_rss'] / 2**20:.0f} MB  findings {scan['findings']}  "
           f"ground truth: {'exact' if exact else 'NOT exact'} (missed {scan['missed']}, false {scan['false']})")
+    print(f"lehttpd scan CPU: {scan['cpu']:6.2f} CPU-s  {mb / scan['cpu']:6.1f} MB per CPU-second "
+          "(whatever the load; 2 idle cores give at most twice that)")
     print(f"grep -E 'src=\"http://' : {grep['wall']:6.2f} s  {mb / grep['wall']:6.1f} MB/s  "
           f"{grep['hits']} hits, missed {grep['missed']} real references, {grep['false']} false")
     if lexbor is None:

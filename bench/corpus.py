@@ -2,8 +2,10 @@
 
 Each page is built from pieces whose browser behaviour is known from the A2 table
 (../shared/reference/mixed-content-and-tls-policy.md): real mixed-content references with their class, and
-decoys that a naive search takes for mixed content (links, code samples, comments, script strings, lazy-load
-attributes, canonical links, og:image). The truth comes from what was inserted, never from the scanner.
+decoys that a naive search takes for mixed content (links, code samples, comments, script strings, canonical
+links, og:image). Lazy-load attributes (data-src) sit among the decoys, where they were before issue 13, so the
+pages stay byte for byte the same, but count as real references of the class `lazy`. The truth comes from what
+was inserted, never from the scanner.
 """
 from __future__ import annotations
 
@@ -41,13 +43,15 @@ _REAL = (
     ('<embed src="http://{h}/e/{n}.svg">', [("blockable", "http://{h}/e/{n}.svg")]),
     ('<img src="http://blog.example.com/wp-content/uploads/{n}.jpg">', [("upgradable", "http://blog.example.com/wp-content/uploads/{n}.jpg")]),
 )
+_LAZY = '<img data-src="http://{h}/lazy/{n}.jpg" src="/img/placeholder.png" alt="">'
+_PLACED_TRUTH = {_LAZY: [("lazy", "http://{h}/lazy/{n}.jpg")]}  # pieces among the decoys that are real
 _DECOYS = (
     '<a href="http://{h}/article/{n}">a related article</a>',
     '<a href=http://{h}/tag/{n}>tag {n}</a>',
     '<pre><code>&lt;img src="http://{h}/code/{n}.png"&gt;</code></pre>',
     '<!-- <img src="http://{h}/old/{n}.png"> removed -->',
     "<script>var u = 'http://{h}/api/{n}'; el.innerHTML = '<img src=\"http://{h}/js/{n}.png\">';</script>",
-    '<img data-src="http://{h}/lazy/{n}.jpg" src="/img/placeholder.png" alt="">',
+    _LAZY,
     '<img src="https://{h}/ok/{n}.jpg"><img src="//{h}/proto/{n}.jpg"><img src="/local/{n}.png">',
     '<textarea>&lt;img src="http://{h}/ta/{n}.png"&gt; <img src="http://{h}/ta/{n}.png"></textarea>',
     '<blockquote cite="http://{h}/quote/{n}"><p>quoted text</p></blockquote>',
@@ -91,7 +95,8 @@ def make_page(rng: random.Random, number: int, size: int = 20000) -> tuple[str, 
             template, refs = rng.choice(_REAL)
             piece = _fill(rng, template, truth, refs)
         elif roll < 0.35:
-            piece = _fill(rng, rng.choice(_DECOYS))
+            template = rng.choice(_DECOYS)
+            piece = _fill(rng, template, truth, _PLACED_TRUTH.get(template, []))
         else:
             piece = f"<p>{_text(rng, rng.randrange(20, 90))} <em>{_text(rng, 3)}</em>.</p>"
         body.append(piece + "\n")

@@ -1,14 +1,17 @@
 """A polite same-site crawler on requests: page and depth limits, robots.txt, sitemap, a small thread pool,
-time-outs on every request and a deadline on every body, so that a slow or looping server cannot hold it."""
+time-outs on every request and a deadline on every body, so that a slow or looping server cannot hold it.
+Redirects are followed here, one hop at a time, each hop checked (same site, checked address: sitepolicy.py)
+before it is fetched."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 from urllib import robotparser
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin
 
 import requests
 import urllib3
@@ -17,7 +20,8 @@ from lehttpd import __version__
 from lehttpd.scan.model import PageResult, Problem
 from lehttpd.scan.pages import scan_bytes
 from lehttpd.scan.source import MAX_PAGE_BYTES
-from lehttpd.scan.urls import host_of, https_of
+from lehttpd.scan.sitepolicy import Origin, PinnedAdapter, Refused, Resolver, SitePolicy, resolve
+from lehttpd.scan.urls import https_of
 
 _LINK = re.compile(r"""<(a|area|i?frame|link)\b([^>]*)>""", re.I)
 _ATTR = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
@@ -37,6 +41,8 @@ class CrawlOptions:
     follow: bool = True            # False: only the start page and its stylesheets
     user_agent: str = f"lehttpd-scan/{__version__}"
     verify: bool | str = True
+    extra_names: tuple[str, ...] = ()  # other names of the same site (the vhost's ServerName/ServerAlias)
+    site_url: str | None = None        # scheme, host and port of the site (default: the start URL's)
 
 
 @dataclass(frozen=True)
@@ -48,39 +54,68 @@ class Fetched:
     problem: str | None = None
 
 
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
 class Crawler:
-    def __init__(self, start: str, options: CrawlOptions, session: requests.Session | None = None) -> None:
+    def __init__(self, start: str, options: CrawlOptions, resolver: Resolver = resolve) -> None:
         self.start, self.options = start, options
-        self.host = host_of(start)
-        self.session = session or requests.Session()
-        self.session.max_redirects = options.max_redirects
-        self.session.headers["User-Agent"] = options.user_agent
+        # raises Refused when the site's own address may not be fetched
+        self.policy = SitePolicy(options.site_url or start, options.extra_names, resolver)
+        self.adapters: dict[str, PinnedAdapter] = {}
+        self.lock = threading.Lock()  # one resolution and one adapter per name, whichever thread asks first
+        self.headers = {"User-Agent": options.user_agent, "Accept-Encoding": "gzip, deflate"}
         self.robots = robotparser.RobotFileParser()
         self.robots.parse([])
 
     def same_site(self, url: str) -> bool:
-        return url.startswith(("http://", "https://")) and host_of(url) == self.host
+        return self.policy.same_site(url)
+
+    def _adapter(self, host: str) -> PinnedAdapter:
+        with self.lock:
+            if host not in self.adapters:
+                self.adapters[host] = PinnedAdapter(self.policy.origin, host, self.policy.address(host),
+                                                    self.options.concurrency)
+            return self.adapters[host]
 
     def fetch(self, url: str, accept: tuple[str, ...] | None = None) -> Fetched:
-        """One GET with time-outs, a redirect limit, a size limit and a deadline for the body."""
+        """One GET with time-outs, a size limit and a deadline for the body; redirects followed one hop at a
+        time, each checked before it is fetched."""
+        first = url
         try:
-            with self.session.get(url, timeout=self.options.timeout, stream=True,
-                                  verify=self.options.verify) as response:
-                if response.status_code >= 400:
-                    return Fetched(url, problem=f"HTTP {response.status_code}")
-                final = response.url
-                if not self.same_site(final):
-                    return Fetched(url, problem=f"redirected off the site to {final}")
-                content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if accept and content_type not in accept:
-                    return Fetched(final, content_type=content_type)
-                return self._body(final, response, content_type)
-        except requests.TooManyRedirects:
-            return Fetched(url, problem=f"more than {self.options.max_redirects} redirects (a redirect loop?)")
+            for _ in range(self.options.max_redirects + 1):
+                if not self.same_site(url):
+                    where = "redirected off the site to" if url != first else "not on the site:"
+                    return Fetched(first, problem=f"{where} {url}: not fetched{self._hint(url)}")
+                with self._get(url) as response:
+                    location = response.headers.get("Location")
+                    if response.status_code in _REDIRECTS and location:
+                        url = urldefrag(urljoin(url, location.strip()))[0]
+                        continue
+                    if response.status_code >= 400:
+                        return Fetched(first, problem=f"HTTP {response.status_code}")
+                    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                    if accept and content_type not in accept:
+                        return Fetched(url, content_type=content_type)
+                    return self._body(url, response, content_type)
+            return Fetched(first, problem=f"more than {self.options.max_redirects} redirects (a redirect loop?)")
+        except Refused as refused:
+            return Fetched(first, problem=f"not fetched: {refused}")
         except requests.Timeout:
-            return Fetched(url, problem=f"no answer within {self.options.timeout:g} s")
+            return Fetched(first, problem=f"no answer within {self.options.timeout:g} s")
         except requests.RequestException as error:
-            return Fetched(url, problem=f"fetch failed: {type(error).__name__}")
+            return Fetched(first, problem=f"fetch failed: {type(error).__name__}")
+
+    def _hint(self, url: str) -> str:
+        other, site = Origin.of(url), self.policy.origin
+        if other is not None and other.host in self.policy.names and other.scheme != site.scheme:
+            return f" (another scheme is another site: start from {other.scheme}://{other.netloc()}/)"
+        return ""
+
+    def _get(self, url: str) -> requests.Response:
+        request = requests.Request("GET", url).prepare()  # the path and query as requests would send them
+        host = Origin.of(url).host
+        return self._adapter(host).get(request.path_url, self.headers, self.options.timeout, self.options.verify)
 
     def _body(self, url: str, response: requests.Response, content_type: str) -> Fetched:
         # read1 returns what has arrived (one socket read, bounded by the read time-out), so the deadline is
@@ -144,10 +179,12 @@ def links(data: bytes, base: str) -> tuple[list[str], list[str]]:
     return pages, sheets
 
 
-def crawl(start: str, options: CrawlOptions, session: requests.Session | None = None) -> Iterator[PageResult]:
+def crawl(start: str, options: CrawlOptions, resolver: Resolver = resolve) -> Iterator[PageResult]:
     """Scan the site breadth first, at most max_pages pages, each page and stylesheet once."""
-    crawler = Crawler(start, options, session)
-    if not crawler.host:
+    try:
+        crawler = Crawler(start, options, resolver)
+    except Refused as refused:
+        yield PageResult(start, https_of(start), (), (Problem(start, f"not fetched: {refused}"),))
         return
     seen: set[str] = set()
     level = [urldefrag(start)[0]]

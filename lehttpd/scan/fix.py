@@ -1,4 +1,4 @@
-"""--fix: rewrite the URL characters of findings in place, with a backup and an optional probe.
+"""--fix: rewrite the URL characters of findings, the original kept in a backup run, with an optional probe.
 
 Own-site URLs become root-relative (a <base> becomes https); a third-party URL becomes https only when
 --probe has seen that host answer over https. Nothing else in the file changes: the page is decoded so that
@@ -7,9 +7,7 @@ it encodes back to the same bytes, only the [start, end) spans of findings are r
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,16 +15,20 @@ from typing import Callable
 import requests
 
 from lehttpd.fileio import atomic_write
-from lehttpd.scan.model import INSECURE_BASE, Finding, PageResult
+from lehttpd.scan.backup import BackupRun
+from lehttpd.scan.guard import Guard
+from lehttpd.scan.model import INSECURE_BASE, Finding, PageResult, shown_path
+from lehttpd.scan.sitepolicy import Origin, PinnedAdapter, Refused, Resolver, public_address, resolve
 from lehttpd.scan.source import BadInput, decode_page, encode_page, read_page
 
-BACKUP_SUFFIX = ".lehttpd-bak"
 _HTTP = re.compile(r"[hH][tT][tT][pP]:")
 _OWN = re.compile(r"[hH][tT][tT][pP]:[/\\]{2}[^/\\?#]*")
 
 
 @dataclass(frozen=True)
-class Edit:
+class UrlRewrite:
+    """New characters for the [start, end) span of one finding's URL."""
+
     start: int
     end: int
     new: str
@@ -34,13 +36,15 @@ class Edit:
 
 
 class Prober:
-    """Does a host answer over https? HEAD, then GET when HEAD is refused; one answer per host."""
+    """Does a host answer over https? HEAD, then GET when HEAD is refused; one answer per host. The host is
+    resolved once and only a public address is asked (a page naming an intranet or metadata host does not make
+    the server fetch it), the connection goes to that address with TLS checked against the name, and a
+    redirect is an answer, not followed."""
 
-    def __init__(self, timeout: float = 5.0, session: requests.Session | None = None,
-                 verify: bool | str = True) -> None:
-        self.timeout = timeout
-        self.session = session or requests.Session()
-        self.verify = verify
+    def __init__(self, timeout: float = 5.0, verify: bool | str = True, resolver: Resolver = resolve,
+                 trusted: frozenset[str] = frozenset()) -> None:
+        self.timeout, self.verify, self.resolver = timeout, verify, resolver
+        self.trusted = trusted  # addresses that may be asked although not public
         self.cache: dict[str, bool] = {}
 
     def __call__(self, https_url: str, host: str) -> bool:
@@ -49,24 +53,36 @@ class Prober:
         return self.cache[host]
 
     def _answers(self, url: str) -> bool:
+        origin = Origin.of(url)
+        if origin is None or origin.scheme != "https":
+            return False
         try:
-            response = self.session.head(url, timeout=self.timeout, allow_redirects=True, verify=self.verify)
-            if response.status_code in (403, 405, 501):  # some servers refuse HEAD only
-                response = self.session.get(url, timeout=self.timeout, stream=True, verify=self.verify)
-                response.close()
-            return response.status_code < 400
+            address = public_address(origin.host, origin.port, self.resolver, self.trusted)
+            path = requests.Request("GET", url).prepare().path_url
+        except (Refused, requests.RequestException, ValueError):
+            return False
+        adapter = PinnedAdapter(origin, origin.host, address, 1)
+        try:
+            for method in ("HEAD", "GET"):
+                with adapter.get(path, {"User-Agent": "lehttpd-probe"}, self.timeout, self.verify,
+                                 method) as response:
+                    if method == "GET" or response.status_code not in (403, 405, 501):  # HEAD refused
+                        return response.status_code < 400
+            return False
         except (requests.RequestException, ValueError):
             return False
+        finally:
+            adapter.close()
 
 
 def plan_edits(findings: tuple[Finding, ...], site_host: str,
-               probe: Callable[[str, str], bool] | None) -> list[Edit]:
+               probe: Callable[[str, str], bool] | None) -> list[UrlRewrite]:
     """The rewrites that are safe for these findings; the others are left for the report."""
     edits = []
     for f in findings:
         new = _rewrite(f, site_host, probe)
         if new is not None and new != f.written:
-            edits.append(Edit(f.start, f.end, new, f))
+            edits.append(UrlRewrite(f.start, f.end, new, f))
     return edits
 
 
@@ -84,7 +100,7 @@ def _rewrite(f: Finding, site_host: str, probe: Callable[[str, str], bool] | Non
     return None
 
 
-def apply_edits(text: str, edits: list[Edit]) -> str:
+def apply_edits(text: str, edits: list[UrlRewrite]) -> str:
     parts, pos = [], 0
     for edit in sorted(edits, key=lambda e: e.start):
         if edit.start < pos:
@@ -97,45 +113,44 @@ def apply_edits(text: str, edits: list[Edit]) -> str:
 
 @dataclass(frozen=True)
 class FixOutcome:
-    edits: tuple[Edit, ...]
+    rewrites: tuple[UrlRewrite, ...]
     diff: str
-    backup: str | None
-    error: str | None = None
-    data: bytes | None = None  # the new content, once written
+    backup: str | None            # the run folder holding the original
+    error: str | None = None      # why the page was left alone
+    data: bytes | None = None     # the new content, once written
+    written: str | None = None    # the file that was rewritten (the target of a symlinked page)
 
 
 def fix_page(result: PageResult, site_host: str, probe: Callable[[str, str], bool] | None,
-             dry_run: bool, max_bytes: int) -> FixOutcome:
-    """Rewrite one local page (or only diff it with dry_run). The file is re-read and checked first."""
+             dry_run: bool, max_bytes: int, guard: Guard, run: BackupRun | None) -> FixOutcome:
+    """Rewrite one local page (or only diff it with dry_run). The file is checked (inside the scanned folder,
+    regular, not hard-linked outside), re-read and compared with the scan first; its original goes to `run`."""
     if result.path is None:
         return FixOutcome((), "", None, "not a local file")
+    verdict = guard.check(result.path)
+    if verdict.path is None:
+        return FixOutcome((), "", None, verdict.reason)
+    real = verdict.path
     try:
-        data = read_page(result.path, max_bytes)
+        data = read_page(real, max_bytes)
         text, encoding, _ = decode_page(data)
     except BadInput as error:
         return FixOutcome((), "", None, error.message)
     if encode_page(text, encoding) != data:
         return FixOutcome((), "", None, f"cannot rewrite {encoding} text byte for byte")
-    edits = [e for e in plan_edits(result.findings, site_host, probe) if text[e.start:e.end] == e.finding.written]
-    if not edits:
+    rewrites = [e for e in plan_edits(result.findings, site_host, probe)
+                if text[e.start:e.end] == e.finding.written]
+    if not rewrites:
         return FixOutcome((), "", None)
-    new_text = apply_edits(text, edits)
+    new_text = apply_edits(text, rewrites)
     diff = "".join(difflib.unified_diff(text.splitlines(True), new_text.splitlines(True),
-                                        f"a/{result.page}", f"b/{result.page}"))
-    if dry_run:
-        return FixOutcome(tuple(edits), diff, None)
-    backup = _backup(result.path, data)
+                                        f"a/{shown_path(result.page)}", f"b/{shown_path(result.page)}"))
+    if dry_run or run is None:
+        return FixOutcome(tuple(rewrites), diff, None)
     new_data = encode_page(new_text, encoding)
-    atomic_write(Path(result.path), new_data, like=Path(result.path))
-    return FixOutcome(tuple(edits), diff, backup, data=new_data)
-
-
-def _backup(path: str, data: bytes) -> str:
-    """The original bytes beside the file; never overwrite an earlier backup."""
-    backup, n = path + BACKUP_SUFFIX, 1
-    while os.path.exists(backup):
-        backup, n = f"{path}{BACKUP_SUFFIX}.{n}", n + 1
-    with open(backup, "xb") as handle:
-        handle.write(data)
-    shutil.copystat(path, backup)
-    return backup
+    entry = run.keep(real, data)
+    if not guard.still_same(real):  # a folder on the way was swapped for a link since the check
+        return FixOutcome((), "", None, "the path changed while being fixed (a symlink appeared)")
+    atomic_write(Path(real), new_data, like=Path(real))  # keeps mode, owner and group
+    run.written(entry, new_data)
+    return FixOutcome(tuple(rewrites), diff, str(run.folder), data=new_data, written=real)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import re
 
+from lehttpd.scan import nested
 from lehttpd.scan.attrs import decode_attr, parse_attrs, srcset_spans
 from lehttpd.scan.css import css_refs
-from lehttpd.scan.markup import LINK_RELS, RAWTEXT, Mode, lowered
+from lehttpd.scan.markup import RAWTEXT, Mode, lowered
 from lehttpd.scan.model import BLOCKABLE, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE, Ref
+from lehttpd.scan.rules import LAZY_RULES, LINK_RELS, SRCSET_ATTRS, STATIC_RULES, SVG_RULES, SVG_URL_ATTRS
 from lehttpd.scan.urls import URL_STRIP, URL_REMOVED
 
 _WS = "\t\n\f\r "
 _REFRESH = re.compile(r"""[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?""", re.I)
 _RAWTEXT = frozenset(RAWTEXT)
-_new_ref = tuple.__new__  # Ref's own __new__ is a Python function around this
+_EXTRA_ATTRS = frozenset((*LAZY_RULES, *SVG_URL_ATTRS))
 
 
 class _Context:
@@ -38,7 +40,7 @@ def _cannot_be_http(raw: str) -> bool:
     """True when no attribute of this tag can hold an http URL (no <base> in the page): no "http:" in any
     case, and nothing that could hide one (references, CSS escapes, characters the URL parser removes).
     `raw` is in lower case."""
-    return ("http:" not in raw and "&" not in raw and "\\" not in raw
+    return ("http:" not in raw and "&" not in raw and "\\" not in raw and "data:" not in raw
             and "\t" not in raw and "\n" not in raw and "\r" not in raw)
 
 
@@ -52,12 +54,13 @@ def _maybe_http(value: str) -> bool:
     return False
 
 
-def html_refs(text: str) -> tuple[list[Ref], Ref | None]:
-    """Every URL the page makes the browser fetch or submit to, and the <base href> if there is one."""
+def html_refs(text: str, relative: bool = False) -> tuple[list[Ref], Ref | None]:
+    """Every URL the page makes the browser fetch or submit to, and the <base href> if there is one.
+    `relative`: keep relative URLs from the start (a nested document whose parent has an http base)."""
     low, mode = lowered(text)  # the patterns are lower case; offsets in low are offsets in text
     # Without a <base> only http: URLs can be insecure (the page's own URL is https), and tags without one
     # are skipped in the regex. A page with a <base> is read again from the start, relative URLs included.
-    refs, ctx = _tokenize(text, _Context(False, low, low is text), mode)
+    refs, ctx = _tokenize(text, _Context(relative, low, low is text), mode)
     if ctx is None:
         refs, ctx = _tokenize(text, _Context(True, low, low is text), mode)
     return refs, ctx.base
@@ -133,12 +136,21 @@ def _element(text: str, tag: str, start: int, end: int, ctx: _Context, refs: lis
     attrs = parse_attrs(ctx.low, start, end, not ctx.folded)
     if not attrs:
         return
-    for attr, cls, kind in _STATIC_RULES.get(tag) or _rules(tag, attrs, text, ctx):
+    rules = (ctx.svg and SVG_RULES.get(tag)) or STATIC_RULES.get(tag) or _rules(tag, attrs, text, ctx)
+    for attr, cls, kind in rules:
         span = attrs.get(attr)
         if span is None:
             continue
         if kind == "url":
             _url_attr(text, tag, attr, span, cls, refs, ctx.relative)
+        elif kind == "document":
+            if nested.is_data(text, span):
+                refs.extend(nested.data_refs(text, tag, attr, span))
+            else:
+                _url_attr(text, tag, attr, span, cls, refs, ctx.relative)
+        elif kind == "srcdoc":  # the srcdoc document is loaded, the src is not
+            refs.extend(nested.srcdoc_refs(text, span, ctx.relative))
+            break
         elif kind == "list":
             _list_attr(text, tag, attr, span, cls, refs, ctx.relative)
         elif kind == "refresh":
@@ -148,20 +160,26 @@ def _element(text: str, tag: str, start: int, end: int, ctx: _Context, refs: lis
                 ctx.base = _make_ref(text, tag, attr, span, 0, None, INSECURE_BASE)
     if "style" in attrs:
         _css_attr(text, tag, attrs["style"], refs)
+    if _EXTRA_ATTRS.isdisjoint(attrs):  # the usual case, decided in C
+        return
+    for name in attrs:
+        if name in LAZY_RULES:
+            _lazy_attr(text, tag, name, attrs[name], refs, ctx.relative)
+        elif ctx.svg and name in SVG_URL_ATTRS:
+            _css_attr(text, tag, attrs[name], refs, BLOCKABLE, name)
 
 
-# The A2 table as code: (attribute, class if insecure, how to read it) for each element. First the rules
-# that depend on nothing else, then those that depend on the other attributes or on the context.
-_STATIC_RULES = {
-    **{tag: (("src", BLOCKABLE, "url"),) for tag in ("script", "track", "iframe", "frame", "embed")},
-    "object": (("data", BLOCKABLE, "url"),),
-    "applet": (("code", BLOCKABLE, "url"), ("codebase", BLOCKABLE, "url"), ("archive", BLOCKABLE, "url")),
-    "button": (("formaction", FORM, "url"),),
-    "form": (("action", FORM, "url"),),
-    "base": (("href", INSECURE_BASE, "base"),),
-    **{tag: (("background", UPGRADABLE, "url"),) for tag in ("body", "table", "td", "th")},
-    "image": (("href", UPGRADABLE, "url"), ("xlink:href", UPGRADABLE, "url")),  # SVG
-}
+def _lazy_attr(text: str, tag: str, attr: str, span: tuple[int, int], refs: list[Ref], relative: bool) -> None:
+    cls, kind = LAZY_RULES[attr]
+    if text[span[0]:span[1]].lstrip()[:4].lower() == "url(":  # data-bg="url(…)": CSS for a background
+        _css_attr(text, tag, span, refs, cls, attr)
+    elif kind == "list":
+        _list_attr(text, tag, attr, span, cls, refs, relative)
+    else:
+        _url_attr(text, tag, attr, span, cls, refs, relative)
+
+
+# The rules that depend on the other attributes or on the context (the others are rules.STATIC_RULES).
 
 
 def _rules(tag: str, attrs: dict, text: str, ctx: _Context) -> list[tuple[str, str, str]]:
@@ -206,7 +224,11 @@ def _link_rules(attrs: dict, text: str) -> list[tuple[str, str, str]]:
     if "rel" not in attrs:
         return []
     found = None
-    for token in _value(text, attrs["rel"]).lower().split():
+    tokens = _value(text, attrs["rel"]).lower().split()
+    stylesheet = "stylesheet" in tokens  # a data:text/css stylesheet is read as the page's own CSS
+    for token in tokens:
+        if token == "preload" and "imagesrcset" in attrs:  # the href is then not fetched (HTML §4.6.7.12)
+            return [("imagesrcset", BLOCKABLE, "list")]
         if token == "preload":
             as_ = _value(text, attrs["as"]).strip().lower() if "as" in attrs else ""
             cls = UPGRADABLE if as_ == "image" else BLOCKABLE
@@ -214,7 +236,7 @@ def _link_rules(attrs: dict, text: str) -> list[tuple[str, str, str]]:
             cls = LINK_RELS.get(token)
         if cls is not None and found != BLOCKABLE:
             found = cls
-    return [("href", found, "url")] if found else []
+    return [("href", found, "document" if stylesheet else "url")] if found else []
 
 
 def _make_ref(text: str, tag: str, attr: str, span: tuple[int, int], inner_start: int,
@@ -240,7 +262,7 @@ def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, r
         if raw[:5].lower() == "http:":  # and usually it starts with the scheme, nothing to strip before
             stop = len(raw.rstrip(_WS))
             url = raw[:stop]
-            refs.append(_new_ref(Ref, (start, start + stop, url, url, tag, attr, cls)))
+            refs.append(Ref(start, start + stop, url, url, tag, attr, cls))
         elif relative or _maybe_http(raw):
             lead = len(raw) - len(raw.lstrip(_WS))
             stop = len(raw.rstrip(_WS))
@@ -261,7 +283,7 @@ def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, r
 def _list_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, refs: list[Ref],
                relative: bool) -> None:
     decoded = decode_attr(text[span[0]:span[1]])
-    spans = srcset_spans(decoded[0]) if attr == "srcset" else \
+    spans = srcset_spans(decoded[0]) if attr in SRCSET_ATTRS else \
         [m.span() for m in re.finditer(r"[^\t\n\f\r ]+", decoded[0])]
     for s, e in spans:
         if relative or _maybe_http(decoded[0][s:e]):
@@ -282,14 +304,16 @@ def _refresh_attr(text: str, tag: str, span: tuple[int, int], refs: list[Ref]) -
         refs.append(_make_ref(text, tag, "content", span, start, stop, NAVIGATION_DOWNGRADE, decoded))
 
 
-def _css_attr(text: str, tag: str, span: tuple[int, int], refs: list[Ref]) -> None:
+def _css_attr(text: str, tag: str, span: tuple[int, int], refs: list[Ref], cls: str | None = None,
+              attr: str = "style") -> None:
+    """CSS in an attribute: a style attribute (its own classes), or an SVG presentation attribute or a lazy
+    background, whose url() all get `cls`."""
     raw = text[span[0]:span[1]]
-    if "url" not in raw.lower() and "@" not in raw and "&" not in raw:
+    low = raw.lower()
+    if "url" not in low and "image-set" not in low and "@" not in raw and "&" not in raw and "\\" not in raw:
         return
     value, mapping = decode_attr(raw)
-    if mapping is None:
-        refs.extend(css_refs(text, tag, "style ", 0, span[0], span[1]))
-        return
-    for r in css_refs(value, tag, "style "):
-        s, e = mapping[r.start], mapping[r.end]
-        refs.append(Ref(span[0] + s, span[0] + e, raw[s:e], r.value, r.element, r.attribute, r.cls))
+    found = css_refs(text, tag, attr + " ", 0, span[0], span[1]) if mapping is None else [
+        Ref(span[0] + mapping[r.start], span[0] + mapping[r.end], raw[mapping[r.start]:mapping[r.end]], r.value,
+            r.element, r.attribute, r.cls) for r in css_refs(value, tag, attr + " ")]
+    refs.extend(found if cls is None else (r._replace(cls=cls) for r in found))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from lehttpd.scan.model import BLOCKABLE, UPGRADABLE
+from lehttpd.scan.rules import LAZY_RULES, LINK_RELS, SVG_URL_ATTRS
 
 _WS = r"[\t\n\f\r ]"
 _NAME_END = r"(?=[\t\n\f\r />])"
@@ -18,26 +18,21 @@ _NAME_END = r"(?=[\t\n\f\r />])"
 # without http-equiv, and pages hold many: og:image, twitter:image…).
 ELEMENTS = ("img", "image", "source", "video", "audio", "track", "script", "link", "iframe", "frame",
             "object", "embed", "param", "applet", "input", "button", "form", "base", "use",
-            "picture", "svg", "style", "textarea", "title", "xmp", "noembed", "noframes", "plaintext")
-URL_ATTRS = ("style", "ping", "download", "background", "http-equiv")
+            "picture", "svg", "style", "textarea", "title", "xmp", "noembed", "noframes", "plaintext", "feimage")
+URL_ATTRS = ("style", "ping", "download", "background", "http-equiv", *LAZY_RULES, *SVG_URL_ATTRS)
 # Elements whose content is text, not markup: a URL in there is never fetched (style is read as CSS).
 RAWTEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
 # Tags Python must see even when they hold no URL: they open a context (picture, media, svg) or CSS, or
 # they are a <base>, which makes relative URLs matter.
 _STATEFUL = ("picture", "video", "audio", "svg", "style", "plaintext", "base")
 _VALUE = r"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >]*+))?"""
-# The <link rel> tokens that fetch something (and preload, whose class depends on "as").
-LINK_RELS = {"stylesheet": BLOCKABLE, "modulepreload": BLOCKABLE, "prefetch": BLOCKABLE,
-             "prerender": BLOCKABLE, "manifest": BLOCKABLE, "icon": UPGRADABLE,
-             "apple-touch-icon": UPGRADABLE, "apple-touch-icon-precomposed": UPGRADABLE,
-             "mask-icon": UPGRADABLE}
 
-# A tag "without http": no "http:" in any case and none of the characters that could hide one (character
+# A tag "without http": no "http:" (nor "data:") in any case and none of the characters that could hide one (character
 # references, CSS escapes, the tabs and newlines the URL parser removes). Every class below is the tokenizer's
 # own class minus those characters, and a value must be read the tokenizer's way (quoted when it starts with
 # a quote) or not at all, so such a tag either ends at the very ">" the tokenizer would end it at, or fails
 # to match and is handed to Python like any other tag.
-_COLON = r":(?<!http:)"
+_COLON = r":(?<!http:)(?<!data:)"  # a data: URL may hold a document, its URLs percent- or base64-encoded
 _X = r"&\\\t\n\r:"
 
 

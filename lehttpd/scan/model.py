@@ -10,7 +10,8 @@ UPGRADABLE = "upgradable"          # images, audio, video: tried over https, los
 FORM = "form"                      # a form posting to http: warning or interstitial
 NAVIGATION_DOWNGRADE = "navigation-downgrade"  # meta refresh to http
 INSECURE_BASE = "insecure-base"    # <base href="http://…">: every relative URL becomes http
-CLASSES = (BLOCKABLE, UPGRADABLE, FORM, NAVIGATION_DOWNGRADE, INSECURE_BASE)
+LAZY = "lazy"                      # data-src & co: fetched once a lazy-loading script copies it into src
+CLASSES = (BLOCKABLE, UPGRADABLE, FORM, NAVIGATION_DOWNGRADE, INSECURE_BASE, LAZY)
 
 
 class Ref(NamedTuple):
@@ -25,11 +26,14 @@ class Ref(NamedTuple):
     element: str      # "img", "link", "css", "style", ...
     attribute: str    # "src", "srcset", "url()", "@import", ...
     cls: str          # class if the URL turns out insecure
+    at: int = -1      # where to report it when not at `start`: the srcdoc or data: attribute it is nested in
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    page: str         # file path relative to the scanned folder, or the page URL
+class Finding(NamedTuple):
+    """One mixed-content reference of one page. A named tuple: a scan builds one per finding, and a tuple is
+    built (and pickled) several times faster than a frozen dataclass."""
+
+    page: str         # file path relative to the scanned folder (as os.fsdecode gives it), or the page URL
     line: int
     column: int
     element: str
@@ -41,43 +45,28 @@ class Finding:
     start: int = -1   # character offsets in the decoded page, for --fix
     end: int = -1
 
-    def __reduce__(self):
-        # Findings cross from the worker processes by the hundred thousand: a plain tuple pickles several
-        # times faster than the default slots state.
-        return (Finding, (self.page, self.line, self.column, self.element, self.attribute, self.written,
-                          self.resolved, self.cls, self.host, self.start, self.end))
-
     def as_json(self) -> dict:
         return {"line": self.line, "column": self.column, "element": self.element,
-                "attribute": self.attribute, "url": self.written, "resolved": self.resolved,
+                "attribute": self.attribute, "url": shown_path(self.written), "resolved": shown_path(self.resolved),
                 "class": self.cls, "host": self.host}
 
 
-_new = object.__new__
-_SETTERS = tuple(getattr(Finding, name).__set__ for name in Finding.__slots__)
-
-
 def findings_of(page: str, rows: list[tuple]) -> tuple[Finding, ...]:
-    """The Findings of one page from rows of their other fields: what Finding(page, *row) builds, in half
-    the time of the frozen dataclass's __init__ (a scan builds one per finding, in the reading process)."""
-    set_page, set_line, set_column, set_element, set_attribute, set_written, set_resolved, set_cls, set_host, \
-        set_start, set_end = _SETTERS
-    out = []
-    for line, column, element, attribute, written, resolved, cls, host, start, end in rows:
-        f = _new(Finding)
-        set_page(f, page)
-        set_line(f, line)
-        set_column(f, column)
-        set_element(f, element)
-        set_attribute(f, attribute)
-        set_written(f, written)
-        set_resolved(f, resolved)
-        set_cls(f, cls)
-        set_host(f, host)
-        set_start(f, start)
-        set_end(f, end)
-        out.append(f)
-    return tuple(out)
+    """The Findings of one page from rows of their other fields (a row is a Finding without its page)."""
+    make = Finding._make
+    return tuple([make((page, *row)) for row in rows])
+
+
+def shown_path(name: str) -> str:
+    """A file name (or any text read from a page) for people and JSON: bytes that are not UTF-8, kept by
+    os.fsdecode and by surrogateescape decoding as lone surrogates, shown as \\xNN escapes, never an encoding
+    error halfway through a report."""
+    if name.isascii():
+        return name
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no decoder made: show its code point
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)

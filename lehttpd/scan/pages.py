@@ -52,7 +52,8 @@ def walk(root: str) -> Iterator[tuple[str, str] | Problem]:
 
 
 def page_url(site_url: str, relative: str) -> str:
-    return site_url.rstrip("/") + "/" + quote(relative.replace(os.sep, "/"))
+    # the file name's bytes, percent-encoded: a name that is not UTF-8 is still one URL
+    return site_url.rstrip("/") + "/" + quote(os.fsencode(relative).replace(os.sep.encode(), b"/"))
 
 
 def scan_bytes(data: bytes, url: str, page: str, is_css: bool, declared: str | None = None,

@@ -6,16 +6,18 @@ number of pages; only the per-host and per-class counters are kept until the end
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from lehttpd import __version__
 from lehttpd.console import Console
-from lehttpd.scan.model import (BLOCKABLE, CLASSES, FORM, INSECURE_BASE, NAVIGATION_DOWNGRADE, UPGRADABLE,
-                                Finding, PageResult)
+from lehttpd.scan.model import (BLOCKABLE, CLASSES, FORM, INSECURE_BASE, LAZY, NAVIGATION_DOWNGRADE, UPGRADABLE,
+                                Finding, PageResult, shown_path)
 
 SCHEMA = "lehttpd.scan/1"
-_COLOUR = {BLOCKABLE: "red", INSECURE_BASE: "red", UPGRADABLE: "yellow", FORM: "yellow",
+_COLOUR = {BLOCKABLE: "red", INSECURE_BASE: "red", UPGRADABLE: "yellow", FORM: "yellow", LAZY: "yellow",
            NAVIGATION_DOWNGRADE: "yellow"}
 _MEANING = {
     BLOCKABLE: "blocked by browsers: the resource and the padlock are lost",
@@ -23,11 +25,12 @@ _MEANING = {
     FORM: "form submitted over http: browsers warn or show an interstitial",
     NAVIGATION_DOWNGRADE: "meta refresh to an http page: the visitor leaves https",
     INSECURE_BASE: "<base href> over http: every relative URL of the page becomes http",
+    LAZY: "lazy-loading attribute (data-src…): fetched over http once the page's lazy-loading script runs",
 }
 
 
 @dataclass
-class Summary:
+class ScanSummary:
     """What is kept across pages: counters only."""
 
     pages: int = 0
@@ -38,6 +41,8 @@ class Summary:
     host_classes: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
     fixed: int = 0
+    changed: list = field(default_factory=list)  # files --fix rewrote (shown form)
+    backup_run: str | None = None               # the --undo name of the run that holds their originals
 
     def add(self, result: PageResult) -> None:
         if result.url:
@@ -63,7 +68,9 @@ class Summary:
     def as_json(self) -> dict:
         return {"pages": self.pages, "pages_with_findings": self.pages_with_findings,
                 "findings": self.total, "by_class": {cls: self.classes[cls] for cls in CLASSES},
-                "skipped": sum(1 for p in self.problems if p.skipped), "fixed": self.fixed}
+                "skipped": sum(1 for p in self.problems if p.skipped), "fixed": self.fixed,
+                "not_fixed": sum(1 for p in self.problems if p.reason.startswith("not fixed:")),
+                "changed_files": self.changed, "backup_run": self.backup_run}
 
     def hosts_json(self) -> list[dict]:
         return [{"host": host, "pages": pages, "findings": self.host_findings[host],
@@ -72,7 +79,7 @@ class Summary:
 
 
 def page_json(result: PageResult) -> dict:
-    return {"page": result.page, "url": result.url, "encoding": result.encoding,
+    return {"page": shown_path(result.page), "url": result.url, "encoding": result.encoding,
             "findings": [f.as_json() for f in result.findings],
             "problems": [{"reason": p.reason, "skipped": p.skipped} for p in result.problems]}
 
@@ -82,20 +89,20 @@ class TextReport:
         self.console = console
 
     def start(self, target: str) -> None:
-        self.console.step(f"Scanning {target} for mixed content")
+        self.console.step(f"Scanning {shown_path(target)} for mixed content")
 
     def page(self, result: PageResult) -> None:
         c = self.console
         for problem in result.problems:
-            c.warn(f"{problem.page}: {problem.reason}" + ("; skipped" if problem.skipped else ""))
+            c.warn(f"{shown_path(problem.page)}: {problem.reason}" + ("; skipped" if problem.skipped else ""))
         if not result.findings:
             return
-        c.result(c.paint(f"{result.page}", "bold") + f"  ({len(result.findings)})")
+        c.result(c.paint(shown_path(result.page), "bold") + f"  ({len(result.findings)})")
         for f in result.findings:
             c.result(f"  {f.line}:{f.column}  {c.paint(f.cls, _COLOUR[f.cls]):<20}  {f.element} {f.attribute}  "
-                     f"{f.written}" + (f"  → {f.resolved}" if f.resolved != f.written else ""))
+                     + shown_path(f.written) + (f"  → {shown_path(f.resolved)}" if f.resolved != f.written else ""))
 
-    def finish(self, summary: Summary, hints: list[str]) -> None:
+    def finish(self, summary: ScanSummary, hints: list[str]) -> None:
         c = self.console
         if summary.host_pages:
             c.result(c.paint("Hosts", "bold"))
@@ -104,8 +111,10 @@ class TextReport:
                 c.result(f"  {row['host']:<32} {row['pages']} page(s), {classes}")
         counts = ", ".join(f"{summary.classes[cls]} {cls}" for cls in CLASSES if summary.classes[cls])
         skipped = sum(1 for p in summary.problems if p.skipped)
+        not_fixed = summary.as_json()["not_fixed"]
         c.result(f"{summary.pages} page(s) scanned, {summary.pages_with_findings} with mixed content"
-                 + (f": {counts}" if counts else "") + (f"; {skipped} skipped" if skipped else ""))
+                 + (f": {counts}" if counts else "") + (f"; {skipped} skipped" if skipped else "")
+                 + (f"; {not_fixed} page(s) not fixed (see the warnings)" if not_fixed else ""))
         for cls in CLASSES:
             if summary.classes[cls]:
                 c.detail(f"  {cls}: {_MEANING[cls]}")
@@ -121,7 +130,7 @@ class JsonReport:
         self.first = True
 
     def start(self, target: str) -> None:
-        head = {"schema": SCHEMA, "tool": f"lehttpd {__version__}", "target": self.target,
+        head = {"schema": SCHEMA, "tool": f"lehttpd {__version__}", "target": shown_path(self.target),
                 "site_url": self.site_url}
         self.console.result(json.dumps(head, sort_keys=True)[:-1] + ', "pages": [')
 
@@ -131,7 +140,7 @@ class JsonReport:
         self.console.result(("" if self.first else ",") + json.dumps(page_json(result), sort_keys=True))
         self.first = False
 
-    def finish(self, summary: Summary, hints: list[str]) -> None:
+    def finish(self, summary: ScanSummary, hints: list[str]) -> None:
         tail = {"hosts": summary.hosts_json(), "summary": summary.as_json(), "hints": hints}
         self.console.result("], " + json.dumps(tail, sort_keys=True)[1:])
 
@@ -159,19 +168,27 @@ class SarifReport:
             self.console.result(("" if self.first else ",") + json.dumps(_sarif_result(f)))
             self.first = False
 
-    def finish(self, summary: Summary, hints: list[str]) -> None:
-        self.console.result("]}]}")
+    def finish(self, summary: ScanSummary, hints: list[str]) -> None:
+        properties = {"changedFiles": summary.changed, "backupRun": summary.backup_run, "hints": hints}
+        self.console.result('], "properties": ' + json.dumps(properties) + "}]}")
 
 
 def _sarif_result(f: Finding) -> dict:
     level = "error" if f.cls in (BLOCKABLE, INSECURE_BASE) else "warning"
     return {"ruleId": f"mixed-content/{f.cls}", "level": level,
-            "message": {"text": f"{f.element} {f.attribute} loads {f.resolved} over http ({f.cls})"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.page},
+            "message": {"text": f"{f.element} {f.attribute} loads {shown_path(f.resolved)} over http ({f.cls})"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(f.page)},
                                                 "region": {"startLine": f.line, "startColumn": f.column}}}]}
 
 
-def hints_for(summary: Summary, fixed: bool) -> list[str]:
+def _uri(page: str) -> str:
+    """SARIF wants a URI: a file path's bytes percent-encoded (a crawled page is already a URL)."""
+    if "://" in page:
+        return page
+    return quote(os.fsencode(page).replace(os.sep.encode(), b"/"))
+
+
+def hints_for(summary: ScanSummary, fixed: bool) -> list[str]:
     """What is left, and the fallback when fixing the pages is not possible."""
     hints = []
     if fixed:

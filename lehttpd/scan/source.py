@@ -11,8 +11,10 @@ from lehttpd.errors import ScanError
 MAX_PAGE_BYTES = 10 * 1024 * 1024
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:\-]+)""", re.I)
 # WHATWG Encoding: these labels all mean windows-1252 to a browser; a UTF-16 label in a meta means UTF-8.
+# UTF-7 is refused by every browser (HTML: "UTF-7 … must not be supported"): the page is read as windows-1252,
+# so a URL spelled in UTF-7 (`+ACI-http:…`) is never seen, as a browser never sees it.
 _ALIASES = {"iso8859-1": "cp1252", "ascii": "cp1252", "utf-16-le": "utf-8",
-            "utf-16-be": "utf-8", "utf-16": "utf-8"}
+            "utf-16-be": "utf-8", "utf-16": "utf-8", "utf-7": "cp1252"}
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 
 
@@ -59,10 +61,11 @@ def _codec(label: str | None) -> str | None:
     if not label:
         return None
     try:
-        name = codecs.lookup(label.strip().lower()).name
+        info = codecs.lookup(label.strip().lower())
+        b"a".decode(info.name, "replace")  # rot13, base64, zlib…: codecs, but not text encodings
     except LookupError:
         return None
-    return _ALIASES.get(name, name)
+    return _ALIASES.get(info.name, info.name)
 
 
 def read_page(path: str, max_bytes: int = MAX_PAGE_BYTES) -> bytes:

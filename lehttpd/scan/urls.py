@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import ipaddress
+import operator
 import re
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin
 
 from lehttpd.scan.model import BLOCKABLE, INSECURE_BASE, UPGRADABLE, Finding, Ref, findings_of
 
@@ -27,15 +28,20 @@ def insecure_url(value: str, base: str) -> tuple[str, str] | None:
 
 def _insecure(value: str, base: str) -> tuple[str, str, bool] | None:
     """insecure_url, and whether the host is an IP literal. Fast path first: nearly every reference is either
-    https/relative under an https base or absolute http."""
+    https/relative under an https base or absolute http. The rest follows the WHATWG URL parser for special
+    schemes: backslashes are slashes, any number of slashes before the host, and `http:x` without slashes is
+    relative when the base is http too (otherwise x is the host)."""
     value = clean(value)
-    if value.startswith("http://") and "\\" not in value:
+    if value.startswith("http://") and "\\" not in value and value[7:8] != "/":
         resolved = value  # already as the parser writes it (keeping the object halves what workers send)
     elif (m := _SCHEME.match(value)) is not None:
         if m.group(1).lower() != "http":
             return None
         rest = value[m.end():].replace("\\", "/")
-        resolved = "http://" + rest.lstrip("/") if not rest.startswith("//") else "http:" + rest
+        if base[:5].lower() == "http:" and not rest.startswith("//"):
+            resolved = urljoin(base, rest)  # "special relative or authority state": same scheme as the base
+        else:
+            resolved = "http://" + rest.lstrip("/")  # "special authority ignore slashes state"
     elif base.startswith("http:"):
         resolved = urljoin(base, value.replace("\\", "/"))
     else:
@@ -44,7 +50,7 @@ def _insecure(value: str, base: str) -> tuple[str, str, bool] | None:
     kind = _HOST_KINDS.get(host) or _host_kind(host)
     if not host or kind[0]:
         return None
-    return resolved, host, kind[1]
+    return resolved, kind[2] or host, kind[1]
 
 
 def https_of(url: str) -> str:
@@ -67,19 +73,68 @@ def host_of(url: str) -> str:
     return host.partition(":")[0].rstrip(".").lower()
 
 
-_HOST_KINDS: dict[str, tuple[bool, bool]] = {}
+_START = operator.itemgetter(8)  # a row's start offset, read in C
+_HOST_KINDS: dict[str, tuple[bool, bool, str]] = {}
+_FORBIDDEN_HOST = frozenset(" #%/:<>?@[\\]^|\x00\t\n\r")  # WHATWG forbidden domain code points (with %)
+_NUMBER = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)")
 
 
-def _host_kind(host: str) -> tuple[bool, bool]:
-    """(potentially trustworthy, IP literal), cached: a site's hosts repeat from page to page. localhost and
-    loopback addresses are potentially trustworthy: fetching them is not mixed content."""
-    ip = ip_literal(host)
-    kind = (host == "localhost" or host.endswith(".localhost") or (ip is not None and ip.is_loopback),
-            ip is not None)
+def _host_kind(host: str) -> tuple[bool, bool, str]:
+    """(not mixed content, IP literal, the host as the URL parser writes it), cached: a site's hosts repeat
+    from page to page. localhost and loopback addresses are potentially trustworthy: fetching them is not
+    mixed content; a host the URL parser rejects is never fetched, so it is not mixed content either."""
+    canonical = _canonical_host(host)
+    if canonical is None:
+        kind = (True, False, host)
+    else:
+        ip = ip_literal(canonical)
+        kind = (canonical == "localhost" or canonical.endswith(".localhost") or (ip is not None and ip.is_loopback),
+                ip is not None, canonical)
     if len(_HOST_KINDS) >= 4096:
         _HOST_KINDS.clear()
     _HOST_KINDS[host] = kind
     return kind
+
+
+def _canonical_host(host: str) -> str | None:
+    """The WHATWG host parser for the cases that change a host: percent-decoding, forbidden code points, and
+    IPv4 addresses written as numbers in hex, octal or fewer than four parts (`0x7f.1` is 127.0.0.1). None
+    when the parser fails (`09`, `example.255`, `ex ample.org`)."""
+    if "%" in host:
+        host = unquote(host).lower()
+    if host.startswith("[") or ":" in host:  # an IPv6 literal, checked by ipaddress later
+        return host
+    if any(c in _FORBIDDEN_HOST for c in host):
+        return None
+    parts = host.split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if not _NUMBER.fullmatch(parts[-1]):
+        return host  # a domain: the last label is not a number
+    return _ipv4(parts)
+
+
+def _ipv4(parts: list[str]) -> str | None:
+    if len(parts) > 4:
+        return None
+    numbers = []
+    for part in parts:
+        if not _NUMBER.fullmatch(part):
+            return None
+        if part[:2].lower() == "0x":
+            numbers.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part[0] == "0":
+            if any(c in "89" for c in part):
+                return None
+            numbers.append(int(part, 8))
+        else:
+            numbers.append(int(part))
+    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        return None
+    value = numbers[-1]
+    for index, n in enumerate(numbers[:-1]):
+        value += n * 256 ** (3 - index)
+    return str(ipaddress.IPv4Address(value))
 
 
 def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -108,7 +163,7 @@ def finding_rows(refs: list[Ref], base_ref: Ref | None, page_url: str, text: str
         refs = [base_ref, *refs] if base.lower().startswith("http:") else refs
     count, rfind = text.count, text.rfind
     line, counted = 1, 0  # the line of offset `counted`
-    for start, end, written, value, element, attribute, cls in refs:
+    for start, end, written, value, element, attribute, cls, at in refs:
         if cls == INSECURE_BASE:
             resolved, host, ip = base, host_of(base), False
         else:
@@ -118,15 +173,12 @@ def finding_rows(refs: list[Ref], base_ref: Ref | None, page_url: str, text: str
             resolved, host, ip = insecure
         if ip and cls == UPGRADABLE:
             cls = BLOCKABLE  # browsers do not upgrade requests to IP literals
-        if start < counted:  # out of order (rare): count again from the start
+        where = start if at < 0 else at  # a URL in a nested document is shown at its attribute
+        if where < counted:  # out of order (rare): count again from the start
             line, counted = 1, 0
-        line += count("\n", counted, start)
-        counted = start
-        out.append((line, start - rfind("\n", 0, start), element, attribute, written, resolved, cls, host,
+        line += count("\n", counted, where)
+        counted = where
+        out.append((line, where - rfind("\n", 0, where), element, attribute, written, resolved, cls, host,
                     start, end))
-    out.sort(key=_start)
+    out.sort(key=_START)  # in page order (a <base> or a nested document can come out of order)
     return out
-
-
-def _start(row: tuple) -> int:
-    return row[8]

@@ -16,7 +16,8 @@ What `localize` changes in a line, and only this (everything else runs as writte
 - paths and names of the real machine: `/var/www/html` and `/var/www/blog` are the private Apache's document
   roots, `apache2ctl` (in hooks) its control script, `systemctl stop|start nginx` (the server holding port 80)
   that control script's stop|start, a scanned `https://blog.example.com/` its plain-HTTP
-  loopback address (no DNS here), port 5002 a free port, `.venv/bin/python` this interpreter.
+  loopback address (no DNS here), port 5002 a free port, `.venv/bin/python` this interpreter, and the example
+  `scan --undo` run name the run the `--fix` before it made.
 """
 from __future__ import annotations
 
@@ -98,7 +99,9 @@ SCENES = {
         ("lehttpd scan --vhost blog.example.com", 8),
         ("lehttpd scan /var/www/blog --site-url https://blog.example.com/ --fix --dry-run", 8),
         ("lehttpd scan /var/www/blog --site-url https://blog.example.com/ --fix --probe", 0),
-        ("lehttpd scan /var/www/blog --format sarif > mixed-content.sarif", 0)]),
+        ("lehttpd scan --undo", 0), ("lehttpd scan --undo 20261129T051502.123456Z", 0),
+        ("lehttpd scan https://blog.example.com/ --crawl --vhost blog.example.com", 8),
+        ("lehttpd scan /var/www/blog --format sarif > mixed-content.sarif", 8)]),
 }
 
 BLOG_PAGE = ('<html><head><script src="http://blog.example.com/app.js"></script></head>\n'
@@ -130,9 +133,17 @@ def _check_files(*relative: str, under: str = "", contains: str = "", absent: bo
 
 
 def _check_blog_fixed(box: "Sandbox") -> None:
-    page = (box.apache.docroot("blog.example.com") / "index.html").read_text()
+    docroot = box.apache.docroot("blog.example.com")
+    page = (docroot / "index.html").read_text()
     assert 'src="/app.js"' in page and "http://blog.example.com" not in page
-    assert (box.apache.docroot("blog.example.com") / "index.html.lehttpd-bak").exists()
+    assert not list(docroot.glob("*.lehttpd-bak")), "no backup in the served folder"
+    runs = list((box.tmp / "work" / "scan" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "manifest.json").exists()
+    box.paths["20261129T051502.123456Z"] = runs[0].name  # the README's run name is an example
+
+
+def _check_blog_restored(box: "Sandbox") -> None:
+    assert (box.apache.docroot("blog.example.com") / "index.html").read_text() == BLOG_PAGE
 
 
 # What a line promises beyond its exit status (README's words), checked right after it ran.
@@ -148,6 +159,7 @@ CHECKS = {
     "lehttpd scan /var/www/blog --site-url https://blog.example.com/ --fix --probe": _check_blog_fixed,
     "lehttpd check --all --warn-days 21 --prometheus /var/lib/prometheus/node-exporter/lehttpd.prom":
         _check_files("lehttpd.prom", contains="lehttpd_certificate_expiry"),
+    "lehttpd scan --undo 20261129T051502.123456Z": _check_blog_restored,
     "lehttpd scan /var/www/blog --format sarif > mixed-content.sarif":
         _check_files("mixed-content.sarif", contains='"version": "2.1.0"'),
 }

@@ -28,5 +28,5 @@ def test_the_scan_bench_says_how_to_install_selectolax_when_it_is_missing(tmp_pa
     out = io.StringIO()
     with redirect_stdout(out):
         bench._report({"bytes": 1e6, "wall": 1.0, "pages": 1, "peak_rss": 2**20, "findings": 0, "missed": 0,
-                       "false": 0}, {"wall": 1.0, "hits": 0, "missed": 0, "false": 0}, None, 0)
+                       "false": 0, "cpu": 1.0}, {"wall": 1.0, "hits": 0, "missed": 0, "false": 0}, None, 0)
     assert "pip install -e '.[bench]'" in out.getvalue()

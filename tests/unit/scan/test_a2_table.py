@@ -52,6 +52,8 @@ POSITIVE = [
     ("<style>@font-face { font-family: F; src: url('http://h.test/f.woff2') format('woff2') }</style>",
      [("style", "@font-face", B)]),
     ('<img src="http://192.0.2.7/a.png">', [("img", "src", B)]),  # IP literal: never upgraded
+    # issue 13: lazy-loading attributes are their own class (fetched once the lazy-loading script runs)
+    ('<img data-src="http://h.test/lazy.png" src="/p.gif">', [("img", "data-src", "lazy")]),
 ]
 NEGATIVE = [
     '<img src="https://h.test/a.png"><img src="//h.test/p.png"><img src="/a.png"><img src="a.png">',
@@ -68,7 +70,6 @@ NEGATIVE = [
     '<p>see http://h.test/x.png and src="http://h.test/y.png"</p><!-- <img src="http://h.test/c.png"> -->',
     '<script>var s = "<img src=\'http://h.test/s.png\'>"; fetch("http://h.test/api")</script>',
     '<textarea><img src="http://h.test/t.png"></textarea><title><img src=http://h.test/title></title>',
-    '<img data-src="http://h.test/lazy.png" src="/p.gif">',
     '<img src="http://localhost/dev.png"><img src="http://127.0.0.1/dev.png"><img src="http://[::1]/x.png">',
     '<picture><source src="http://h.test/ignored.png"></picture>',  # source[src] in picture is not fetched
     '<style>.x::before { content: "url(http://h.test/string)" } /* url(http://h.test/comment) */</style>',

@@ -16,6 +16,8 @@ def scan(*argv):
 
 @pytest.fixture
 def site(tmp_path):
+    tmp_path = tmp_path / "site"
+    tmp_path.mkdir()
     (tmp_path / "index.html").write_text('<img src="http://img.test/a.png"><script src="http://js.test/x.js">'
                                          '</script><a href="http://nav.test/">x</a>')
     (tmp_path / "about.html").write_text('<img src="http://img.test/b.png">')
@@ -47,8 +49,9 @@ def test_json_report_has_the_documented_schema(site):
         "resolved": "http://js.test/x.js", "class": "blockable", "host": "js.test"}
     assert pages["bin.html"]["problems"] == [{"reason": "binary content (NUL bytes), not a page", "skipped": True}]
     assert doc["summary"] == {"pages": 4, "pages_with_findings": 2, "findings": 3, "skipped": 1, "fixed": 0,
+                                  "not_fixed": 0, "changed_files": [], "backup_run": None,
                               "by_class": {"blockable": 1, "upgradable": 2, "form": 0,
-                                           "navigation-downgrade": 0, "insecure-base": 0}}
+                                           "navigation-downgrade": 0, "insecure-base": 0, "lazy": 0}}
     assert doc["hosts"][0] == {"host": "img.test", "pages": 2, "findings": 2, "by_class": {"upgradable": 2}}
 
 
@@ -72,9 +75,9 @@ def test_exit_codes(site):
 
 def test_fix_through_the_cli_reports_what_is_left(site):
     (site / "own.html").write_text('<script src="http://blog.test/app.js"></script>')
-    code, out, _ = scan(str(site), "--site-url", "https://blog.test/", "--fix")
+    code, out, _ = scan(str(site), "--site-url", "https://blog.test/", "--fix", "--work-dir", str(site.parent / "w"))
     assert (site / "own.html").read_text() == '<script src="/app.js"></script>'
-    assert (site / "own.html.lehttpd-bak").exists()
+    assert [p.name for p in (site.parent / "w/scan/runs").iterdir()][0] in out
     assert "fixed 1 reference(s); 3 left" in out and code == 8
 
 
@@ -109,3 +112,15 @@ def test_vhost_scans_the_document_root_of_the_apache_vhost(site, monkeypatch):
     assert code == 8 and doc["target"] == str(site) and doc["site_url"] == "https://blog.test/"
     code, _, err = scan("--vhost", "other.test")
     assert code == 2 and "no Apache vhost with a DocumentRoot serves other.test" in err
+
+
+def test_lazy_findings_are_shown_and_counted_fail_only_with_fail_on_lazy_and_are_fixed_like_src(tmp_path):
+    site = tmp_path / "lazy-site"
+    site.mkdir()
+    (site / "p.html").write_text('<img src="/ph.gif" data-src="http://blog.test/photo.jpg">')
+    code, out, _ = scan(str(site), "--site-url", "https://blog.test/")
+    assert code == 0 and "lazy" in out and "1 page(s) scanned, 1 with mixed content: 1 lazy" in out
+    assert scan(str(site), "--site-url", "https://blog.test/", "--fail-on", "lazy")[0] == 8
+    code, out, _ = scan(str(site), "--site-url", "https://blog.test/", "--fix", "--fail-on", "lazy",
+                        "--work-dir", str(tmp_path / "work"))
+    assert code == 0 and (site / "p.html").read_text() == '<img src="/ph.gif" data-src="/photo.jpg">'

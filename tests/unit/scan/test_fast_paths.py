@@ -71,6 +71,11 @@ _PIECES = (
     '<form action="http://n.test/">', '<div style="background:url(http://o.test/a.png)">', '<p title="a > b">',
     '<p title="<img src=http://no.test/>">', '<p title="unclosed>', "<p title='x&y'>", '<img alt="x>y&z" src=http://p.test/>',
     '<div alt="a" =b>', '<a <img src=http://q.test/x>', "<plaintext>", '<iframe src="http://r.test/"></iframe>', "<iframe>",
+    # issue 13's contexts: lazy attributes, SVG, srcdoc, data: documents, table backgrounds, imagesrcset
+    '<img data-src="http://lz.test/a">', '<div data-bg="url(http://lz2.test/)">', '<rect fill="url(http://sv.test/#a)">',
+    '<feImage href="http://fe.test/">', '<iframe srcdoc="<img src=&quot;http://sd.test/&quot;>">',
+    '<iframe src="data:text/html,%3Cimg%20src%3Dhttp%3A//dt.test/%3E">', '<tr background="http://tr.test/">',
+    '<link rel=preload as=image imagesrcset="http://is.test/a 1x">', "<div style=\"background:image-set('http://ix.test/' 1x)\">",
     "text http://plain.test/ ", "<", ">", '"', "'", "=", "&", "\\", ":", "http:", "<img", " src=", "\n", "\t", "İ", "ı", "é",
 )
 

@@ -1,11 +1,15 @@
 """--fix: only the URL characters change, own-site URLs become root-relative, third-party ones https only
-when probed, backups restore the originals byte for byte."""
+when probed, the run's backups restore the originals byte for byte."""
 import http.server
 import threading
 
+from pathlib import Path
+
 import pytest
 
-from lehttpd.scan.fix import Prober, fix_page, plan_edits
+from lehttpd.scan.backup import BackupRun, undo
+from lehttpd.scan.fix import Prober, fix_page as _fix_page, plan_edits
+from lehttpd.scan.guard import Guard
 from lehttpd.scan.pages import ScanOptions, scan_file, walk
 
 BLOG = {
@@ -23,6 +27,7 @@ BLOG = {
 @pytest.fixture
 def blog(tmp_path):
     originals = {}
+    tmp_path = tmp_path / "site"
     for name, text in BLOG.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +35,16 @@ def blog(tmp_path):
         path.write_bytes(data)
         originals[name] = data
     return tmp_path, originals
+
+
+_RUNS = {}
+
+
+def fix_page(result, site_host, probe, dry_run, max_bytes):
+    """fix_page with the guard and the backup run of the folder the page is in (one run per folder)."""
+    root = result.path[:-len(result.page)].rstrip("/")
+    run = _RUNS.setdefault(root, BackupRun(Path(root).parent / "work", root, "test"))
+    return _fix_page(result, site_host, probe, dry_run, max_bytes, Guard(root), run)
 
 
 def _scan(root):
@@ -60,8 +75,12 @@ def test_fix_leaves_only_third_party_hosts_without_https_and_backups_restore(blo
     one = (root / "post/one.htm").read_bytes()
     assert one == originals["post/one.htm"].replace(b"http://cdn.ok/", b"https://cdn.ok/").replace(
         b"http://blog.test:80/bg.png", b"/bg.png")
-    for name, data in originals.items():  # restoring the backups gives the originals back, byte for byte
-        assert (root / (name + ".lehttpd-bak")).read_bytes() == data
+    run = _RUNS[str(root)]
+    assert not list(root.rglob("*lehttpd*"))  # nothing left in the served folder
+    outcome = undo(root.parent / "work", run.name)  # undoing the run gives the originals back, byte for byte
+    assert outcome.left == () and len(outcome.restored) == 3
+    for name, data in originals.items():
+        assert (root / name).read_bytes() == data
 
 
 def test_dry_run_changes_nothing_and_shows_a_diff(blog):
@@ -70,16 +89,19 @@ def test_dry_run_changes_nothing_and_shows_a_diff(blog):
     outcome = fix_page(result, "blog.test", None, dry_run=True, max_bytes=10 ** 7)
     assert "-<IMG SRC=HTTP://BLOG.TEST/a.png" in outcome.diff and "+<IMG SRC=/a.png" in outcome.diff
     assert (root / "index.html").read_bytes() == originals["index.html"]
-    assert not (root / "index.html.lehttpd-bak").exists()
+    assert _RUNS[str(root)].folder is None  # no backup run made
 
 
 def test_second_fix_keeps_the_first_backup(blog):
     root, originals = blog
     fix_page(_scan(root)["index.html"], "blog.test", None, False, 10 ** 7)
+    first = _RUNS.pop(str(root))
     (root / "index.html").write_bytes(originals["index.html"])
     fix_page(_scan(root)["index.html"], "blog.test", None, False, 10 ** 7)
-    assert (root / "index.html.lehttpd-bak").read_bytes() == originals["index.html"]
-    assert (root / "index.html.lehttpd-bak.1").read_bytes() == originals["index.html"]
+    second = _RUNS[str(root)]
+    assert first.folder != second.folder
+    for run in (first, second):
+        assert (run.folder / "files" / "0").read_bytes() == originals["index.html"]
 
 
 def test_a_file_changed_since_the_scan_is_not_rewritten_blindly(blog):
@@ -87,7 +109,7 @@ def test_a_file_changed_since_the_scan_is_not_rewritten_blindly(blog):
     result = _scan(root)["index.html"]
     (root / "index.html").write_bytes(b"<p>changed</p>" + originals["index.html"])
     outcome = fix_page(result, "blog.test", None, False, 10 ** 7)
-    assert outcome.edits == () and (root / "index.html").read_bytes().startswith(b"<p>changed</p>")
+    assert outcome.rewrites == () and (root / "index.html").read_bytes().startswith(b"<p>changed</p>")
 
 
 def test_plan_does_not_upgrade_unprobed_third_parties(blog):
@@ -114,7 +136,7 @@ def test_prober_caches_per_host_and_fails_without_tls():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        probe = Prober(timeout=2)
+        probe = Prober(timeout=2, trusted=frozenset({"127.0.0.1"}))  # loopback is refused unless trusted
         assert probe(f"https://127.0.0.1:{port}/a.png", "plain.test") is False  # http only: the TLS handshake fails
         assert probe(f"https://127.0.0.1:{port}/b.png", "plain.test") is False
         assert probe.cache == {"plain.test": False}
