@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from lehttpd.check.hello import Target
 from lehttpd.check.model import CertificateInfo, ChainResult, StoreMatch
+from lehttpd.issuance.keys import san_names
 from lehttpd.store import CertStore
 
 HOSTNAME_MISMATCH = 62
@@ -139,12 +140,7 @@ def describe(der: bytes) -> CertificateInfo:
         kind, bits = type(key).__name__.replace("PublicKey", ""), 256
     else:
         kind, bits = type(key).__name__, 0
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = tuple(san.get_values_for_type(x509.DNSName)) + tuple(
-            str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-    except x509.ExtensionNotFound:
-        names = ()
+    names = san_names(cert)
     oid = cert.signature_algorithm_oid
     return CertificateInfo(
         subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(), names=names,

@@ -50,6 +50,16 @@ def load_key(pem: bytes) -> PrivateKey:
     return key
 
 
+def san_names(cert: x509.Certificate) -> tuple[str, ...]:
+    """The certificate's subjectAltName entries: DNS names, then IP addresses as text."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(san.get_values_for_type(x509.DNSName)) + tuple(
+        str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+
+
 def key_type_of(key: PrivateKey | x509.Certificate) -> str:
     public = key.public_key()
     return "rsa" if isinstance(public, rsa.RSAPublicKey) else "ecdsa"

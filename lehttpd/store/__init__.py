@@ -378,18 +378,10 @@ def _why(error: BaseException) -> str:
 
 
 def lineage_from_cert(name: str, config_dir: Path, cert: x509.Certificate, version: int) -> Lineage:
-    from cryptography import x509
+    from lehttpd.issuance.keys import key_type_of, san_names
 
-    from lehttpd.issuance.keys import key_type_of
-
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = tuple(san.get_values_for_type(x509.DNSName)) + tuple(
-            str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-    except x509.ExtensionNotFound:
-        names = ()
     return Lineage(
-        name=name, config_dir=config_dir, names=names, version=version,
+        name=name, config_dir=config_dir, names=san_names(cert), version=version,
         not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
         key_type=key_type_of(cert), serial=cert.serial_number, issuer=cert.issuer.rfc4514_string())
 
