@@ -48,7 +48,7 @@ HOOK_KINDS = ("pre", "post", "deploy")
 # Every folder lehttpd creates, with its exact mode: key-holding folders 0700, the rest 0755.
 FOLDER_MODES = {"": 0o755, "live": 0o700, "archive": 0o700, "renewal": 0o755, "accounts": 0o700,
                 ".locks": 0o700, ".lehttpd": 0o700}
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}\Z")  # \Z: `$` would let a final newline in
 _VERSION = re.compile(r"^(cert|chain|fullchain|privkey)(\d+)\.pem$")
 RENEWAL_FILE_LIMIT = 64 * 1024
 
@@ -81,6 +81,9 @@ class CertStore:
         """accounts/HOST/PATH, as certbot names it, so both tools share accounts."""
         parts = urlsplit(server)
         path = parts.path.strip("/") or "directory"
+        if any(piece in (".", "..") for piece in (parts.netloc, *path.split("/"))):
+            # `https://ca/../../../tmp/x` would put the account key outside accounts/
+            raise UsageError(f"ACME server URL {server!r}: a '.' or '..' path segment is not allowed")
         return self.config_dir / "accounts" / parts.netloc / path
 
     def lock_path(self, name: str) -> Path:

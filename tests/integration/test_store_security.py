@@ -141,6 +141,32 @@ def test_a_script_planted_in_renewal_hooks_is_not_run_and_blocks_the_run_with_th
     assert any("owned by nobody" in error for error in json.loads(result.stdout)["run_errors"])
 
 
+def test_an_account_nobody_planted_in_a_world_writable_accounts_tree_is_never_used(pebble, shared_dir):
+    """An account key signs every order and can revoke every certificate: one nobody holds must never be used."""
+    config, nobodys = shared_dir / "le", shared_dir / "nobodys"
+    issue(pebble, config, "account.example.test")
+    issue(pebble, nobodys, "nobodys.example.test")  # an account the CA knows, whose key nobody holds
+    (planted,) = [key.parent for key in (nobodys / "accounts").rglob("private_key.json")]
+    loot = shared_dir / "loot"
+    shutil.copytree(planted, loot)
+    subprocess.run(["chmod", "-R", "a+rX", str(loot)], check=True)
+    (victim,) = [key.parent for key in (config / "accounts").rglob("private_key.json")]
+    for folder in (config / "accounts", *victim.relative_to(config / "accounts").parents, victim):
+        os.chmod(config / "accounts" / folder, 0o777)  # as an older version left it under umask 000
+    attempt = as_nobody(f"cp -r {loot} {victim.parent}/{planted.name}")
+    assert attempt.returncode == 0, attempt.stderr
+
+    result = run_lehttpd("issue", "second.example.test", *pebble.client_args(config))
+    assert result.returncode == 5, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"lehttpd: error: {config / 'accounts'}") and "chmod go-w" in line, line
+    assert not (config / "renewal" / "second.example.test.conf").exists()
+    result = renew(config, "--force")
+    assert statuses(result) == {"account.example.test": "failed"}
+    assert "writable by group and others" in reasons(result)["account.example.test"]
+    assert planted.name not in (config / "renewal" / "account.example.test.conf").read_text()
+
+
 # -- 4. only https servers; values checked like the command line, one lineage at a time -----------------------
 def test_http_server_and_out_of_range_port_fail_only_their_lineage(pebble, tmp_path):
     config = tmp_path / "le"
