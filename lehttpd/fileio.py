@@ -45,11 +45,26 @@ def make_dir(path: Path, mode: int = 0o755) -> Path:
         make_dir(path.parent)
         return make_dir(path, mode)
     else:
-        os.chmod(path, mode)  # mkdir's mode is masked by the umask
+        _fchmod_folder(path, mode)  # mkdir's mode is masked by the umask
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode):
         raise StorageError(f"{path} is not a folder (a symlink or a file is in its place); remove it and retry")
     return path
+
+
+def _fchmod_folder(path: Path, mode: int) -> None:
+    """chmod the folder just made through a descriptor: a chmod by name would follow a link swapped in."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        raise StorageError(f"{path} was replaced by a link or a file just after lehttpd created it; "
+                           "someone is racing lehttpd there: nothing was changed") from None
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, like: Path | None = None) -> None:

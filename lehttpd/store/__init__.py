@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 from lehttpd.errors import StorageError, UntrustedFileError, UsageError
 from lehttpd.fileio import atomic_symlink, atomic_write, file_lock, fsync_dir, make_dir, read_regular
 from lehttpd.model import CertificateFiles, Lineage
-from lehttpd.store.trust import check_folder_chain, check_trusted, trust_problem, trusted_executable
+from lehttpd.store.trust import (check_before_creating, check_folder_chain, check_trusted, trust_problem,
+                                 trusted_executable)
 
 if TYPE_CHECKING:  # cryptography is imported where certificates are read, not when the CLI starts
     from cryptography import x509
@@ -114,6 +115,7 @@ class CertStore:
     def _ensure_folder(self, folder: Path, mode: int) -> Path:
         if folder == self.config_dir:
             if not os.path.isdir(folder):  # a config dir that is a link to a folder is fine (judged below)
+                check_before_creating(folder)
                 make_dir(folder, mode)
             self.check_config_dir()
             return folder

@@ -55,6 +55,17 @@ def check_folder_chain(folder: Path) -> None:
         check_trusted(above, "a folder above it", parent=True)
 
 
+def check_before_creating(folder: Path) -> None:
+    """Every existing folder above `folder`, which does not exist yet, judged as folders above the config dir
+    are: checked before anything is created, so root never makes (and chmods) a folder where another user
+    could swap it for a link."""
+    folder = Path(os.path.abspath(folder))
+    existing = next(above for above in folder.parents if os.path.isdir(above))
+    real = Path(os.path.realpath(existing))
+    for above in sorted({real, *real.parents, existing, *existing.parents}):
+        check_trusted(above, "a folder above it", parent=True)
+
+
 def _user(uid: int) -> str:
     import pwd
 

@@ -282,3 +282,16 @@ def test_no_key_is_written_into_a_config_dir_others_can_write(tmp_path):
     with pytest.raises(UntrustedFileError, match=f"chmod go-w {config}"):
         store.save_version("site", self_signed(["a.example"]), conf_text(store, "site"))
     assert list(config.iterdir()) == []
+
+
+def test_nothing_is_created_below_a_folder_another_user_owns(tmp_path):
+    """The checks come before the first mkdir: root never makes (and chmods) folders where others could race it."""
+    import pwd
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, pwd.getpwnam("nobody").pw_uid, -1)
+    store = CertStore(theirs / "le" / "config")
+    with pytest.raises(UntrustedFileError, match=f"{theirs} .* is owned by nobody"):
+        store.save_version("site", self_signed(["a.example"]), conf_text(store, "site"))
+    assert list(theirs.iterdir()) == []
