@@ -6,6 +6,7 @@ machines with thousands of lineages); the ACME machinery is imported only when s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from lehttpd import checks
@@ -108,7 +109,9 @@ def run_renew(args: argparse.Namespace, console: Console) -> int:
     from lehttpd.renew.outcome import show
     from lehttpd.renew.runner import renew_all
 
-    summary = renew_all(build_options(args), console)
+    # With --json, stdout is the one JSON document: the steps (hooks running…) go to stderr.
+    steps = dataclasses.replace(console, stdout=console.stderr) if args.json else console
+    summary = renew_all(build_options(args), steps)
     show(summary, console, args.json)
     return summary.exit_status
 

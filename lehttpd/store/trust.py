@@ -8,6 +8,8 @@ root put there). What fails is an UntrustedFileError with one line saying why an
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import stat
 from pathlib import Path
 
@@ -92,3 +94,25 @@ def trusted_executable(path: Path) -> bool:
     if problem:
         raise UntrustedFileError(problem)
     return True
+
+
+def check_hook_program(command: str) -> None:
+    """The program a hook command starts (its first word: a path, or a name the shell finds on PATH) must be
+    one lehttpd may run: owned by root (or the running user), not writable by others, in folders others cannot
+    change (a root-owned sticky folder such as /tmp is fine). Raises UntrustedFileError. Only the first word is
+    judged: what that program then reads (`sh /srv/x.sh`) is its own business."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return  # unbalanced quotes: the shell refuses it itself
+    if not words or "=" in words[0]:
+        return  # `VAR=value cmd`: the shell's own syntax, judged no further
+    program = words[0] if "/" in words[0] else shutil.which(words[0])
+    if program is None or not os.path.exists(program):
+        return  # a shell builtin (exit, echo), or nothing: the shell will say
+    real = Path(os.path.realpath(program))
+    for above in sorted({*real.parents, *Path(os.path.abspath(program)).parents}):
+        check_trusted(above, "a folder above a hook's program", parent=True)
+    problem = trust_problem(real, os.stat(real), "a hook's program")
+    if problem:
+        raise UntrustedFileError(problem)

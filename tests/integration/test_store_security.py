@@ -167,6 +167,40 @@ def test_an_account_nobody_planted_in_a_world_writable_accounts_tree_is_never_us
     assert planted.name not in (config / "renewal" / "account.example.test.conf").read_text()
 
 
+def test_a_hook_command_naming_a_program_nobody_controls_is_never_run_by_root(pebble, shared_dir):
+    """The renewal file is root's, but the script its hook names sits where nobody can change it."""
+    marker = shared_dir / "root-ran-nobodys-program"
+    bin_dir = shared_dir / "bin"
+    bin_dir.mkdir()
+    os.chown(bin_dir, 65534, 65534)  # nobody's own folder, as a careless admin handed it out
+    planted = as_nobody(f"printf '#!/bin/sh\\ntouch {marker}\\n' > {bin_dir}/reload && chmod 755 {bin_dir}/reload")
+    assert planted.returncode == 0, planted.stderr
+    config = shared_dir / "le"
+    result = run_lehttpd("issue", "program.example.test", *pebble.client_args(config),
+                         "--deploy-hook", f"{bin_dir}/reload --graceful")
+    assert not marker.exists(), "root ran a program nobody wrote"
+    assert result.returncode == 9, result.stderr  # the certificate is kept, the hook is reported
+    assert "not run" in result.stderr and "owned by nobody" in result.stderr
+    assert (config / "live" / "program.example.test" / "cert.pem").exists()
+
+    result = renew(config, "--force")  # the stored hook, from root's own renewal file
+    assert not marker.exists()
+    (entry,) = json.loads(result.stdout)["lineages"]
+    assert entry["status"] == "renewed" and "owned by nobody" in entry["hook_error"], entry
+    assert result.returncode == 7
+
+    os.chown(bin_dir, 0, 0)
+    os.chown(bin_dir / "reload", 0, 0)
+    os.chmod(bin_dir, 0o777)  # root's script, but in a folder anyone can write: it could be swapped
+    result = renew(config, "--force")
+    assert not marker.exists()
+    assert f"chmod go-w {bin_dir}" in json.loads(result.stdout)["lineages"][0]["hook_error"]
+    os.chmod(bin_dir, 0o755)
+    result = renew(config, "--force")  # trusted at last: it runs, and --json's stdout is still one document
+    assert result.returncode == 0 and marker.exists(), result.stdout
+    assert statuses(result) == {"program.example.test": "renewed"}
+
+
 # -- 4. only https servers; values checked like the command line, one lineage at a time -----------------------
 def test_http_server_and_out_of_range_port_fail_only_their_lineage(pebble, tmp_path):
     config = tmp_path / "le"
