@@ -110,9 +110,16 @@ def check_hook_program(command: str) -> None:
     program = words[0] if "/" in words[0] else shutil.which(words[0])
     if program is None or not os.path.exists(program):
         return  # a shell builtin (exit, echo), or nothing: the shell will say
-    real = Path(os.path.realpath(program))
-    for above in sorted({*real.parents, *Path(os.path.abspath(program)).parents}):
-        check_trusted(above, "a folder above a hook's program", parent=True)
-    problem = trust_problem(real, os.stat(real), "a hook's program")
+    check_file_and_folders(Path(program), "a hook's program")
+
+
+def check_file_and_folders(path: Path, what: str, info: os.stat_result | None = None) -> None:
+    """A file lehttpd takes on trust though others may own the folders around it (a hook's program, a CA
+    bundle): the file (`info`, when the caller already has it open) and every folder above it, as written and as
+    the links lead (a root-owned sticky folder such as /tmp is fine). Raises UntrustedFileError."""
+    real = Path(os.path.realpath(path))
+    for above in sorted({*real.parents, *Path(os.path.abspath(path)).parents}):
+        check_trusted(above, f"a folder above {what}", parent=True)
+    problem = trust_problem(real, info or os.stat(real), what)
     if problem:
         raise UntrustedFileError(problem)

@@ -201,6 +201,29 @@ def test_a_hook_command_naming_a_program_nobody_controls_is_never_run_by_root(pe
     assert statuses(result) == {"program.example.test": "renewed"}
 
 
+def test_a_ca_bundle_in_a_folder_nobody_owns_is_not_trusted_for_the_acme_server(pebble, shared_dir):
+    """Whoever can swap the CA bundle decides which server lehttpd takes for the CA (orders, ARI, revoke)."""
+    config, folder = shared_dir / "le", shared_dir / "ca"
+    folder.mkdir()
+    bundle = folder / "ca.pem"
+    bundle.write_bytes(pebble.ca_bundle.read_bytes())
+    args = pebble.client_args(config)
+    args[args.index("--ca-bundle") + 1] = str(bundle)
+    assert run_lehttpd("issue", "bundle.example.test", *args).returncode == 0
+    os.chown(folder, 65534, 65534)  # handed to nobody: they could put their own CA in it at any time
+    result = renew(config, "--force")
+    assert statuses(result) == {"bundle.example.test": "skipped"}
+    why = reasons(result)["bundle.example.test"]
+    assert "CA bundle" in why and f"{folder} " in why and "owned by nobody" in why, why
+    result = run_lehttpd("issue", "other.example.test", *args)
+    assert result.returncode == 5 and "owned by nobody" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    os.chown(folder, 0, 0)
+    os.chmod(bundle, 0o666)  # root's file, but anyone may write it
+    result = run_lehttpd("issue", "other.example.test", *args)
+    assert result.returncode == 5 and f"chmod go-w {bundle}" in result.stderr, result.stderr
+
+
 # -- 4. only https servers; values checked like the command line, one lineage at a time -----------------------
 def test_http_server_and_out_of_range_port_fail_only_their_lineage(pebble, tmp_path):
     config = tmp_path / "le"
