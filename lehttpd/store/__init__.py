@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
 
 from lehttpd.errors import StorageError, UntrustedFileError, UsageError
-from lehttpd.fileio import atomic_symlink, atomic_write, file_lock, fsync_dir, make_dir, read_regular
+from lehttpd.fileio import atomic_write, file_lock, fsync_dir, make_dir, read_regular, switch_links
 from lehttpd.model import CertificateFiles, Lineage
 from lehttpd.store.trust import (check_before_creating, check_folder_chain, check_trusted, trust_problem,
                                  trusted_executable)
@@ -318,9 +318,9 @@ class CertStore:
 
     def _point_live(self, name: str, version: int) -> None:
         live = self.ensure_private(self.live_dir(name))
-        for kind in KINDS:
-            target = os.path.join("..", "..", "archive", name, f"{kind}{version}.pem")
-            atomic_symlink(live / f"{kind}.pem", target)
+        # all four together: a full disk half-way must not leave cert.pem at N+1 and privkey.pem at N
+        switch_links(live, {f"{kind}.pem": os.path.join("..", "..", "archive", name, f"{kind}{version}.pem")
+                            for kind in KINDS})
         fsync_dir(live)
 
     def repair(self, name: str) -> bool:
