@@ -165,6 +165,21 @@ class CertStore:
             raise UntrustedFileError(problem)
         return data.decode("utf-8")
 
+    def read_own_file(self, path: Path) -> bytes:
+        """A file lehttpd wrote itself below the config dir (renewal state, the servers cache), read only when it
+        and every folder from the config dir down are root's (or ours) and nobody else's to change: a tree an
+        older version left world-writable must not let another user plant a back-off until 2099."""
+        self.check_config_dir()
+        folder = self.config_dir
+        for part in path.relative_to(self.config_dir).parts[:-1]:
+            folder = folder / part
+            check_trusted(folder, "folder")
+        data, info = read_regular(path)  # never a link, a FIFO or a device
+        problem = trust_problem(path, info, "file")
+        if problem:
+            raise UntrustedFileError(problem)
+        return data
+
     def hook_scripts(self, kind: str) -> tuple[list[Path], list[str]]:
         """certbot's renewal-hooks/KIND/ executables in name order, and why any of it cannot be trusted."""
         folder = self.hooks_dir(kind)

@@ -224,6 +224,28 @@ def test_a_ca_bundle_in_a_folder_nobody_owns_is_not_trusted_for_the_acme_server(
     assert result.returncode == 5 and f"chmod go-w {bundle}" in result.stderr, result.stderr
 
 
+def test_renewal_state_nobody_planted_never_holds_a_renewal_back(pebble, shared_dir):
+    """A back-off until 2099 in a state folder an older version left world-writable would let the lineage expire."""
+    config = shared_dir / "le"
+    name = "state.example.test"
+    issue(pebble, config, name)
+    state_dir = config / ".lehttpd" / "renew-state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (config / ".lehttpd", state_dir):
+        os.chmod(folder, 0o777)
+    planted = json.dumps({"failures": 9, "last_error": "planted", "retry_not_before": "2099-01-01T00:00:00+00:00",
+                          "last_failure": "2026-01-01T00:00:00+00:00"})
+    attempt = as_nobody(f"printf '%s' '{planted}' > {state_dir}/{name}.json")
+    assert attempt.returncode == 0, attempt.stderr
+    result = renew(config)
+    assert statuses(result) == {name: "not_due"}
+    assert "backing off" not in reasons(result)[name] and "2099" not in reasons(result)[name]
+    monitor = run_lehttpd("check", "--all", "--no-apache", "--json", "--config-dir", str(config))
+    (row,) = json.loads(monitor.stdout)["rows"]
+    assert row["last_error"] is None and "2099" not in str(row["next_due"]), row
+    assert statuses(renew(config, "--force")) == {name: "renewed"}
+
+
 # -- 4. only https servers; values checked like the command line, one lineage at a time -----------------------
 def test_http_server_and_out_of_range_port_fail_only_their_lineage(pebble, tmp_path):
     config = tmp_path / "le"
