@@ -76,6 +76,21 @@ def test_a_broken_lineage_is_its_own_row_and_a_fifo_in_archive_hangs_nothing(tmp
     assert rows["fine.test"]["problems"] == [] and rows["fifo.test"]["problems"] == []
 
 
+def test_a_lineage_renew_would_pass_by_is_a_problem_long_before_it_expires(tmp_path):
+    """No renewal file, or one renew skips (another user could change it): the certificate would expire silently."""
+    make_lineage(tmp_path, "orphan.test", ("orphan.test",), renewable=False)
+    make_lineage(tmp_path, "loose.test", ("loose.test",))
+    make_lineage(tmp_path, "fine.test", ("fine.test",))
+    os.chmod(tmp_path / "renewal/loose.test.conf", 0o666)
+    code, out, err = call("check", "--all", "--no-apache", "--config-dir", str(tmp_path), "--json")
+    assert code == 8, err
+    rows = {row["name"]: row for row in json.loads(out)["rows"]}
+    assert "not renewable" in rows["orphan.test"]["problems"][0]
+    (loose,) = rows["loose.test"]["problems"]
+    assert "renew skips it" in loose and f"chmod go-w {tmp_path / 'renewal/loose.test.conf'}" in loose
+    assert rows["fine.test"]["problems"] == []
+
+
 def test_metric_labels_are_escaped():
     row = Row("served", 'we"ird\\name', "127.0.0.1:443", grade="B")
     text = render([row], now=0)
