@@ -243,6 +243,10 @@ def test_renewal_state_nobody_planted_never_holds_a_renewal_back(pebble, shared_
     monitor = run_lehttpd("check", "--all", "--no-apache", "--json", "--config-dir", str(config))
     (row,) = json.loads(monitor.stdout)["rows"]
     assert row["last_error"] is None and "2099" not in str(row["next_due"]), row
+    failing = renew(config, "--force", "--ca-bundle", "/etc/ssl/certs/ca-certificates.crt")  # Pebble untrusted
+    assert statuses(failing) == {name: "failed"}  # its back-off cannot be kept there, and the run says why
+    assert f"renewal state not saved: {config / '.lehttpd'} (folder) is writable by group and others" \
+        in failing.stderr and f"chmod go-w {config / '.lehttpd'}" in failing.stderr, failing.stderr
     assert statuses(renew(config, "--force")) == {name: "renewed"}
 
 
