@@ -10,7 +10,8 @@ import os
 import stat
 from pathlib import Path
 
-from lehttpd.errors import UsageError
+from lehttpd.errors import UntrustedFileError, UsageError
+from lehttpd.store.trust import check_file_and_folders
 
 MAX_CA_BUNDLE_BYTES = 16 * 1024 * 1024  # Debian's whole ca-certificates.crt is ~220 kB
 
@@ -51,9 +52,15 @@ def check_ca_bundle(path: Path | None, where: str) -> Path | None:
         raise UsageError(f"{where} {path}: no such file") from None
     except OSError as error:
         raise UsageError(f"{where} {path}: cannot read it ({error.strerror})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise UsageError(f"{where} {path}: not a regular file")
+    try:  # whoever can change the bundle decides which ACME server lehttpd believes it is talking to
+        check_file_and_folders(Path(path), f"the CA bundle ({where})", info)
+    except UntrustedFileError:
+        os.close(fd)
+        raise
     with os.fdopen(fd, "rb") as bundle:
         try:
             data = bundle.read(MAX_CA_BUNDLE_BYTES + 1)

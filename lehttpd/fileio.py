@@ -45,11 +45,26 @@ def make_dir(path: Path, mode: int = 0o755) -> Path:
         make_dir(path.parent)
         return make_dir(path, mode)
     else:
-        os.chmod(path, mode)  # mkdir's mode is masked by the umask
+        _fchmod_folder(path, mode)  # mkdir's mode is masked by the umask
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode):
         raise StorageError(f"{path} is not a folder (a symlink or a file is in its place); remove it and retry")
     return path
+
+
+def _fchmod_folder(path: Path, mode: int) -> None:
+    """chmod the folder just made through a descriptor: a chmod by name would follow a link swapped in."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        raise StorageError(f"{path} was replaced by a link or a file just after lehttpd created it; "
+                           "someone is racing lehttpd there: nothing was changed") from None
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, like: Path | None = None) -> None:
@@ -77,7 +92,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, like: Path | Non
             else:
                 os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with disk_full_is_an_error(path):  # rename(2) too may find no room for the new entry
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -85,14 +101,54 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, like: Path | Non
     fsync_dir(path.parent)
 
 
+def switch_links(folder: Path, targets: dict[str, str]) -> None:
+    """Point the links FOLDER/NAME at their new targets together (a certificate and its key must never part).
+
+    Every new link is made first, beside its final name, with a spare link to the old target: that is the step
+    that needs disk space, and a failure there changes nothing. Then each is renamed over the old entry; should
+    a rename fail, the links already moved are put back from the spares. Only a kill between the renames can
+    leave the links apart, and the store's repair() finishes that under the lineage lock.
+    """
+    fresh: list[tuple[Path, Path]] = []  # (new link beside, final name)
+    spare: dict[Path, Path] = {}          # final name -> a link to its old target
+    try:
+        for name, target in targets.items():
+            path = Path(folder) / name
+            fresh.append((_link_beside(path, target), path))
+            with contextlib.suppress(FileNotFoundError):
+                spare[path] = _link_beside(path, os.readlink(path), "old")
+        moved: list[Path] = []
+        try:
+            for tmp, path in fresh:
+                with disk_full_is_an_error(path):
+                    os.replace(tmp, path)
+                moved.append(path)
+        except BaseException:
+            for path in moved:
+                if path in spare:
+                    with contextlib.suppress(OSError):
+                        os.replace(spare[path], path)
+            raise
+    finally:
+        for tmp in [tmp for tmp, _ in fresh] + list(spare.values()):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def _link_beside(path: Path, target: str, what: str = "link") -> Path:
+    tmp = path.with_name(f".{path.name}.lehttpd-{what}-{os.getpid()}-{time.monotonic_ns()}")
+    with disk_full_is_an_error(path):
+        os.symlink(target, tmp)
+    return tmp
+
+
 def atomic_symlink(path: Path, target: str) -> None:
     """Point the link `path` at `target` in one rename (a new link beside, then over the old entry)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.lehttpd-link-{os.getpid()}-{time.monotonic_ns()}")
-    with disk_full_is_an_error(path):
-        os.symlink(target, tmp)
+    tmp = _link_beside(path, target)
     try:
-        os.replace(tmp, path)
+        with disk_full_is_an_error(path):
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -6,7 +6,8 @@ import signal
 import subprocess
 import tempfile
 
-from lehttpd.errors import HookError
+from lehttpd.errors import HookError, UntrustedFileError
+from lehttpd.store.trust import check_hook_program
 
 HOOK_TIMEOUT = 300.0
 OUTPUT_TAIL = 4096  # bytes of a failed hook's output read back for its error line
@@ -19,6 +20,10 @@ def run_hook(kind: str, command: str, env: dict[str, str] | None = None, timeout
     background child (`daemon &`) is done when the shell exits, although the child keeps the file open.
     A hook still running at the time-out is stopped with its whole process group.
     """
+    try:  # checked here, just before it runs, whoever asked for it (command line, renewal file, renewal-hooks/)
+        check_hook_program(command)
+    except UntrustedFileError as error:
+        raise HookError(f"{kind} hook {command!r} not run: {error.message}") from None
     environment = dict(os.environ)
     environment.update(env or {})
     with tempfile.TemporaryFile() as output:

@@ -10,6 +10,7 @@ Values are quoted the way configobj (certbot's reader and writer) does, so a hoo
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from lehttpd import __version__, checks
 from lehttpd.errors import UsageError
 from lehttpd.model import ChallengeSetup, Hooks, IssueRequest, KeySpec
+from lehttpd.store.trust import check_file_and_folders
 
 SUPPORTED_AUTHENTICATORS = ("standalone", "webroot", "apache")
 SUPPORTED_INSTALLERS = ("apache", "none", "")
@@ -176,6 +178,10 @@ def _checked(where: str, request: IssueRequest) -> IssueRequest:
     checks.check_absolute(request.challenge.webroot, f"{where}: webroot_path")
     checks.check_absolute(request.ca_bundle, f"{where}: lehttpd_ca_bundle")
     checks.check_absolute(request.challenge.token_root, f"{where}: lehttpd_token_root")
+    if request.ca_bundle is not None and os.path.exists(request.ca_bundle):
+        # checked here, as the file is read, so that no use (ARI, revoke, the order) takes one others can change;
+        # a missing or non-PEM bundle fails the lineage later, where it is loaded
+        check_file_and_folders(request.ca_bundle, f"the CA bundle ({where}: lehttpd_ca_bundle)")
     try:
         check_key_spec(request.key)
     except UsageError as error:

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from lehttpd.check.hello import Target
 from lehttpd.check.model import CertificateInfo, ChainResult, StoreMatch
+from lehttpd.errors import LehttpdError
+from lehttpd.fileio import read_regular
 from lehttpd.issuance.keys import san_names
 from lehttpd.store import CertStore
 
@@ -188,13 +190,16 @@ def store_index(config_dir: Path | None) -> StoreIndex:
         return StoreIndex(versions, current, present=False)
     store = CertStore(config_dir)
     for name in store.names():
-        current[name] = store.current_version(name)
-        archive = store.archive_dir(name)
-        for entry in sorted(os.listdir(archive)) if archive.is_dir() else ():
+        try:  # a lineage the store refuses (a link out of archive/) is reported on its own row, not here
+            current[name] = store.current_version(name)
+            entries = sorted(os.listdir(store.archive_dir(name)))
+        except (LehttpdError, OSError):
+            continue
+        for entry in entries:
             if not (entry.startswith("cert") and entry.endswith(".pem") and entry[4:-4].isdigit()):
                 continue
-            with contextlib.suppress(OSError, ValueError):
-                cert = x509.load_pem_x509_certificate((archive / entry).read_bytes())
+            with contextlib.suppress(OSError, ValueError, LehttpdError):  # never a FIFO, a link, a huge file
+                cert = x509.load_pem_x509_certificate(read_regular(store.archive_dir(name) / entry)[0])
                 versions[hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()] = (name, int(entry[4:-4]))
     return StoreIndex(versions, current)
 
@@ -205,6 +210,6 @@ def _lineage_chain(config_dir: Path | None, store: StoreMatch) -> str | None:
         return None
     path = CertStore(config_dir).archive_dir(store.lineage) / f"chain{store.served_version}.pem"
     try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError):
+        return read_regular(path)[0].decode()
+    except (OSError, UnicodeDecodeError, LehttpdError):
         return None

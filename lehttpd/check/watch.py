@@ -111,6 +111,7 @@ def lineage_rows(config_dir: Path, now: dt.datetime, warn_days: float) -> list[R
     from lehttpd.store import CertStore
 
     store = CertStore(config_dir)
+    renewable = set(store.renewal_names())
     rows = []
     for name in store.names():
         try:
@@ -125,8 +126,22 @@ def lineage_rows(config_dir: Path, now: dt.datetime, warn_days: float) -> list[R
                   issuer=lineage.issuer, lineage=name, current_version=lineage.version,
                   next_due=decision.when, due_reason=decision.reason, last_failure=state.last_failure,
                   last_error=state.last_error)
-        rows.append(replace(row, problems=tuple(_expiry_problems(row, warn_days))))
+        problems = [*_expiry_problems(row, warn_days), *_renewal_problems(store, name, renewable)]
+        rows.append(replace(row, problems=tuple(problems)))
     return rows
+
+
+def _renewal_problems(store, name: str, renewable: set[str]):
+    """What would make `lehttpd renew` pass this lineage by: no renewal file, or one it would skip (untrusted,
+    corrupt, a value it refuses). The certificate then expires without a word: the monitor says so now."""
+    from lehttpd.renew.lineages import Unreadable, not_renewable, read_candidate
+
+    if name not in renewable:
+        yield f"{name}: {not_renewable(store, name)}"
+        return
+    found = read_candidate(store, name, stateful=set())
+    if isinstance(found, Unreadable):
+        yield f"{name}: renew skips it: {found.reason}"
 
 
 def _expiry_problems(row: Row, warn_days: float):

@@ -225,7 +225,7 @@ def webroot_files(webroot: Path, tokens: dict[str, str]) -> Iterator[None]:
     written: list[str] = []
     try:
         try:
-            opened.append((os.open(root, _DIR_FLAGS), "", False))
+            opened.append((_open_root(root), "", False))
             for part in _challenge_parts(root):
                 opened.append(_open_folder(opened[-1][0], part, root))
             for token, validation in tokens.items():
@@ -259,6 +259,18 @@ def _challenge_parts(root: Path) -> tuple[str, ...]:
             f"--webroot {root}: {CHALLENGE_PREFIX.strip('/')} leads to {target}, outside the document root; "
             f"lehttpd writes token files only inside the webroot (remove that link)")
     return target.relative_to(root).parts
+
+
+def _open_root(root: Path) -> int:
+    """The webroot as resolved a moment ago; a link swapped in since (its parent may be the site user's) is
+    refused, not followed."""
+    try:
+        return os.open(root, _DIR_FLAGS)
+    except OSError as error:
+        if not isinstance(error, NotADirectoryError) and error.errno != errno.ELOOP:
+            raise
+        raise EnvironmentProblem(f"--webroot {root} changed into a link or a file while lehttpd was opening it; "
+                                 "refusing to write there") from None
 
 
 def _open_folder(parent: int, name: str, root: Path) -> tuple[int, str, bool]:

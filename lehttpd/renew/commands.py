@@ -6,6 +6,7 @@ machines with thousands of lineages); the ACME machinery is imported only when s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from lehttpd import checks
@@ -53,6 +54,10 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     timer.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
                        help="passed to the renew command when not the default")
     timer.add_argument("--no-enable", action="store_true", help="only write the files (no systemctl)")
+    timer.add_argument("--check", action="store_true",
+                       help="after each renewal run, whatever its outcome, run `lehttpd check --all --quiet`")
+    timer.add_argument("--prometheus", type=Path, metavar="FILE",
+                       help="with --check: also write node_exporter's textfile there (implies --check)")
     timer.set_defaults(handler=run_timer)
 
 
@@ -118,7 +123,9 @@ def run_renew(args: argparse.Namespace, console: Console) -> int:
     from lehttpd.renew.outcome import show
     from lehttpd.renew.runner import renew_all
 
-    summary = renew_all(build_options(args), console)
+    # With --json, stdout is the one JSON document: the steps (hooks running…) go to stderr.
+    steps = dataclasses.replace(console, stdout=console.stderr) if args.json else console
+    summary = renew_all(build_options(args), steps)
     show(summary, console, args.json)
     return summary.exit_status
 
@@ -188,11 +195,15 @@ def run_timer(args: argparse.Namespace, console: Console) -> int:
     kind = timer.default_kind(root) if args.kind == "auto" else args.kind
     lehttpd = args.lehttpd or timer.lehttpd_path()
     command = timer.renew_command(lehttpd, args.config_dir)
-    installed = timer.install(kind, root, command, enable)
+    check = None
+    if args.check or args.prometheus:
+        prometheus = args.prometheus.absolute() if args.prometheus else None  # cron starts in another folder
+        check = timer.check_command(lehttpd, args.config_dir, prometheus)
+    installed = timer.install(kind, root, command, enable, check)
     for path in installed.paths:
         console.result(f"Wrote {path}")
     if installed.enabled:
         console.result(f"Enabled and started {timer.TIMER} (systemctl list-timers {timer.TIMER})")
-    console.step(f"It runs: {command}")
+    console.step(f"It runs: {command}" + (f", then {check}" if check else ""))
     return ExitStatus.SUCCESS
 

@@ -42,7 +42,10 @@ def revoke(store: CertStore, name: str, reason: str, ca_bundle: Path | None, con
         client.revoke(cert, REASONS[reason])
     serial = hex(cert.serial_number)
     with store.lock(name):
-        save_state(store.config_dir, name, replace(load_state(store.config_dir, name), revoked_serial=serial))
+        state = replace(load_state(store.config_dir, name), revoked_serial=serial)
+        problem = save_state(store.config_dir, name, state)
+    if problem:  # renew then does not know it was revoked, and waits for the usual time
+        console.warn(f"{problem}; run `lehttpd renew --force --cert-name {name}` to replace it now")
     return serial
 
 

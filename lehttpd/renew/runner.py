@@ -180,7 +180,7 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
             for candidate, request in plans:
                 if request.lineage_name in blocked:
                     outcomes[candidate.name] = _failure(store, candidate, blocked[request.lineage_name],
-                                                        None, options)
+                                                        None, options, console)
             todo = [(c, r) for c, r in plans if c.name not in outcomes]
             outcomes.update(_in_workers(store, todo, options, console, servers, ari_servers))
     finally:
@@ -337,13 +337,13 @@ def renew_one(store: CertStore, candidate: Candidate, request: IssueRequest, opt
     except AlreadyRenewed as skipped:
         return Outcome(seen.name, NOT_DUE, str(skipped), seen.version, seen.not_after)
     except LehttpdError as error:
-        return _failure(store, candidate, error.message, error, options)
+        return _failure(store, candidate, error.message, error, options, console)
     except Exception as error:  # noqa: BLE001 (a bug in one lineage must not stop the others)
-        return _failure(store, candidate, f"unexpected {type(error).__name__}: {error}", error, options)
+        return _failure(store, candidate, f"unexpected {type(error).__name__}: {error}", error, options, console)
     if options.dry_run:
         return Outcome(seen.name, SIMULATED, f"a certificate was issued by {request.server} and discarded",
                        None, issued.lineage.not_after)
-    save_state(store.config_dir, seen.name, candidate.state.succeeded())  # optional: a full disk skips it
+    _save_state(store, seen.name, candidate.state.succeeded(), console)
     lineage = issued.lineage
     return Outcome(seen.name, RENEWED, "renewed", lineage.version, lineage.not_after)
 
@@ -358,15 +358,22 @@ def _replaces(store: CertStore, candidate: Candidate) -> str | None:
         return None
 
 
+def _save_state(store: CertStore, name: str, state, console: Console) -> None:
+    """Optional (a full disk, a state folder others can write): the run says so and goes on."""
+    problem = save_state(store.config_dir, name, state)
+    if problem:
+        console.warn(f"{name}: {problem}")
+
+
 def _failure(store: CertStore, candidate: Candidate, reason: str, error: BaseException | None,
-             options: RenewOptions) -> Outcome:
+             options: RenewOptions, console: Console) -> Outcome:
     """Record the failure for back-off (not in a dry run) and say when the next attempt will be."""
     if options.dry_run:
         return Outcome(candidate.name, FAILED, reason)
     now = utcnow()
     failures = candidate.state.failures + 1
     retry = now + backoff_delay(failures, random.random(), _retry_after(error))
-    save_state(store.config_dir, candidate.name, candidate.state.failed(reason, now, retry))
+    _save_state(store, candidate.name, candidate.state.failed(reason, now, retry), console)
     return Outcome(candidate.name, FAILED, reason, retry_not_before=retry if retry > now else None)
 
 

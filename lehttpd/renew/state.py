@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lehttpd.errors import LehttpdError
-from lehttpd.fileio import atomic_write, read_regular
+from lehttpd.fileio import atomic_write
 from lehttpd.renewal import AriWindow
 from lehttpd.store import CertStore
 
@@ -71,8 +71,9 @@ def state_names(config_dir: Path) -> set[str]:
 
 
 def load_state(config_dir: Path, name: str) -> RenewState:
-    try:
-        data = json.loads(read_regular(state_path(config_dir, name))[0])
+    store = CertStore(config_dir)
+    try:  # optional: a missing, corrupt or untrusted file is an empty state (the next save says what is wrong)
+        data = json.loads(store.read_own_file(store.state_path(name)))
         return _from_json(data)
     except (OSError, LehttpdError, ValueError, TypeError, KeyError, AttributeError):
         return RenewState()
@@ -141,7 +142,7 @@ class ServerCache:
 def load_servers(store: CertStore) -> ServerCache:
     path = store.servers_cache_path()
     try:
-        document = json.loads(read_regular(path)[0])
+        document = json.loads(store.read_own_file(path))
         if not isinstance(document, dict):
             raise ValueError("not an object")
         return ServerCache(path, document)

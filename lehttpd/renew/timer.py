@@ -1,4 +1,5 @@
-"""`lehttpd timer install|remove`: run `lehttpd renew --quiet` twice a day, from systemd or cron.
+"""`lehttpd timer install|remove`: run `lehttpd renew --quiet` twice a day, from systemd or cron, and with
+`--check` then `lehttpd check --all --quiet` (the expiry monitor) after each run, whatever the renewal's outcome.
 
 The files are rendered here and shipped as they render by default in contrib/ (a test keeps both equal).
 Both spread the load: systemd with RandomizedDelaySec, cron with a random sleep, so that a fleet of machines
@@ -36,7 +37,21 @@ def renew_command(lehttpd: str = "lehttpd", config_dir: Path = DEFAULT_CONFIG_DI
     return shlex.join(parts)
 
 
-def service_text(command: str) -> str:
+def check_command(lehttpd: str = "lehttpd", config_dir: Path = DEFAULT_CONFIG_DIR,
+                  prometheus: Path | None = None) -> str:
+    """The expiry monitor run after each renewal: prints (and so mails, or logs) only the problems."""
+    parts = [lehttpd, "check", "--all", "--quiet"]
+    if Path(config_dir) != DEFAULT_CONFIG_DIR:
+        parts += ["--config-dir", str(config_dir)]
+    if prometheus is not None:
+        parts += ["--prometheus", str(prometheus)]
+    return shlex.join(parts)
+
+
+def service_text(command: str, check: str | None = None) -> str:
+    # ExecStopPost runs after a failed renewal too (ExecStartPost would not): that is when the monitor matters.
+    after = ("# then the expiry monitor, whatever the renewal's outcome (exit 8 marks the unit failed)\n"
+             f"ExecStopPost={_systemd(check)}\n") if check else ""
     return f"""# lehttpd: renew the certificates that are due; started by {TIMER}.
 # Installed by `lehttpd timer install`, or copy it to /etc/systemd/system/ with the timer.
 [Unit]
@@ -46,8 +61,16 @@ After=network-online.target
 
 [Service]
 Type=oneshot
-ExecStart={command}
-"""
+ExecStart={_systemd(command)}
+{after}"""
+
+
+def _systemd(command: str) -> str:
+    return command.replace("%", "%%")  # systemd expands %-specifiers in Exec lines
+
+
+def _cron(command: str) -> str:
+    return command.replace("%", "\\%")  # cron turns a bare % into a newline
 
 
 def timer_text() -> str:
@@ -66,14 +89,14 @@ WantedBy=timers.target
 """
 
 
-def cron_text(command: str) -> str:
+def cron_text(command: str, check: str | None = None) -> str:
     return f"""# lehttpd: renew the certificates that are due, twice a day. Each run first sleeps a random time up to
 # 12 hours (from /dev/urandom, not the clock, so machines started together still spread out); overlapping
 # runs are safe: the second one exits at once. Copy to /etc/cron.d/lehttpd, or run `lehttpd timer install`.
 SHELL=/bin/sh
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-0 */12 * * * root sleep "$(shuf -i 0-43199 -n 1)" && {command}
+0 */12 * * * root sleep "$(shuf -i 0-43199 -n 1)" && {_cron(command)}{f"; {_cron(check)}" if check else ""}
 """
 
 
@@ -90,12 +113,12 @@ def lehttpd_path() -> str:
     return found or "lehttpd"
 
 
-def install(kind: str, root: Path, command: str, enable: bool) -> Installed:
+def install(kind: str, root: Path, command: str, enable: bool, check: str | None = None) -> Installed:
     if kind == "systemd":
         paths = (root / SYSTEMD_DIR / SERVICE, root / SYSTEMD_DIR / TIMER)
-        texts = (service_text(command), timer_text())
+        texts = (service_text(command, check), timer_text())
     elif kind == "cron":
-        paths, texts = (root / CRON_DIR / CRON,), (cron_text(command),)
+        paths, texts = (root / CRON_DIR / CRON,), (cron_text(command, check),)
     else:
         raise UsageError(f"unknown timer kind {kind!r} (systemd, cron)")
     try:

@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
 
 from lehttpd.errors import StorageError, UntrustedFileError, UsageError
-from lehttpd.fileio import atomic_symlink, atomic_write, file_lock, fsync_dir, make_dir, read_regular
+from lehttpd.fileio import atomic_write, file_lock, fsync_dir, make_dir, read_regular, switch_links
 from lehttpd.model import CertificateFiles, Lineage
-from lehttpd.store.trust import check_folder_chain, check_trusted, trust_problem, trusted_executable
+from lehttpd.store.trust import (check_before_creating, check_folder_chain, check_trusted, trust_problem,
+                                 trusted_executable)
 
 if TYPE_CHECKING:  # cryptography is imported where certificates are read, not when the CLI starts
     from cryptography import x509
@@ -48,7 +49,7 @@ HOOK_KINDS = ("pre", "post", "deploy")
 # Every folder lehttpd creates, with its exact mode: key-holding folders 0700, the rest 0755.
 FOLDER_MODES = {"": 0o755, "live": 0o700, "archive": 0o700, "renewal": 0o755, "accounts": 0o700,
                 ".locks": 0o700, ".lehttpd": 0o700}
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}\Z")  # \Z: `$` would let a final newline in
 _VERSION = re.compile(r"^(cert|chain|fullchain|privkey)(\d+)\.pem$")
 RENEWAL_FILE_LIMIT = 64 * 1024
 
@@ -81,6 +82,9 @@ class CertStore:
         """accounts/HOST/PATH, as certbot names it, so both tools share accounts."""
         parts = urlsplit(server)
         path = parts.path.strip("/") or "directory"
+        if any(piece in (".", "..") for piece in (parts.netloc, *path.split("/"))):
+            # `https://ca/../../../tmp/x` would put the account key outside accounts/
+            raise UsageError(f"ACME server URL {server!r}: a '.' or '..' path segment is not allowed")
         return self.config_dir / "accounts" / parts.netloc / path
 
     def lock_path(self, name: str) -> Path:
@@ -111,6 +115,7 @@ class CertStore:
     def _ensure_folder(self, folder: Path, mode: int) -> Path:
         if folder == self.config_dir:
             if not os.path.isdir(folder):  # a config dir that is a link to a folder is fine (judged below)
+                check_before_creating(folder)
                 make_dir(folder, mode)
             self.check_config_dir()
             return folder
@@ -159,6 +164,21 @@ class CertStore:
         if problem:
             raise UntrustedFileError(problem)
         return data.decode("utf-8")
+
+    def read_own_file(self, path: Path) -> bytes:
+        """A file lehttpd wrote itself below the config dir (renewal state, the servers cache), read only when it
+        and every folder from the config dir down are root's (or ours) and nobody else's to change: a tree an
+        older version left world-writable must not let another user plant a back-off until 2099."""
+        self.check_config_dir()
+        folder = self.config_dir
+        for part in path.relative_to(self.config_dir).parts[:-1]:
+            folder = folder / part
+            check_trusted(folder, "folder")
+        data, info = read_regular(path)  # never a link, a FIFO or a device
+        problem = trust_problem(path, info, "file")
+        if problem:
+            raise UntrustedFileError(problem)
+        return data
 
     def hook_scripts(self, kind: str) -> tuple[list[Path], list[str]]:
         """certbot's renewal-hooks/KIND/ executables in name order, and why any of it cannot be trusted."""
@@ -313,9 +333,9 @@ class CertStore:
 
     def _point_live(self, name: str, version: int) -> None:
         live = self.ensure_private(self.live_dir(name))
-        for kind in KINDS:
-            target = os.path.join("..", "..", "archive", name, f"{kind}{version}.pem")
-            atomic_symlink(live / f"{kind}.pem", target)
+        # all four together: a full disk half-way must not leave cert.pem at N+1 and privkey.pem at N
+        switch_links(live, {f"{kind}.pem": os.path.join("..", "..", "archive", name, f"{kind}{version}.pem")
+                            for kind in KINDS})
         fsync_dir(live)
 
     def repair(self, name: str) -> bool:

@@ -1,13 +1,20 @@
-"""ACME accounts in certbot's layout: accounts/SERVER-HOST/SERVER-PATH/ID/{private_key,regr,meta}.json."""
+"""ACME accounts in certbot's layout: accounts/SERVER-HOST/SERVER-PATH/ID/{private_key,regr,meta}.json.
+
+An account key signs every order and can revoke every certificate it obtained, so an account is read only from
+folders and files nobody else can change (the same StrictModes test as renewal files): in an accounts/ tree
+that an older version left world-writable, another user could plant an account of their own, which lehttpd
+would then pick as the newest.
+"""
 from __future__ import annotations
 
-import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lehttpd.errors import StorageError
+from lehttpd.errors import StorageError, UntrustedFileError
 from lehttpd.fileio import atomic_write, read_regular
+from lehttpd.store.trust import check_trusted, trust_problem
 
 if TYPE_CHECKING:
     from lehttpd.store import CertStore
@@ -36,17 +43,35 @@ def delete_account(store: CertStore, server: str, account_id: str) -> Path:
 def load_accounts(store: CertStore, server: str) -> dict[str, dict[str, bytes]]:
     """Every complete account stored for this server, by id, newest first (a replaced account goes last)."""
     base = store.account_dir(server)
-    if not base.is_dir():
+    if not os.path.isdir(base):
         return {}
+    _check_account_folders(store, base)
+    entries = [(check_trusted(base / entry, "account folder"), base / entry) for entry in os.listdir(base)]
     accounts = {}
-    for directory in sorted(base.iterdir(), key=lambda d: d.stat().st_mtime, reverse=True):
+    for _, directory in sorted(entries, key=lambda found: found[0].st_mtime, reverse=True):
         files = {}
         for name in ACCOUNT_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                files[name] = read_regular(directory / name)[0]
+            try:
+                data, info = read_regular(directory / name)  # never a link, a FIFO or a device
+            except FileNotFoundError:
+                continue
+            problem = trust_problem(directory / name, info, "account file")
+            if problem:
+                raise UntrustedFileError(problem)
+            files[name] = data
         if "private_key.json" in files and "regr.json" in files:
             accounts[directory.name] = files
     return accounts
+
+
+def _check_account_folders(store: CertStore, base: Path) -> None:
+    """The config dir and everything above it, accounts/ and the server's folders below it."""
+    store.check_config_dir()
+    folder = store.config_dir / "accounts"
+    check_trusted(folder, "accounts folder")
+    for part in base.relative_to(folder).parts:
+        folder = folder / part
+        check_trusted(folder, "accounts folder")
 
 
 def _checked_id(account_id: str) -> str:

@@ -8,6 +8,8 @@ root put there). What fails is an UntrustedFileError with one line saying why an
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import stat
 from pathlib import Path
 
@@ -55,6 +57,17 @@ def check_folder_chain(folder: Path) -> None:
         check_trusted(above, "a folder above it", parent=True)
 
 
+def check_before_creating(folder: Path) -> None:
+    """Every existing folder above `folder`, which does not exist yet, judged as folders above the config dir
+    are: checked before anything is created, so root never makes (and chmods) a folder where another user
+    could swap it for a link."""
+    folder = Path(os.path.abspath(folder))
+    existing = next(above for above in folder.parents if os.path.isdir(above))
+    real = Path(os.path.realpath(existing))
+    for above in sorted({real, *real.parents, existing, *existing.parents}):
+        check_trusted(above, "a folder above it", parent=True)
+
+
 def _user(uid: int) -> str:
     import pwd
 
@@ -81,3 +94,32 @@ def trusted_executable(path: Path) -> bool:
     if problem:
         raise UntrustedFileError(problem)
     return True
+
+
+def check_hook_program(command: str) -> None:
+    """The program a hook command starts (its first word: a path, or a name the shell finds on PATH) must be
+    one lehttpd may run: owned by root (or the running user), not writable by others, in folders others cannot
+    change (a root-owned sticky folder such as /tmp is fine). Raises UntrustedFileError. Only the first word is
+    judged: what that program then reads (`sh /srv/x.sh`) is its own business."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return  # unbalanced quotes: the shell refuses it itself
+    if not words or "=" in words[0]:
+        return  # `VAR=value cmd`: the shell's own syntax, judged no further
+    program = words[0] if "/" in words[0] else shutil.which(words[0])
+    if program is None or not os.path.exists(program):
+        return  # a shell builtin (exit, echo), or nothing: the shell will say
+    check_file_and_folders(Path(program), "a hook's program")
+
+
+def check_file_and_folders(path: Path, what: str, info: os.stat_result | None = None) -> None:
+    """A file lehttpd takes on trust though others may own the folders around it (a hook's program, a CA
+    bundle): the file (`info`, when the caller already has it open) and every folder above it, as written and as
+    the links lead (a root-owned sticky folder such as /tmp is fine). Raises UntrustedFileError."""
+    real = Path(os.path.realpath(path))
+    for above in sorted({*real.parents, *Path(os.path.abspath(path)).parents}):
+        check_trusted(above, f"a folder above {what}", parent=True)
+    problem = trust_problem(real, info or os.stat(real), what)
+    if problem:
+        raise UntrustedFileError(problem)

@@ -10,12 +10,18 @@ from lehttpd.sandbox.tls import throwaway_ca_and_leaf
 from lehttpd.store import CertStore
 
 
-def make_lineage(config_dir: Path, name: str, names: tuple[str, ...]):
-    """A throwaway CA and a leaf for `names`, saved through the real CertStore (certbot layout)."""
+def make_lineage(config_dir: Path, name: str, names: tuple[str, ...], renewable: bool = True):
+    """A throwaway CA and a leaf for `names`, saved through the real CertStore (certbot layout), with a renewal
+    file as `lehttpd issue` writes one (unless not `renewable`)."""
+    from lehttpd.model import IssueRequest
+    from lehttpd.renewal_conf import render
+
     pair = throwaway_ca_and_leaf(names)
     files = CertificateFiles(cert_pem=pair.leaf_pem, chain_pem=pair.ca_pem, key_pem=pair.key_pem)
+    conf = render(IssueRequest(names=names, server="https://ca.invalid/dir", cert_name=name), "acct1",
+                  config_dir) if renewable else None
     # Apache's workers never read keys (the parent does, as root); the store's 0700 dirs are fine.
-    return CertStore(config_dir).save_version(name, files)
+    return CertStore(config_dir).save_version(name, files, conf)
 
 
 def open_work_dir():

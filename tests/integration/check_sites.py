@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from lehttpd.model import CertificateFiles
+from lehttpd.model import CertificateFiles, IssueRequest
+from lehttpd.renewal_conf import render
 from lehttpd.store import CertStore
 
 SSL_SITE = """\
@@ -63,7 +64,9 @@ def three_level_lineage(config_dir: Path, lineage: str, names: tuple[str, ...], 
     files = CertificateFiles(cert_pem=_pem(leaf), chain_pem=_pem(inter),
                              key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
-    return _pem(root), CertStore(config_dir).save_version(lineage, files), ca
+    # with the renewal file `lehttpd issue` writes: a lineage without one is a problem for check --all
+    conf = render(IssueRequest(names=names, server="https://ca.invalid/dir", cert_name=lineage), "acct1", config_dir)
+    return _pem(root), CertStore(config_dir).save_version(lineage, files, conf), ca
 
 
 def _ca(subject, key, issuer, issuer_key, now, path_length=None) -> x509.Certificate:

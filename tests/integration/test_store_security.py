@@ -141,6 +141,115 @@ def test_a_script_planted_in_renewal_hooks_is_not_run_and_blocks_the_run_with_th
     assert any("owned by nobody" in error for error in json.loads(result.stdout)["run_errors"])
 
 
+def test_an_account_nobody_planted_in_a_world_writable_accounts_tree_is_never_used(pebble, shared_dir):
+    """An account key signs every order and can revoke every certificate: one nobody holds must never be used."""
+    config, nobodys = shared_dir / "le", shared_dir / "nobodys"
+    issue(pebble, config, "account.example.test")
+    issue(pebble, nobodys, "nobodys.example.test")  # an account the CA knows, whose key nobody holds
+    (planted,) = [key.parent for key in (nobodys / "accounts").rglob("private_key.json")]
+    loot = shared_dir / "loot"
+    shutil.copytree(planted, loot)
+    subprocess.run(["chmod", "-R", "a+rX", str(loot)], check=True)
+    (victim,) = [key.parent for key in (config / "accounts").rglob("private_key.json")]
+    for folder in (config / "accounts", *victim.relative_to(config / "accounts").parents, victim):
+        os.chmod(config / "accounts" / folder, 0o777)  # as an older version left it under umask 000
+    attempt = as_nobody(f"cp -r {loot} {victim.parent}/{planted.name}")
+    assert attempt.returncode == 0, attempt.stderr
+
+    result = run_lehttpd("issue", "second.example.test", *pebble.client_args(config))
+    assert result.returncode == 5, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"lehttpd: error: {config / 'accounts'}") and "chmod go-w" in line, line
+    assert not (config / "renewal" / "second.example.test.conf").exists()
+    result = renew(config, "--force")
+    assert statuses(result) == {"account.example.test": "failed"}
+    assert "writable by group and others" in reasons(result)["account.example.test"]
+    assert planted.name not in (config / "renewal" / "account.example.test.conf").read_text()
+
+
+def test_a_hook_command_naming_a_program_nobody_controls_is_never_run_by_root(pebble, shared_dir):
+    """The renewal file is root's, but the script its hook names sits where nobody can change it."""
+    marker = shared_dir / "root-ran-nobodys-program"
+    bin_dir = shared_dir / "bin"
+    bin_dir.mkdir()
+    os.chown(bin_dir, 65534, 65534)  # nobody's own folder, as a careless admin handed it out
+    planted = as_nobody(f"printf '#!/bin/sh\\ntouch {marker}\\n' > {bin_dir}/reload && chmod 755 {bin_dir}/reload")
+    assert planted.returncode == 0, planted.stderr
+    config = shared_dir / "le"
+    result = run_lehttpd("issue", "program.example.test", *pebble.client_args(config),
+                         "--deploy-hook", f"{bin_dir}/reload --graceful")
+    assert not marker.exists(), "root ran a program nobody wrote"
+    assert result.returncode == 9, result.stderr  # the certificate is kept, the hook is reported
+    assert "not run" in result.stderr and "owned by nobody" in result.stderr
+    assert (config / "live" / "program.example.test" / "cert.pem").exists()
+
+    result = renew(config, "--force")  # the stored hook, from root's own renewal file
+    assert not marker.exists()
+    (entry,) = json.loads(result.stdout)["lineages"]
+    assert entry["status"] == "renewed" and "owned by nobody" in entry["hook_error"], entry
+    assert result.returncode == 7
+
+    os.chown(bin_dir, 0, 0)
+    os.chown(bin_dir / "reload", 0, 0)
+    os.chmod(bin_dir, 0o777)  # root's script, but in a folder anyone can write: it could be swapped
+    result = renew(config, "--force")
+    assert not marker.exists()
+    assert f"chmod go-w {bin_dir}" in json.loads(result.stdout)["lineages"][0]["hook_error"]
+    os.chmod(bin_dir, 0o755)
+    result = renew(config, "--force")  # trusted at last: it runs, and --json's stdout is still one document
+    assert result.returncode == 0 and marker.exists(), result.stdout
+    assert statuses(result) == {"program.example.test": "renewed"}
+
+
+def test_a_ca_bundle_in_a_folder_nobody_owns_is_not_trusted_for_the_acme_server(pebble, shared_dir):
+    """Whoever can swap the CA bundle decides which server lehttpd takes for the CA (orders, ARI, revoke)."""
+    config, folder = shared_dir / "le", shared_dir / "ca"
+    folder.mkdir()
+    bundle = folder / "ca.pem"
+    bundle.write_bytes(pebble.ca_bundle.read_bytes())
+    args = pebble.client_args(config)
+    args[args.index("--ca-bundle") + 1] = str(bundle)
+    assert run_lehttpd("issue", "bundle.example.test", *args).returncode == 0
+    os.chown(folder, 65534, 65534)  # handed to nobody: they could put their own CA in it at any time
+    result = renew(config, "--force")
+    assert statuses(result) == {"bundle.example.test": "skipped"}
+    why = reasons(result)["bundle.example.test"]
+    assert "CA bundle" in why and f"{folder} " in why and "owned by nobody" in why, why
+    result = run_lehttpd("issue", "other.example.test", *args)
+    assert result.returncode == 5 and "owned by nobody" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    os.chown(folder, 0, 0)
+    os.chmod(bundle, 0o666)  # root's file, but anyone may write it
+    result = run_lehttpd("issue", "other.example.test", *args)
+    assert result.returncode == 5 and f"chmod go-w {bundle}" in result.stderr, result.stderr
+
+
+def test_renewal_state_nobody_planted_never_holds_a_renewal_back(pebble, shared_dir):
+    """A back-off until 2099 in a state folder an older version left world-writable would let the lineage expire."""
+    config = shared_dir / "le"
+    name = "state.example.test"
+    issue(pebble, config, name)
+    state_dir = config / ".lehttpd" / "renew-state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (config / ".lehttpd", state_dir):
+        os.chmod(folder, 0o777)
+    planted = json.dumps({"failures": 9, "last_error": "planted", "retry_not_before": "2099-01-01T00:00:00+00:00",
+                          "last_failure": "2026-01-01T00:00:00+00:00"})
+    attempt = as_nobody(f"printf '%s' '{planted}' > {state_dir}/{name}.json")
+    assert attempt.returncode == 0, attempt.stderr
+    result = renew(config)
+    assert statuses(result) == {name: "not_due"}
+    assert "backing off" not in reasons(result)[name] and "2099" not in reasons(result)[name]
+    monitor = run_lehttpd("check", "--all", "--no-apache", "--json", "--config-dir", str(config))
+    (row,) = json.loads(monitor.stdout)["rows"]
+    assert row["last_error"] is None and "2099" not in str(row["next_due"]), row
+    failing = renew(config, "--force", "--ca-bundle", "/etc/ssl/certs/ca-certificates.crt")  # Pebble untrusted
+    assert statuses(failing) == {name: "failed"}  # its back-off cannot be kept there, and the run says why
+    assert f"renewal state not saved: {config / '.lehttpd'} (folder) is writable by group and others" \
+        in failing.stderr and f"chmod go-w {config / '.lehttpd'}" in failing.stderr, failing.stderr
+    assert statuses(renew(config, "--force")) == {name: "renewed"}
+
+
 # -- 4. only https servers; values checked like the command line, one lineage at a time -----------------------
 def test_http_server_and_out_of_range_port_fail_only_their_lineage(pebble, tmp_path):
     config = tmp_path / "le"

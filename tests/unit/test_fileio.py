@@ -76,6 +76,24 @@ def test_make_dir_refuses_a_symlink_in_place_of_a_folder(tmp_path):
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_folder_swapped_for_a_link_right_after_mkdir_is_not_chmoded_through_it(tmp_path, monkeypatch):
+    """Under a folder another user can write, they can swap the new folder for a link before its chmod."""
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    os.chmod(victim, 0o700)
+    real_mkdir = os.mkdir
+
+    def mkdir_then_swapped(path, mode=0o777, **kwargs):
+        real_mkdir(path, mode, **kwargs)
+        os.rename(path, tmp_path / "moved")
+        os.symlink(victim, path)
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_swapped)
+    with pytest.raises(StorageError, match="replaced by a link"):
+        make_dir(tmp_path / "le", 0o755)
+    assert mode_of(victim) == 0o700
+
+
 def test_atomic_symlink_moves_a_link_in_one_rename(tmp_path):
     atomic_symlink(tmp_path / "cert.pem", "../archive/cert1.pem")
     atomic_symlink(tmp_path / "cert.pem", "../archive/cert2.pem")

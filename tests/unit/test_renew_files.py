@@ -242,6 +242,44 @@ def test_timer_install_and_remove_under_a_root(tmp_path, kind, files):
     assert not any((tmp_path / name).exists() for name in files)
 
 
+@pytest.mark.parametrize("kind", ["systemd", "cron"])
+def test_timer_install_check_runs_the_expiry_monitor_after_every_renewal(tmp_path, kind):
+    out = io.StringIO()
+    status = run(["timer", "install", "--kind", kind, "--root", str(tmp_path), "--lehttpd", "/opt/bin/lehttpd",
+                  "--config-dir", "/srv/le", "--check", "--prometheus", "/var/lib/node exporter/le.prom"],
+                 Console(stdout=out))
+    assert status == 0, out.getvalue()
+    check = "/opt/bin/lehttpd check --all --quiet --config-dir /srv/le --prometheus '/var/lib/node exporter/le.prom'"
+    if kind == "systemd":
+        service = (tmp_path / "etc/systemd/system/lehttpd-renew.service").read_text()
+        lines = service.splitlines()
+        # ExecStopPost: after a failed renewal too, which ExecStartPost would skip
+        assert lines[-2:] == [lines[-2], f"ExecStopPost={check}"] and lines[-2].startswith("#")
+        assert "ExecStart=/opt/bin/lehttpd renew --quiet --config-dir /srv/le" in lines
+    else:
+        (line,) = [line for line in (tmp_path / "etc/cron.d/lehttpd").read_text().splitlines() if " root " in line]
+        # `;`, not `&&`: the monitor runs whatever the renewal's exit status (7 when one lineage failed)
+        assert line.endswith(f"&& /opt/bin/lehttpd renew --quiet --config-dir /srv/le; {check}")
+    assert f"then {check}" in out.getvalue()
+    assert timer.service_text("x") == timer.service_text("x", None) and "ExecStopPost" not in timer.service_text("x")
+    odd = timer.check_command("lehttpd", Path("/srv/le%d"))  # a % is a specifier to systemd, a newline to cron
+    assert "ExecStopPost=lehttpd check --all --quiet --config-dir /srv/le%%d" in timer.service_text("x", odd)
+    assert "; lehttpd check --all --quiet --config-dir /srv/le\\%d\n" in timer.cron_text("x", odd)
+
+
+def test_the_cron_line_runs_the_monitor_after_a_failed_renewal(tmp_path):
+    import subprocess
+
+    fake = tmp_path / "lehttpd"  # a stand-in that logs its arguments; renew fails as with one bad lineage
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/log\n[ "$1" = renew ] && exit 7\nexit 0\n')
+    fake.chmod(0o755)
+    text = timer.cron_text(timer.renew_command(str(fake)), timer.check_command(str(fake)))
+    (line,) = [line for line in text.splitlines() if " root " in line]
+    command = line.split(" root ", 1)[1].replace('sleep "$(shuf -i 0-43199 -n 1)"', "true")
+    subprocess.run(["sh", "-c", command], check=False, timeout=10)
+    assert (tmp_path / "log").read_text().splitlines() == ["renew --quiet", "check --all --quiet"]
+
+
 def test_a_half_done_link_switch_is_finished_before_reading(store):
     make_lineage(store, "a.test")
     live = store.live_dir("a.test")

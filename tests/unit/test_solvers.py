@@ -178,6 +178,27 @@ def test_webroot_accepts_a_link_that_stays_inside_the_document_root(tmp_path):
     assert list((webroot / "shared/challenges").iterdir()) == []
 
 
+def test_a_webroot_swapped_for_a_link_after_it_was_resolved_is_refused_in_one_line(tmp_path, monkeypatch):
+    """The site's user may own the folder above the webroot and swap it between lehttpd's look and its open."""
+    webroot, outside = tmp_path / "www", tmp_path / "etc"
+    webroot.mkdir()
+    outside.mkdir()
+    real_open = os.open
+
+    def open_after_a_swap(path, flags, *args, **kwargs):
+        if str(path) == str(webroot) and not webroot.is_symlink():
+            webroot.rename(tmp_path / "moved")
+            webroot.symlink_to(outside)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_after_a_swap)
+    with pytest.raises(EnvironmentProblem, match="changed into a link"):
+        with webroot_files(webroot, {"tok": "tok.v"}):
+            pass
+    monkeypatch.undo()
+    assert list(outside.iterdir()) == []
+
+
 def test_webroot_never_writes_through_a_link_named_like_the_token(tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("keep")

@@ -80,10 +80,25 @@ def test_atomic_write_leaves_no_temporary_files_and_sets_mode_from_the_start(tmp
     assert [p.name for p in tmp_path.iterdir()] == ["secret.pem"]
 
 
-@pytest.mark.parametrize("bad", ["../etc", "a/b", "", ".hidden", "x" * 300])
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "", ".hidden", "x" * 300, "site\n", "a.example\n"])
 def test_lineage_names_cannot_escape_the_store(tmp_path, bad):
     with pytest.raises(UsageError):
         CertStore(tmp_path).live_dir(bad)
+
+
+def test_a_lineage_name_ending_in_a_newline_is_not_listed(tmp_path):
+    store = CertStore(tmp_path)
+    store.save_version("site", self_signed(["a.example"]), "conf\n")
+    os.symlink(tmp_path / "live" / "site", tmp_path / "live" / "site\n")  # only root could, but never trusted
+    (tmp_path / "renewal" / "site\n.conf").write_text("conf\n")
+    assert store.names() == ["site"] and store.renewal_names() == ["site"]
+
+
+@pytest.mark.parametrize("server", ["https://ca.example/../../../tmp/x", "https://ca.example/dir/./x",
+                                    "https://../tmp/x"])
+def test_an_acme_server_url_cannot_lead_the_account_folder_out_of_accounts(tmp_path, server):
+    with pytest.raises(UsageError, match="'..' path segment"):
+        CertStore(tmp_path).account_dir(server)
 
 
 def test_loading_a_missing_lineage_is_a_usage_error(tmp_path):

@@ -58,6 +58,39 @@ def test_prometheus_textfile_is_written_atomically_and_replaces_a_planted_link(t
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
+def test_a_broken_lineage_is_its_own_row_and_a_fifo_in_archive_hangs_nothing(tmp_path):
+    """The monitor is what tells anyone a renewal broke: one bad lineage must not stop (or hang) it."""
+    import subprocess
+
+    for name in ("linked.test", "fifo.test", "fine.test"):
+        make_lineage(tmp_path, name, (name,))
+    (tmp_path / "live/linked.test/cert.pem").unlink()
+    (tmp_path / "live/linked.test/cert.pem").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "archive/fifo.test/cert7.pem")
+    result = subprocess.run([sys.executable, "-m", "lehttpd", "check", "--all", "--no-apache", "--json",
+                             "--config-dir", str(tmp_path)], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 8, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)["rows"]}
+    assert set(rows) == {"linked.test", "fifo.test", "fine.test"}
+    assert "outside" in rows["linked.test"]["failure"] and rows["linked.test"]["problems"]
+    assert rows["fine.test"]["problems"] == [] and rows["fifo.test"]["problems"] == []
+
+
+def test_a_lineage_renew_would_pass_by_is_a_problem_long_before_it_expires(tmp_path):
+    """No renewal file, or one renew skips (another user could change it): the certificate would expire silently."""
+    make_lineage(tmp_path, "orphan.test", ("orphan.test",), renewable=False)
+    make_lineage(tmp_path, "loose.test", ("loose.test",))
+    make_lineage(tmp_path, "fine.test", ("fine.test",))
+    os.chmod(tmp_path / "renewal/loose.test.conf", 0o666)
+    code, out, err = call("check", "--all", "--no-apache", "--config-dir", str(tmp_path), "--json")
+    assert code == 8, err
+    rows = {row["name"]: row for row in json.loads(out)["rows"]}
+    assert "not renewable" in rows["orphan.test"]["problems"][0]
+    (loose,) = rows["loose.test"]["problems"]
+    assert "renew skips it" in loose and f"chmod go-w {tmp_path / 'renewal/loose.test.conf'}" in loose
+    assert rows["fine.test"]["problems"] == []
+
+
 def test_metric_labels_are_escaped():
     row = Row("served", 'we"ird\\name', "127.0.0.1:443", grade="B")
     text = render([row], now=0)
@@ -78,7 +111,7 @@ def test_tlslite_and_cryptography_are_loaded_before_any_probe_thread_starts():
     code = ("import sys, lehttpd.check.watch; "
             "print(all(m in sys.modules for m in ('tlslite.messages', 'tlslite.utils.cryptomath', "
             "'cryptography.x509', 'lehttpd.scan.pages')))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert result.stdout.strip() == "True", result.stderr
 
 
