@@ -80,6 +80,8 @@ SCENES = {
     "renewal": Scene("issued", [
         ("lehttpd renew", 0), ("lehttpd renew --dry-run", 0), ("lehttpd timer install", 0),
         ("sudo lehttpd timer install", 0), ("sudo lehttpd timer install --kind cron", 0),
+        ("sudo lehttpd timer install --check", 0),
+        ("sudo lehttpd timer install --check --prometheus /var/lib/prometheus/node-exporter/lehttpd.prom", 0),
         ("sudo lehttpd timer remove", 0)]),
     "revoke and delete": Scene("issued", [
         ("lehttpd revoke --cert-name example.com --reason keycompromise", 0),

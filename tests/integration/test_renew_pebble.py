@@ -161,7 +161,7 @@ def test_sigkill_mid_run_leaves_complete_versions_and_the_next_run_finishes(sets
         for kind, version in live_target_versions(config, name).items():
             assert version in versions(config, name), (name, kind, version)
     result = renew(config, "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     document = summary(result)
     assert {n for n, s in statuses(document).items() if s == "renewed"} >= set(names) - set(renewed_before)
     for name in names:

@@ -12,7 +12,6 @@ from lehttpd.renewal_conf import render
 from lehttpd.sandbox.tls import throwaway_ca_and_leaf
 from lehttpd.store import CertStore
 
-NOW = dt.datetime.now(dt.timezone.utc)
 
 
 def lineage(config, name="a.test"):
@@ -25,6 +24,7 @@ def lineage(config, name="a.test"):
 
 def test_states_from_dates_revocation_and_files(tmp_path):
     current = lineage(tmp_path)
+    NOW = dt.datetime.now(dt.timezone.utc)  # after the certificate was made: it is not valid before it exists
     assert status_of(current, NOW).state == VALID
     assert status_of(replace(current, not_after=NOW - dt.timedelta(days=1)), NOW).state == EXPIRED
     assert status_of(replace(current, not_before=NOW + dt.timedelta(days=1)), NOW).state == INVALID
