@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
@@ -149,6 +150,7 @@ class Discovery:
     def __init__(self, ctl_name: str | None = None, os_release: Path = Path("/etc/os-release")) -> None:
         self.layout = layout_for(read_os_release(os_release))
         self.ctl = find_ctl(ctl_name, self.layout)
+        self.begun = time.time()  # files changed after this may have moved under Apache's file:line listing
         version = _run(self.ctl, "-V")
         try:
             dump = _run(self.ctl, "-t", "-D", "DUMP_VHOSTS", "-D", "DUMP_RUN_CFG", "-D", "DUMP_INCLUDES",

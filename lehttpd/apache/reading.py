@@ -4,7 +4,10 @@
 """
 from __future__ import annotations
 
+import os
 import re
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -41,8 +44,6 @@ def discover_source(source: Source, reader: ConfigReader | None) -> tuple[Apache
 
 
 def _with_version(info: ApacheInfo, version) -> ApacheInfo:
-    from dataclasses import replace
-
     return replace(info, version=version)
 
 
@@ -70,10 +71,14 @@ def open_tree(source: Source, https_port: int | None, names=None, all_vhosts: bo
     from lehttpd.apache.plan import Tree  # the planner (and Jinja2) is not needed before a plan is made
 
     reader = ConfigReader()
+    begun = source.started.begun if source.started is not None else time.time()
     try:
         info, parsed, errors = discover_source(source, reader)
         if on_discovered is not None:
             on_discovered(info.server_root)
+            if not source.static and _written_since(info, begun):
+                # another lehttpd wrote a vhost file between Apache's file:line listing and our lock: ask again
+                info, parsed, errors = discover_source(replace(source, started=None), reader)
         port_note = ""
         if https_port is None:
             https_port, port_note, more = https_port_of(info, parsed, reader)
@@ -93,6 +98,17 @@ def open_tree(source: Source, https_port: int | None, names=None, all_vhosts: bo
     tree = Tree(info=info, vhosts=tuple(vhosts), files=parsed, globals=tuple(globals_), read=read_file,
                 https_port=https_port, port_note=port_note)
     return tree, _unique(errors)
+
+
+def _written_since(info: ApacheInfo, moment: float) -> bool:
+    """Was any file Apache located a vhost in changed since `moment` (a second's slack for coarse clocks)?"""
+    for path in {location.file for location in info.locations}:
+        try:
+            if os.stat(path).st_mtime >= moment - 1:
+                return True
+        except OSError:
+            return True
+    return False
 
 
 _LISTEN_RE = re.compile(rb"(?im)^[ \t]*listen[ \t]")
