@@ -76,6 +76,7 @@ class Problem:
     page: str
     reason: str
     skipped: bool = True
+    network: bool = False   # not fetched: unreachable, timed out, TLS not trusted (exit 4 for the start URL)
 
 
 @dataclass(frozen=True, slots=True)
