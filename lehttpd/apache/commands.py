@@ -119,9 +119,16 @@ def _source(args):
 def _started(args):
     """The source with Apache's discovery calls already running: the command imports its modules and reads its
     inputs meanwhile. They are stopped if the command fails before reading them."""
+    from lehttpd.apache.discover import BrokenBeforeUs
+
     source = _source(args).start()
     try:
         yield source
+    except BrokenBeforeUs as broken:
+        # the full output of Apache's config test goes to the work dir (never on a dry run: it writes nothing)
+        if getattr(args, "work_dir", None) and not getattr(args, "dry_run", False):
+            raise broken.save(args.work_dir / "apache") from None
+        raise
     finally:
         source.cancel()
 
