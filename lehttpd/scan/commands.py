@@ -11,7 +11,7 @@ from typing import Iterator
 from lehttpd.apache.commands import DEFAULT_WORK_DIR  # one work dir for every command that keeps backups
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, NetworkError, ScanError, StorageError, UsageError
-from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, PageResult, Problem, shown_path
+from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, NETWORK, PageResult, Problem, shown_path
 from lehttpd.scan.pages import CSS_SUFFIXES, DEFAULT_SITE_URL, ScanOptions, scan_bytes, walk
 from lehttpd.scan.report import JsonReport, SarifReport, ScanSummary, TextReport, hints_for
 from lehttpd.scan.urls import host_of, https_of
@@ -174,7 +174,7 @@ def _scan(args: argparse.Namespace, console: Console, target: str, site: str, is
         results, expected = _results(args, target, site, is_url)
         for done, result in enumerate(results, 1):
             if is_url and done == 1:
-                start_failed = next((p.reason for p in result.problems if p.network), None)
+                start_failed = next((p for p in result.problems if p.cause), None)
             if fixer is not None and result.findings:
                 result = fixer.fix(result, summary)
             summary.add(result)
@@ -187,7 +187,8 @@ def _scan(args: argparse.Namespace, console: Console, target: str, site: str, is
     console.progress(expected, expected, "pages")
     _finish(report, summary, fixer, args, console)
     if start_failed is not None:
-        raise NetworkError(f"{shown_path(target)}: {start_failed}; nothing was scanned")
+        error = NetworkError if start_failed.cause == NETWORK else UsageError
+        raise error(f"{shown_path(target)}: {start_failed.reason}; nothing was scanned")
     return ExitStatus.FINDINGS if summary.failing(fail_on) else ExitStatus.SUCCESS
 
 

@@ -60,3 +60,11 @@ def test_quiet_prints_nothing_but_errors(servers, tmp_path):  # noqa: F811
     assert scan(str(site), "-q") == (0, "", "")
     code, out, err = scan(f"http://127.0.0.1:{closed_port()}/", "-q", "--timeout", "2")
     assert code == 4 and out == "" and err.startswith("lehttpd: error:") and len(err.splitlines()) == 1, err
+
+
+def test_a_start_url_the_crawler_refuses_exits_2_with_the_reason(servers):  # noqa: F811
+    code, out, err = scan("http://169.254.169.254/latest/meta-data/", "--crawl")
+    assert code == 2 and "cloud metadata address; nothing was scanned" in err, out + err
+    port, _ = servers("127.0.0.1", {"/": (301, {"Location": "https://127.0.0.1/"}, "")})
+    code, out, err = scan(f"http://127.0.0.1:{port}/")
+    assert code == 2 and "start from https://127.0.0.1/" in err.splitlines()[-1], out + err
