@@ -119,7 +119,7 @@ def _source(args):
 def _started(args):
     """The source with Apache's discovery calls already running: the command imports its modules and reads its
     inputs meanwhile. They are stopped if the command fails before reading them."""
-    from lehttpd.apache.discover import BrokenBeforeUs
+    from lehttpd.apache.configtest import BrokenBeforeUs
 
     source = _source(args).start()
     try:

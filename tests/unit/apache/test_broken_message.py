@@ -1,5 +1,5 @@
 """Apache's first complaint about a tree broken before lehttpd ran, as one readable line."""
-from lehttpd.apache.discover import BrokenBeforeUs, first_error
+from lehttpd.apache.configtest import BrokenBeforeUs, first_error
 
 
 def test_the_include_chain_keeps_its_last_link_and_a_long_path_its_two_ends():
