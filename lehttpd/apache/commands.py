@@ -72,19 +72,29 @@ def register(subparsers, common) -> None:
 
     harden = subparsers.add_parser("harden", parents=[common, apache_flags, change_flags],
                                    help="TLS options from Mozilla's profiles for every SSL vhost Apache serves")
-    harden.add_argument("--profile", choices=PROFILES, default="intermediate",
-                        help="Mozilla's server-side TLS profile")
+    harden.add_argument("--profile", choices=PROFILES,
+                        help="Mozilla's server-side TLS profile (default: the last harden's, else intermediate)")
     harden.add_argument("--vhost", action="append", default=[], metavar="NAME",
                         help="harden only the SSL vhost serving NAME (or written at FILE:LINE); repeat; "
                              "default: every SSL vhost")
+    # Each flag changes only what it names; the others stay as the last harden left them (harden_settings.py).
     harden.add_argument("--hsts", nargs="?", type=int, const=-1, metavar="MAX_AGE",
                         help="Strict-Transport-Security (default max-age: the profile's, two years)")
-    harden.add_argument("--hsts-include-subdomains", action="store_true", help="with --hsts: includeSubDomains")
-    harden.add_argument("--hsts-preload", action="store_true", help="with --hsts: preload")
-    harden.add_argument("--staple-ocsp", action="store_true", help="OCSP stapling (Apache >= 2.4.13)")
-    harden.add_argument("--uir", action="store_true", help="Content-Security-Policy: upgrade-insecure-requests")
-    harden.add_argument("--log-format", choices=("vhost_combined",), help="CustomLog format of the SSL vhosts")
-    harden.add_argument("--openssl-version", metavar="X.Y.Z", help="override the OpenSSL version mod_ssl uses")
+    harden.add_argument("--hsts-include-subdomains", action="store_true", default=None,
+                        help="with --hsts: includeSubDomains")
+    harden.add_argument("--hsts-preload", action="store_true", default=None,
+                        help="with --hsts of at least one year (31536000): preload")
+    harden.add_argument("--staple-ocsp", action="store_true", default=None, help="OCSP stapling (Apache >= 2.4.13)")
+    harden.add_argument("--uir", action="store_true", default=None,
+                        help="Content-Security-Policy: upgrade-insecure-requests")
+    for name, what in (("hsts", "the Strict-Transport-Security header"), ("uir", "the Content-Security-Policy header"),
+                       ("staple-ocsp", "OCSP stapling")):
+        harden.add_argument(f"--no-{name}", dest="remove", action="append_const", const=name.replace("-", "_"),
+                            default=[], help=f"remove {what} an earlier harden set (default: kept)")
+    harden.add_argument("--log-format", choices=("vhost_combined",),
+                        help="CustomLog format of the SSL vhosts (default: the last harden's, else unchanged)")
+    harden.add_argument("--openssl-version", metavar="X.Y.Z",
+                        help="the OpenSSL mod_ssl uses (default: read from the library mod_ssl.so links)")
     harden.set_defaults(handler=cmd_harden)
 
     back = subparsers.add_parser("rollback", parents=[common, apache_flags],
@@ -109,9 +119,16 @@ def _source(args):
 def _started(args):
     """The source with Apache's discovery calls already running: the command imports its modules and reads its
     inputs meanwhile. They are stopped if the command fails before reading them."""
+    from lehttpd.apache.configtest import BrokenBeforeUs
+
     source = _source(args).start()
     try:
         yield source
+    except BrokenBeforeUs as broken:
+        # the full output of Apache's config test goes to the work dir (never on a dry run: it writes nothing)
+        if getattr(args, "work_dir", None) and not getattr(args, "dry_run", False):
+            raise broken.save(args.work_dir / "apache") from None
+        raise
     finally:
         source.cancel()
 
@@ -243,21 +260,24 @@ def cmd_harden(args, console: Console) -> int:
 
     request = HardenRequest(profile=args.profile, hsts=args.hsts, hsts_subdomains=args.hsts_include_subdomains,
                             hsts_preload=args.hsts_preload, staple_ocsp=args.staple_ocsp, uir=args.uir,
-                            log_format=args.log_format, vhosts=tuple(args.vhost),
+                            log_format=args.log_format, vhosts=tuple(args.vhost), remove=frozenset(args.remove),
                             openssl_version=parse_version(args.openssl_version) if args.openssl_version else None)
+    change = request.change()  # contradicting flags refused before Apache is asked anything
     if args.emit:
         from lehttpd.apache.emit import apache_version, emit_options
-        from lehttpd.apache.render import build_options_context
-        from lehttpd.apache.policy import build_policy
-
+        from lehttpd.apache.harden_settings import HardenSettings, merge
         from lehttpd.apache.layouts import layout_for, read_os_release
+        from lehttpd.apache.policy import build_policy
+        from lehttpd.apache.render import build_options_context
 
         version, how = apache_version(args.apache_version, args.apache_ctl)
         layout = layout_for(read_os_release())
-        policy = build_policy(args.profile, version, request.openssl_version, args.staple_ocsp, layout.family)
-        hsts = policy.hsts_min_age if args.hsts == operations.PROFILE_HSTS else args.hsts
-        context = build_options_context(policy, version, request.openssl_version, hsts, args.hsts_include_subdomains,
-                                        args.hsts_preload, args.uir, args.log_format)
+        profile = args.profile or HardenSettings.profile
+        policy = build_policy(profile, version, request.openssl_version, bool(args.staple_ocsp), layout.family)
+        settings = merge(HardenSettings(), change, policy.hsts_min_age)  # nothing read: nothing remembered
+        context = build_options_context(policy, version, request.openssl_version, settings.hsts,
+                                        settings.hsts_subdomains, settings.hsts_preload, settings.uir,
+                                        settings.log_format, settings=settings.line())
         console.step(f"Apache {'.'.join(map(str, version))} ({how})")
         for note in policy.notes:
             console.step(note)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
+from lehttpd.apache.configtest import BrokenBeforeUs
 from lehttpd.apache.layouts import ApacheLayout, layout_for, layout_for_tree, read_os_release
 from lehttpd.errors import ApacheConfigError, EnvironmentProblem
 
@@ -186,7 +187,7 @@ class Discovery:
             dump_proc.kill()
             raise ApacheConfigError(f"{ctl[0]} did not answer within the time limit") from None
         if dump_proc.returncode != 0:
-            raise ApacheConfigError(f"{ctl[0]} -t failed: {apache_message(dump_err + dump_out)}")
+            raise BrokenBeforeUs(ctl, dump_err, dump_out)
         values = parse_dump(dump_out)
         compiled = compiled_paths(version_out)
         server_root = Path(values["server_root"] or compiled[0] or layout.server_root)

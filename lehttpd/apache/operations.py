@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -12,10 +12,11 @@ from lehttpd.apache import render
 from lehttpd.apache.apply import apply_plan, tree_lock
 from lehttpd.apache.changes import Plan
 from lehttpd.apache.discover import mod_ssl_openssl_version
+from lehttpd.apache.harden_settings import HardenSettings, SettingsChange, conflicts, merge, read_settings
 from lehttpd.apache.redirects import plan_redirect
 from lehttpd.apache.tls_options import http2_support, plan_harden
 from lehttpd.apache.plan import Certificate, Tree, new_changes, plan_install
-from lehttpd.apache.policy import build_policy
+from lehttpd.apache.policy import APACHE_CAPS, build_policy, has
 from lehttpd.apache.reading import Source, open_tree
 from lehttpd.model import Lineage
 
@@ -96,18 +97,28 @@ PROFILE_HSTS = -1  # --hsts without a value: the profile's hsts_min_age
 
 @dataclass(frozen=True)
 class HardenRequest:
-    profile: str = "intermediate"
-    hsts: int | None = None
-    hsts_subdomains: bool = False
-    hsts_preload: bool = False
-    staple_ocsp: bool = False
-    uir: bool = False
+    """One run's flags: None leaves a setting as the last harden left it (harden_settings.py)."""
+    profile: str | None = None
+    hsts: int | None = None               # PROFILE_HSTS: the profile's max-age
+    hsts_subdomains: bool | None = None
+    hsts_preload: bool | None = None
+    staple_ocsp: bool | None = None
+    uir: bool | None = None
     log_format: str | None = None
     openssl_version: tuple[int, int, int] | None = None
     vhosts: tuple[str, ...] = ()          # --vhost: names (or FILE:LINE) to harden; empty: every SSL vhost
+    remove: frozenset[str] = frozenset()  # --no-hsts, --no-uir, --no-staple-ocsp
+
+    def change(self) -> SettingsChange:
+        change = SettingsChange(profile=self.profile, hsts=self.hsts, hsts_subdomains=self.hsts_subdomains,
+                                hsts_preload=self.hsts_preload, uir=self.uir, staple_ocsp=self.staple_ocsp,
+                                log_format=self.log_format, remove=self.remove)
+        conflicts(change)
+        return change
 
 
 def harden(request: HardenRequest, options: Options, log) -> tuple[Outcome, list]:
+    change = request.change()
     with _locked_tree(options, ssl_only=True) as (tree, errors):
         # this machine's mod_ssl says nothing about a tree read statically or an Apache version given by hand
         live = tree.info.ctl is not None and not options.source.apache_version
@@ -115,15 +126,32 @@ def harden(request: HardenRequest, options: Options, log) -> tuple[Outcome, list
         if tree.info.generation == "2.2" and openssl is not None and openssl >= (1, 1, 0) \
                 and not request.openssl_version:
             openssl = None  # a mod_ssl for 2.2 never links OpenSSL 1.1.0+: what was found is not this Apache's
-        policy = build_policy(request.profile, tree.info.version, openssl, request.staple_ocsp,
-                              tree.info.layout.family)
+        previous = read_settings(tree.read(tree.options_file))
+        profile = change.profile or previous.profile
+        policy = build_policy(profile, tree.info.version, openssl, False, tree.info.layout.family)
+        settings = merge(previous, change, policy.hsts_min_age)
+        policy = replace(policy, stapling=settings.staple_ocsp and has(tree.info.version, APACHE_CAPS["ocsp_stapling"]))
         http2, why_not = http2_support(tree)
-        hsts = policy.hsts_min_age if request.hsts == PROFILE_HSTS else request.hsts
-        context = render.build_options_context(policy, tree.info.version, openssl, hsts,
-                                               request.hsts_subdomains, request.hsts_preload, request.uir,
-                                               request.log_format, http2, tree.info.has_module("logio"))
+        context = render.build_options_context(policy, tree.info.version, openssl, settings.hsts,
+                                               settings.hsts_subdomains, settings.hsts_preload, settings.uir,
+                                               settings.log_format, http2, tree.info.has_module("logio"),
+                                               settings=settings.line())
         changes = new_changes(tree)
         changes.notes.extend(policy.notes + ((why_not,) if why_not else ()))
+        if tree.read(tree.options_file) is not None:
+            changes.notes.append(f"settings (the last harden's, changed only by this run's flags): {describe(settings)}")
         plan_harden(tree, policy, context, changes, force=options.force, wanted=request.vhosts,
-                    staple_ocsp=request.staple_ocsp)
-        return _finish(tree, changes.freeze(), options, f"harden {request.profile}", None, log), errors
+                    staple_ocsp=settings.staple_ocsp)
+        return _finish(tree, changes.freeze(), options, f"harden {profile}", None, log), errors
+
+
+def describe(settings: HardenSettings) -> str:
+    """`intermediate, HSTS max-age=63072000, CSP upgrade-insecure-requests`: what the options file now asks."""
+    parts = [settings.profile]
+    if settings.hsts is not None:
+        parts.append(f"HSTS max-age={settings.hsts}" + ("; includeSubDomains" if settings.hsts_subdomains else "")
+                     + ("; preload" if settings.hsts_preload else ""))
+    parts += [label for flag, label in ((settings.uir, "CSP upgrade-insecure-requests"),
+                                        (settings.staple_ocsp, "OCSP stapling"),
+                                        (settings.log_format, f"log format {settings.log_format}")) if flag]
+    return ", ".join(parts)

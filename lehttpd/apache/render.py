@@ -63,9 +63,10 @@ def build_redirect_context(indent: str, https_port: int, hosts=()) -> dict:
 
 def build_options_context(policy: TlsPolicy, apache_version, openssl_version, hsts: int | None,
                           hsts_subdomains: bool, hsts_preload: bool, uir: bool, log_format: str | None,
-                          http2: bool = False, logio: bool = True) -> dict:
+                          http2: bool = False, logio: bool = True, settings: str = "") -> dict:
+    """`settings`: the line recording what harden was asked (harden_settings.py), part of the hashed body."""
     hsts_value = None
-    if hsts:
+    if hsts is not None:
         hsts_value = f"max-age={hsts}" + ("; includeSubDomains" if hsts_subdomains else "") + \
                      ("; preload" if hsts_preload else "")
     apache = ".".join(map(str, apache_version))
@@ -76,6 +77,7 @@ def build_options_context(policy: TlsPolicy, apache_version, openssl_version, hs
         "honor_order": policy.honor_order, "session_tickets_off": policy.session_tickets_off,
         "http2": http2, "logio": logio, "compression_off": policy.compression_off, "hsts": hsts_value, "uir": uir, "log_format": log_format,
         "source": f"generated for Apache {apache}, OpenSSL {openssl} by lehttpd {__version__}",
+        "settings": settings,
     }
 
 

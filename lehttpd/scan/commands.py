@@ -10,8 +10,8 @@ from typing import Iterator
 
 from lehttpd.apache.commands import DEFAULT_WORK_DIR  # one work dir for every command that keeps backups
 from lehttpd.console import Console
-from lehttpd.errors import ExitStatus, ScanError, StorageError, UsageError
-from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, PageResult, Problem, shown_path
+from lehttpd.errors import ExitStatus, NetworkError, ScanError, StorageError, UsageError
+from lehttpd.scan.model import BLOCKABLE, CLASSES, INSECURE_BASE, NETWORK, PageResult, Problem, shown_path
 from lehttpd.scan.pages import CSS_SUFFIXES, DEFAULT_SITE_URL, ScanOptions, scan_bytes, walk
 from lehttpd.scan.report import JsonReport, SarifReport, ScanSummary, TextReport, hints_for
 from lehttpd.scan.urls import host_of, https_of
@@ -169,9 +169,12 @@ def _scan(args: argparse.Namespace, console: Console, target: str, site: str, is
     summary = ScanSummary()
     fixer = _Fixer(args, console, host_of(site), target) if args.fix else None
     report.start(target)
+    start_failed = None  # why the start URL could not be fetched: nothing was scanned, exit 4
     try:
         results, expected = _results(args, target, site, is_url)
         for done, result in enumerate(results, 1):
+            if is_url and done == 1:
+                start_failed = next((p for p in result.problems if p.cause), None)
             if fixer is not None and result.findings:
                 result = fixer.fix(result, summary)
             summary.add(result)
@@ -183,6 +186,9 @@ def _scan(args: argparse.Namespace, console: Console, target: str, site: str, is
         raise
     console.progress(expected, expected, "pages")
     _finish(report, summary, fixer, args, console)
+    if start_failed is not None:
+        error = NetworkError if start_failed.cause == NETWORK else UsageError
+        raise error(f"{shown_path(target)}: {start_failed.reason}; nothing was scanned")
     return ExitStatus.FINDINGS if summary.failing(fail_on) else ExitStatus.SUCCESS
 
 
@@ -196,7 +202,7 @@ def _finish(report, summary: ScanSummary, fixer: _Fixer | None, args: argparse.N
         hints.insert(0, "the scan stopped early: what is above is the part done")
     report.finish(summary, hints)
     if fixer is not None and summary.changed:  # in JSON and SARIF they are in the document; stderr too
-        say = console.result if args.format == "text" else console.warn
+        say = console.step if args.format == "text" else console.warn  # text: not under -q
         say(f"changed {len(summary.changed)} file(s), originals in {shown_path(str(fixer.run.folder))}; "
             f"undo with: lehttpd scan --undo {fixer.run.name}")
         for path in summary.changed:

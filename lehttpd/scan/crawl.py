@@ -17,10 +17,10 @@ import requests
 import urllib3
 
 from lehttpd import __version__
-from lehttpd.scan.model import PageResult, Problem
+from lehttpd.scan.model import NETWORK, REFUSED, PageResult, Problem
 from lehttpd.scan.pages import scan_bytes
 from lehttpd.scan.source import MAX_PAGE_BYTES
-from lehttpd.scan.sitepolicy import Origin, PinnedAdapter, Refused, Resolver, SitePolicy, resolve
+from lehttpd.scan.sitepolicy import Origin, PinnedAdapter, Refused, Resolver, SitePolicy, Unreachable, resolve
 from lehttpd.scan.urls import https_of
 
 _LINK = re.compile(r"""<(a|area|i?frame|link)\b([^>]*)>""", re.I)
@@ -52,6 +52,11 @@ class Fetched:
     content_type: str = ""
     charset: str | None = None
     problem: str | None = None
+    cause: str = ""          # NETWORK or REFUSED: the page was not fetched (the scan fails when it is the start URL)
+
+
+def _cause(refused: Refused) -> str:
+    return NETWORK if isinstance(refused, Unreachable) else REFUSED
 
 
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -86,7 +91,7 @@ class Crawler:
             for _ in range(self.options.max_redirects + 1):
                 if not self.same_site(url):
                     where = "redirected off the site to" if url != first else "not on the site:"
-                    return Fetched(first, problem=f"{where} {url}: not fetched{self._hint(url)}")
+                    return Fetched(first, problem=f"{where} {url}: not fetched{self._hint(url)}", cause=REFUSED)
                 with self._get(url) as response:
                     location = response.headers.get("Location")
                     if response.status_code in _REDIRECTS and location:
@@ -100,11 +105,14 @@ class Crawler:
                     return self._body(url, response, content_type)
             return Fetched(first, problem=f"more than {self.options.max_redirects} redirects (a redirect loop?)")
         except Refused as refused:
-            return Fetched(first, problem=f"not fetched: {refused}")
+            return Fetched(first, problem=f"not fetched: {refused}", cause=_cause(refused))
         except requests.Timeout:
-            return Fetched(first, problem=f"no answer within {self.options.timeout:g} s")
+            return Fetched(first, problem=f"no answer within {self.options.timeout:g} s", cause=NETWORK)
+        except requests.exceptions.SSLError:
+            return Fetched(first, problem="TLS certificate not trusted for this name (SSLError); --ca-bundle FILE "
+                           "trusts a private CA", cause=NETWORK)
         except requests.RequestException as error:
-            return Fetched(first, problem=f"fetch failed: {type(error).__name__}")
+            return Fetched(first, problem=f"fetch failed: {type(error).__name__}", cause=NETWORK)
 
     def _hint(self, url: str) -> str:
         other, site = Origin.of(url), self.policy.origin
@@ -184,7 +192,8 @@ def crawl(start: str, options: CrawlOptions, resolver: Resolver = resolve) -> It
     try:
         crawler = Crawler(start, options, resolver)
     except Refused as refused:
-        yield PageResult(start, https_of(start), (), (Problem(start, f"not fetched: {refused}"),))
+        problem = Problem(start, f"not fetched: {refused}", cause=_cause(refused))
+        yield PageResult(start, https_of(start), (), (problem,))
         return
     seen: set[str] = set()
     level = [urldefrag(start)[0]]
@@ -223,7 +232,7 @@ def _next_batch(crawler: Crawler, urls: list[str], seen: set[str], room: int) ->
 
 def _scan_fetched(url: str, fetched: Fetched, css: bool = False) -> tuple[PageResult, list[str], list[str]]:
     if fetched.problem is not None:
-        return PageResult(url, https_of(url), (), (Problem(url, fetched.problem),)), [], []
+        return PageResult(url, https_of(url), (), (Problem(url, fetched.problem, cause=fetched.cause),)), [], []
     if fetched.content_type not in _HTML_TYPES + ("text/css",):
         return PageResult(url, "", ()), [], []  # an image or a download behind a link: not a page
     is_css = css or fetched.content_type == "text/css"

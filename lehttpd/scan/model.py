@@ -69,6 +69,10 @@ def shown_path(name: str) -> str:
         return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+NETWORK = "network"    # unreachable, no answer in time, TLS certificate not trusted
+REFUSED = "refused"    # the crawler will not fetch it: a non-public address, another site
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """An input that was skipped or only partly read, and why. The scan goes on."""
@@ -76,6 +80,7 @@ class Problem:
     page: str
     reason: str
     skipped: bool = True
+    cause: str = ""         # why a page was not fetched at all: NETWORK (exit 4 for the start URL) or REFUSED (2)
 
 
 @dataclass(frozen=True, slots=True)

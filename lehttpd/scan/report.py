@@ -93,6 +93,8 @@ class TextReport:
 
     def page(self, result: PageResult) -> None:
         c = self.console
+        if c.quiet:  # -q: like grep -q, the exit code is the answer; errors still go to stderr
+            return
         for problem in result.problems:
             c.warn(f"{shown_path(problem.page)}: {problem.reason}" + ("; skipped" if problem.skipped else ""))
         if not result.findings:
@@ -104,6 +106,8 @@ class TextReport:
 
     def finish(self, summary: ScanSummary, hints: list[str]) -> None:
         c = self.console
+        if c.quiet:
+            return
         if summary.host_pages:
             c.result(c.paint("Hosts", "bold"))
             for row in summary.hosts_json():

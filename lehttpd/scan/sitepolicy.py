@@ -29,6 +29,10 @@ class Refused(Exception):
     """A URL the crawler will not fetch, and why (reported as the page's problem)."""
 
 
+class Unreachable(Refused):
+    """A URL the crawler cannot fetch: its host does not resolve (a network failure, not a policy)."""
+
+
 @dataclass(frozen=True)
 class Origin:
     scheme: str
@@ -59,7 +63,7 @@ def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
-        raise Refused(f"cannot resolve {host}: {error}") from None
+        raise Unreachable(f"cannot resolve {host}: {error}") from None
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 

@@ -227,7 +227,9 @@ def test_ocsp_stapling_only_for_certificates_naming_a_responder_and_the_cache_go
         assert "SSLUseStapling" not in (inst.confdir / "lehttpd" / "options-ssl.conf").read_text()
         assert "AH02218" not in inst.error_log()
 
-        off = lehttpd(inst, "harden", work=tmp_path / "work")
+        kept = lehttpd(inst, "harden", work=tmp_path / "work")  # flags change only what they name
+        assert kept.returncode == 0 and "nothing to change" in kept.stdout, kept.stdout + kept.stderr
+        off = lehttpd(inst, "harden", "--no-staple-ocsp", work=tmp_path / "work")
         assert off.returncode == 0, off.stderr
         assert "SSLUseStapling" not in (inst.confdir / "sites-available" / "ocsp.test.conf").read_text()
         assert ports.read_bytes() == ports_before  # the cache went with the last stapling vhost
@@ -272,3 +274,56 @@ def test_http2_is_not_offered_with_prefork_and_harden_says_why(tmp_path):
         assert not (inst.confdir / "mods-enabled" / "http2.load").exists()
     finally:
         inst.stop()
+
+
+def https_headers(port: int, name: str) -> dict[str, str]:
+    """The response headers of GET / over TLS with SNI (the name's vhost, not the port's default one)."""
+    import socket
+
+    context = ssl._create_unverified_context()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+    _status, *lines = data.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+    return {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def test_harden_flags_change_only_what_they_name_and_preload_needs_a_year_of_hsts(server, tmp_path):
+    """`harden --staple-ocsp` after `harden --hsts --uir` keeps both headers (Apache still sends them); `--no-hsts`
+    takes only HSTS away; a preload the preload list would refuse is refused with the reason."""
+    inst, _ = server
+    work = tmp_path / "work"
+    options = inst.confdir / "lehttpd" / "options-ssl.conf"
+    first = lehttpd(inst, "harden", "--vhost", "plain.test", "--profile", "intermediate", "--hsts", "--uir", work=work)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = lehttpd(inst, "harden", "--vhost", "plain.test", "--staple-ocsp", work=work)
+    assert second.returncode == 0, second.stdout + second.stderr
+    headers = https_headers(inst.https_port, "plain.test")
+    assert headers.get("strict-transport-security") == "max-age=63072000"
+    assert headers.get("content-security-policy") == "upgrade-insecure-requests"
+    assert "HSTS max-age=63072000, CSP upgrade-insecure-requests, OCSP stapling" in second.stdout
+
+    removed = lehttpd(inst, "harden", "--vhost", "plain.test", "--no-hsts", work=work)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    headers = https_headers(inst.https_port, "plain.test")
+    assert "strict-transport-security" not in headers
+    assert headers.get("content-security-policy") == "upgrade-insecure-requests"
+
+    before = options.read_bytes()
+    alone = lehttpd(inst, "harden", "--vhost", "plain.test", "--hsts-preload", work=work)
+    assert alone.returncode == 2 and "--hsts-preload needs HSTS" in alone.stderr, alone.stderr
+    short = lehttpd(inst, "harden", "--vhost", "plain.test", "--hsts", "86400", "--hsts-preload", work=work)
+    assert short.returncode == 2, short.stdout + short.stderr
+    assert "at least 31536000 (one year), not 86400" in short.stderr
+    both = lehttpd(inst, "harden", "--vhost", "plain.test", "--uir", "--no-uir", work=work)
+    assert both.returncode == 2 and "contradict" in both.stderr
+    assert options.read_bytes() == before
+    year = lehttpd(inst, "harden", "--vhost", "plain.test", "--hsts", "31536000", "--hsts-preload", "--hsts-include-subdomains", work=work)
+    assert year.returncode == 0, year.stdout + year.stderr
+    assert https_headers(inst.https_port, "plain.test").get("strict-transport-security") == \
+        "max-age=31536000; includeSubDomains; preload"
+    rolled = lehttpd(inst, "rollback", "--checkpoints", "4", work=work)
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr

@@ -89,7 +89,8 @@ SCENES = {
     "apache": Scene("apache with a lineage", [
         ("lehttpd apache vhosts", 0), ("lehttpd install --cert-name example.com --redirect", 0),
         ("lehttpd redirect -d example.com", 0), ("lehttpd harden --profile intermediate --hsts --uir", 0),
-        ("lehttpd harden --vhost example.com", 0), ("lehttpd rollback --list", 0),
+        ("lehttpd harden --vhost example.com", 0), ("lehttpd harden --staple-ocsp", 0),
+        ("lehttpd harden --no-hsts", 0), ("lehttpd rollback --list", 0),
         ("lehttpd rollback --checkpoints 2 --dry-run", 0), ("lehttpd rollback --checkpoints 2", 0),
         ("lehttpd install --cert-name example.com --emit", 0), ("lehttpd check --all", 0),
         ("lehttpd check --all --warn-days 21 --prometheus /var/lib/prometheus/node-exporter/lehttpd.prom", 0)]),
@@ -148,6 +149,14 @@ def _check_blog_restored(box: "Sandbox") -> None:
     assert (box.apache.docroot("blog.example.com") / "index.html").read_text() == BLOG_PAGE
 
 
+def _check_headers(hsts: bool):
+    def check(box: "Sandbox") -> None:
+        text = (box.apache.confdir / "lehttpd" / "options-ssl.conf").read_text()
+        assert ("Strict-Transport-Security" in text) == hsts, text
+        assert 'Content-Security-Policy "upgrade-insecure-requests"' in text, text
+    return check
+
+
 # What a line promises beyond its exit status (README's words), checked right after it ran.
 CHECKS = {
     "lehttpd issue example.com -d www.example.com --email admin@example.com --agree-tos":
@@ -159,6 +168,8 @@ CHECKS = {
     "lehttpd issue example.com --webroot /var/www/html --install --redirect":
         lambda box: _https_status(box, "example.com").startswith("HTTP/1.1 200") or pytest.fail("not served"),
     "lehttpd scan /var/www/blog --site-url https://blog.example.com/ --fix --probe": _check_blog_fixed,
+    "lehttpd harden --staple-ocsp": _check_headers(hsts=True),
+    "lehttpd harden --no-hsts": _check_headers(hsts=False),
     "lehttpd check --all --warn-days 21 --prometheus /var/lib/prometheus/node-exporter/lehttpd.prom":
         _check_files("lehttpd.prom", contains="lehttpd_certificate_expiry"),
     "lehttpd scan --undo 20261129T051502.123456Z": _check_blog_restored,
