@@ -12,6 +12,7 @@ from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, HookError, InvalidDomainError, LehttpdError, UsageError
 from lehttpd.hooks import HOOK_TIMEOUT, run_hook
+from lehttpd.issuance import preflight
 from lehttpd.issuance.names import normalize_names
 from lehttpd.model import (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, ChallengeSetup, Hooks, IssueRequest,
                            KeySpec, Lineage)
@@ -182,14 +183,19 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
         return list_profiles(args, console)
     request = build_request(args)
     store = CertStore(args.config_dir)
+    preflight.check_names_kept(store, request, console)
     covered = _already_covered(store, request, args.force_renewal, console)
     if covered is not None:
         console.step(covered)
+        _install_kept(store, request, args, console)
         return ExitStatus.SUCCESS
     registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
                                 eab_hmac_key=args.eab_hmac_key,
                                 interactive=sys.stdin.isatty() and not args.non_interactive)
     request = choose_mode(request, args, console)
+    preflight.check_port(request)  # local checks first: nothing registered or ordered for a request that fails
+    if args.install:
+        preflight.check_install_plan(store, request, args)
     if request.hooks.pre:
         console.step(f"Running pre-hook: {request.hooks.pre}")
         run_hook("pre", request.hooks.pre)
@@ -207,6 +213,7 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
         post_failed = _post_hook(request, console)
         if post_failed:
             raise HookError(post_failed) from None
+        _install_kept(store, request, args, console)
         return ExitStatus.SUCCESS
     except LehttpdError as error:  # the post hook runs whatever happened; the order's error is told first
         post_failed = _post_hook(request, console)
@@ -222,13 +229,24 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
                                  deploy_hook(request, issued.lineage.live_dir, HOOK_TIMEOUT, console)) if f]
     show_lineage(issued.lineage, console)
     if args.install:
-        install_into_apache(issued.lineage, args, console)
-        record_installer(store, issued.lineage.name, args.apache_ctl, console)
-        if args.harden:
-            harden_apache(issued.lineage, args, console)
+        _install(store, issued.lineage, args, console)
     if hook_failures:  # reported last: the certificate is saved (and installed) all the same
         raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {'; '.join(hook_failures)}")
     return ExitStatus.SUCCESS
+
+
+def _install(store: CertStore, lineage: Lineage, args: argparse.Namespace, console: Console) -> None:
+    install_into_apache(lineage, args, console)
+    record_installer(store, lineage.name, args.apache_ctl, console)
+    if args.harden:
+        harden_apache(lineage, args, console)
+
+
+def _install_kept(store: CertStore, request: IssueRequest, args: argparse.Namespace, console: Console) -> None:
+    """A kept certificate with --install: installing it is what was asked (certbot's "reinstall")."""
+    if args.install:
+        console.step(f"Installing the kept certificate {request.lineage_name}")
+        _install(store, store.ready_for_apache(request.lineage_name), args, console)
 
 
 def choose_mode(request: IssueRequest, args: argparse.Namespace, console: Console) -> IssueRequest:
