@@ -138,3 +138,32 @@ def test_renew_dry_run_rehearses_every_lineage_even_when_none_is_due(pebble, tmp
                                                                       "r2.example.test": "dry_run"}
     after = sorted(p.relative_to(config) for p in config.rglob("*") if ".locks" not in p.parts)
     assert after == before, "a rehearsal saves nothing"
+
+
+# -- each --webroot serves the names after it, as certbot's -w ----------------------------------------------------
+@needs_apache
+def test_each_webroot_serves_the_names_after_it_and_renew_uses_the_map(pebble, tmp_path):
+    inst = make_instance(tmp_path / "apache", http_port=pebble.http_port)
+    try:
+        roots = {}
+        for name in ("wa.test", "wb.test"):
+            roots[name] = inst.docroot(name)
+            inst.add_site(name)
+        inst.start()
+        config = tmp_path / "le"
+        result = issue(pebble, config, "-w", str(roots["wa.test"]), "-d", "wa.test",
+                       "--webroot", str(roots["wb.test"]), "-d", "wb.test")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert sans(config, "wa.test") == ["wa.test", "wb.test"]
+        conf = (config / "renewal" / "wa.test.conf").read_text()
+        webroot_map = conf.split("[[webroot_map]]", 1)[1]
+        assert f"wa.test = {roots['wa.test'].resolve()}" in webroot_map
+        assert f"wb.test = {roots['wb.test'].resolve()}" in webroot_map
+        assert f"webroot_path = {roots['wa.test'].resolve()}, {roots['wb.test'].resolve()}" in conf
+        renewed = run_lehttpd("renew", "--config-dir", str(config), "--force", "--json")
+        assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+        assert archive_certs(config, "wa.test") == ["cert1.pem", "cert2.pem"]
+        for root in roots.values():  # token files cleaned up from both roots
+            assert not list((root / ".well-known" / "acme-challenge").glob("*"))
+    finally:
+        inst.stop()
