@@ -196,8 +196,7 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
                                 eab_hmac_key=args.eab_hmac_key,
                                 interactive=sys.stdin.isatty() and not args.non_interactive)
     request = choose_mode(request, args, console)
-    preflight.check_port(request)  # local checks first: nothing registered or ordered for a request that fails
-    if args.install:
+    if args.install:  # local checks first: nothing ordered for a request that fails (the port: in obtain)
         preflight.check_install_plan(store, request, args)
     if request.hooks.pre:
         console.step(f"Running pre-hook: {request.hooks.pre}")

@@ -73,6 +73,8 @@ def obtain(request: IssueRequest, store: CertStore, console: Console, registrati
         if recheck is not None:
             recheck()
         with responder_starting(request.challenge, request.names, console, solver) as ready:
+            if solver is None and request.challenge.mode == "standalone":
+                ready()  # binding takes no time: a port another server holds fails before any account or order
             client = _connect(request, console)
             profile = choose_profile(client.directory, request, console)
             account = _account(client, store, request.server, registration, console, account_id)

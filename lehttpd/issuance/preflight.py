@@ -1,8 +1,9 @@
 """What `lehttpd issue` checks on this machine before it asks the CA anything.
 
 An account registered or an order created for a request that was going to fail locally costs the user a rate
-limit and a confusing error: names a lineage would lose, a port something else holds, an Apache with no vhost
-for the names are all told first, with nothing sent.
+limit and a confusing error: names a lineage would lose and an Apache with no vhost for the names are told
+first, with nothing sent (a port something else holds is found by `obtain`, which binds it under the lineage
+lock before the account and the order: two `issue` runs for one lineage take turns on the port).
 """
 from __future__ import annotations
 
@@ -34,18 +35,6 @@ def check_names_kept(store: CertStore, request: IssueRequest, console: Console) 
         console.step(f"Reissuing {name} without {', '.join(dropped)} (--cert-name {name} given)")
     if added:
         console.step(f"Adding {', '.join(added)} to certificate {name} (it covers {', '.join(current.names)})")
-
-
-def check_port(request: IssueRequest) -> None:
-    """Standalone without a pre-hook to free the port: bind it once now, so a port another server holds fails
-    with the standalone server's own error before an account is registered or an order created."""
-    from lehttpd.issuance import solvers
-
-    setup = request.challenge
-    if setup.mode != "standalone" or request.hooks.pre:
-        return
-    with solvers.standalone(setup.http_port, setup.http_address):
-        pass
 
 
 def check_install_plan(store: CertStore, request: IssueRequest, args: argparse.Namespace) -> None:

@@ -23,11 +23,11 @@ class WebrootAction(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-class DomainAction(argparse._AppendAction):
-    """-d NAME: appended as before, and remembered in order for the webroot map."""
+class DomainAction(argparse.Action):
+    """-d NAME: appended (as action="append" does), and remembered in order for the webroot map."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        super().__call__(parser, namespace, values, option_string)
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])  # default untouched
         _order(namespace).append(("names", values))
 
 
