@@ -33,7 +33,8 @@ class ChallengeSetup:
     mode: str = "standalone"  # "standalone" | "webroot" | "apache"
     http_port: int = 80
     http_address: str = ""  # "" = every address, IPv4 and IPv6
-    webroot: Path | None = None
+    webroot: Path | None = None  # webroot mode: the first (or only) document root
+    webroot_map: tuple[tuple[str, Path], ...] = ()  # webroot mode: (name, its document root), as certbot's -w
     apache_ctl: str | None = None  # apache mode: the control program (None: found as the Apache commands find it)
     token_root: Path = Path("/var/lib/lehttpd/http-01")  # apache mode: where token files are served from
 

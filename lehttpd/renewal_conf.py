@@ -53,7 +53,6 @@ def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
         ("http01_address", request.challenge.http_address),
     ]
     optional = [
-        ("webroot_path", str(request.challenge.webroot) if request.challenge.webroot else None),  # a list
         ("pre_hook", request.hooks.pre), ("post_hook", request.hooks.post),
         ("renew_hook", request.hooks.deploy), ("preferred_chain", request.preferred_chain),
         ("lehttpd_ca_bundle", str(request.ca_bundle) if request.ca_bundle else None),
@@ -63,12 +62,16 @@ def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
         ("required_profile", request.profile if request.profile_required else None),
         ("lehttpd_token_root", str(request.challenge.token_root) if request.challenge.mode == "apache" else None),
     ]
-    params += [(key, value) for key, value in optional if value]
+    optional_written = [(key, value) for key, value in optional if value]
+    params += optional_written
     for key, value in params:
         if "\n" in value or "\r" in value:
             raise UsageError(f"{key} may not contain a line break")
-    written = [(key, f"{_quoted(value, key)}," if key == "webroot_path" else _quoted(value, key))
-               for key, value in params]
+    written = [(key, _quoted(value, key)) for key, value in params]
+    roots = _roots(request.challenge)
+    if roots:  # a list, as certbot writes it
+        written.insert(len(written) - len(optional_written), ("webroot_path", _list([str(r) for r in roots],
+                                                                                    "webroot_path")))
     lines = [
         f"# renewal settings for {name}, written by lehttpd {__version__}; certbot can read this file",
         f"version = {__version__}",
@@ -80,8 +83,30 @@ def render(request: IssueRequest, account_id: str, config_dir: Path) -> str:
         *(f"{key} = {value}" for key, value in written),
     ]
     if request.challenge.webroot:
-        lines += ["[[webroot_map]]", *(f"{n} = {_quoted(str(request.challenge.webroot), n)}" for n in request.names)]
+        lines += ["[[webroot_map]]", *(f"{n} = {_quoted(str(root), n)}" for n, root in _pairs(request))]
     return "\n".join(lines) + "\n"
+
+
+def _pairs(request: IssueRequest) -> list[tuple[str, Path]]:
+    """(name, webroot) for every name: the map given with -w, the single --webroot for the others."""
+    mapped = dict(request.challenge.webroot_map)
+    default = request.challenge.webroot
+    return [(name, mapped.get(name, default)) for name in request.names if mapped.get(name, default)]
+
+
+def _roots(setup: ChallengeSetup) -> list[Path]:
+    """The distinct webroots, in order (certbot's webroot_path list)."""
+    roots = [setup.webroot] if setup.webroot else []
+    return list(dict.fromkeys([*roots, *(root for _, root in setup.webroot_map)]))
+
+
+def _list(values: list[str], key: str) -> str:
+    """A configobj list: `a, b`, or `a,` for one value."""
+    for value in values:
+        if "\n" in value or "\r" in value:
+            raise UsageError(f"{key} may not contain a line break")
+    quoted = [_quoted(value, key) for value in values]
+    return ", ".join(quoted) if len(quoted) > 1 else f"{quoted[0]},"
 
 
 def parse(text: str, where: str) -> RenewalConf:
@@ -124,7 +149,10 @@ def to_request(conf: RenewalConf, names: tuple[str, ...], lineage_name: str, whe
     installer = p.get("installer", "").lower()  # certbot writes `installer = None` after certonly
     if installer not in SUPPORTED_INSTALLERS:
         raise UsageError(f"{where}: installer {installer!r} is not supported by lehttpd (apache)")
-    webroot = p.get("webroot_path", "").split(",")[0].strip() or next(iter(conf.webroot_map.values()), "")
+    listed = _list_items(p.get("webroot_path", ""))
+    webroot = next(iter(listed), "") or next(iter(conf.webroot_map.values()), "")
+    mapped = tuple((name, Path(conf.webroot_map.get(name) or webroot)) for name in names
+                   if conf.webroot_map.get(name) or webroot) if mode == "webroot" else ()
     try:
         key = KeySpec(key_type=p.get("key_type", "rsa"), rsa_key_size=int(p.get("rsa_key_size", "2048")),
                       elliptic_curve=p.get("elliptic_curve", "secp256r1"))
@@ -136,7 +164,7 @@ def to_request(conf: RenewalConf, names: tuple[str, ...], lineage_name: str, whe
         challenge=ChallengeSetup(mode=mode, http_port=checks.check_port(p.get("http01_port") or "80",
                                                                         f"{where}: http01_port"),
                                  http_address=p.get("http01_address", ""),
-                                 webroot=Path(webroot) if webroot else None,
+                                 webroot=Path(webroot) if webroot else None, webroot_map=mapped,
                                  apache_ctl=p.get("apache_ctl") or None, **_token_root(p)),
         hooks=Hooks(pre=p.get("pre_hook") or None, post=p.get("post_hook") or None,
                     deploy=p.get("renew_hook") or p.get("deploy_hook") or None),
@@ -176,6 +204,8 @@ def _checked(where: str, request: IssueRequest) -> IssueRequest:
     checks.check_server(request.server, f"{where}: server")
     checks.check_address(request.challenge.http_address, f"{where}: http01_address")
     checks.check_absolute(request.challenge.webroot, f"{where}: webroot_path")
+    for name, root in request.challenge.webroot_map:
+        checks.check_absolute(root, f"{where}: webroot_map {name}")
     checks.check_absolute(request.ca_bundle, f"{where}: lehttpd_ca_bundle")
     checks.check_absolute(request.challenge.token_root, f"{where}: lehttpd_token_root")
     if request.ca_bundle is not None and os.path.exists(request.ca_bundle):
@@ -205,6 +235,14 @@ def _quoted(value: str, key: str) -> str:
                 return f"{triple}{value}{triple}"
         raise UsageError(f"{key} holds both ''' and \"\"\"; it cannot be stored in a renewal file")
     return f"'{value}'" if '"' in value else f'"{value}"'
+
+
+_LIST_ITEM = re.compile(r"""\s*('[^']*'|"[^"]*"|[^,'"]+?)\s*(?:,|$)""")
+
+
+def _list_items(text: str) -> list[str]:
+    """configobj's list value (`a, "b,c",`) as its items."""
+    return [_unquoted(item) for item in _LIST_ITEM.findall(text) if item.strip()]
 
 
 def _unquoted(text: str) -> str:

@@ -21,8 +21,10 @@ class Responder(Protocol):
 
 
 class WebrootResponder:
-    def __init__(self, webroot: Path) -> None:
-        self.webroot = webroot
+    """Token files in document roots: each name's own (certbot's webroot_map), else the one webroot."""
+
+    def __init__(self, webroot: Path, roots: dict[str, Path] | None = None) -> None:
+        self.webroot, self.roots = webroot, roots or {}
 
     def __enter__(self) -> "WebrootResponder":
         return self
@@ -30,8 +32,17 @@ class WebrootResponder:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def serving(self, tokens: dict[str, str]):
-        return solvers.webroot_files(self.webroot, tokens)
+    @contextlib.contextmanager
+    def serving(self, tokens: dict[str, str], names: dict[str, str] | None = None) -> Iterator[None]:
+        """`names`: the name each token is for, so that it lands in that name's root (all hardened the same)."""
+        by_root: dict[Path, dict[str, str]] = {}
+        for token, validation in tokens.items():
+            root = self.roots.get((names or {}).get(token, ""), self.webroot)
+            by_root.setdefault(root, {})[token] = validation
+        with contextlib.ExitStack() as stack:
+            for root, some in by_root.items():
+                stack.enter_context(solvers.webroot_files(root, some))
+            yield
 
 
 class StandaloneResponder:
@@ -78,8 +89,9 @@ def make_responder(setup: ChallengeSetup, names: tuple[str, ...], console: Conso
     """The responder for a challenge setup, not yet started."""
     if setup.mode == "webroot":
         assert setup.webroot is not None
-        console.step(f"Answering http-01 from {setup.webroot}/.well-known/acme-challenge/")
-        return WebrootResponder(setup.webroot)
+        roots = list(dict.fromkeys([setup.webroot, *(root for _, root in setup.webroot_map)]))
+        console.step(f"Answering http-01 from {', '.join(f'{r}/.well-known/acme-challenge/' for r in roots)}")
+        return WebrootResponder(setup.webroot, dict(setup.webroot_map))
     if setup.mode == "apache":
         from lehttpd.apache.challenge import ApacheResponder, apache_info
 

@@ -12,6 +12,9 @@ from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, HookError, InvalidDomainError, LehttpdError, UsageError
 from lehttpd.hooks import HOOK_TIMEOUT, run_hook
+from lehttpd.issuance import preflight, webroots
+from lehttpd.issuance.installing import install as _install, install_kept as _install_kept
+from lehttpd.issuance.installing import record_installer  # noqa: F401 (`lehttpd install` imports it from here)
 from lehttpd.issuance.names import normalize_names
 from lehttpd.model import (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, ChallengeSetup, Hooks, IssueRequest,
                            KeySpec, Lineage)
@@ -48,7 +51,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                                   description="Obtain a certificate for one or more names with ACME http-01.")
     issue.add_argument("domains", nargs="*", metavar="DOMAIN",
                        help="names for the certificate (IP addresses too, under a profile that allows them)")
-    issue.add_argument("-d", "--domain", "--domains", action="append", default=[], dest="more_domains",
+    issue.add_argument("-d", "--domain", "--domains", action=webroots.DomainAction, default=[], dest="more_domains",
                        metavar="DOMAIN", help="another name (repeatable, or comma-separated)")
     issue.add_argument("--cert-name", help="lineage name (default: the first domain)")
     issue.add_argument("--force-renewal", "--renew-by-default", action="store_true",
@@ -61,8 +64,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     chall.add_argument("--http-address", "--http-01-address", default="",
                        help="address to listen on (default: all, IPv4 and IPv6)")
     how = chall.add_mutually_exclusive_group()
-    how.add_argument("--webroot", "-w", "--webroot-path", type=Path, metavar="PATH",
-                     help="write the challenge files into this document root of a running site instead")
+    how.add_argument("--webroot", "-w", "--webroot-path", type=Path, metavar="PATH", action=webroots.WebrootAction,
+                     help="write the challenge files into this document root of a running site instead; "
+                          "repeatable: each serves the -d names after it (names before any: the last one)")
     how.add_argument("--apache", action="store_const", const="apache", dest="mode",
                      help="answer through the running Apache (default when an Apache lehttpd controls holds the port)")
     how.add_argument("--standalone", action="store_const", const="standalone", dest="mode",
@@ -121,22 +125,22 @@ def build_request(args: argparse.Namespace) -> IssueRequest:
     raw = [part for value in [*args.domains, *args.more_domains] for part in value.split(",") if part.strip()]
     check_ip_names(raw, server, profile)
     names = normalize_names(raw, allow_ip=ip_allowed(server, profile))
+    mapped = webroots.webroot_map(args, lambda raw_name: normalize_names([raw_name], allow_ip=True)[0])
     checks.check_ca_bundle(args.ca_bundle, "--ca-bundle")
     checks.check_port(args.http_port, "--http-port")
     checks.check_address(args.http_address, "--http-address")
     if (args.harden or args.redirect) and not args.install:
         raise UsageError("--redirect and --harden go with --install (or use `lehttpd redirect` / `lehttpd harden`)")
-    if args.webroot is not None and not args.webroot.is_dir():
-        raise UsageError(f"--webroot {args.webroot}: not a directory")
     if args.cert_name:
         check_lineage_name(args.cert_name)
-    webroot = args.webroot.resolve() if args.webroot else None
+    webroot = mapped[0][1] if mapped else None
     return IssueRequest(
         names=names, server=server, cert_name=args.cert_name, email=args.email,
         key=check_key_spec(KeySpec(args.key_type, args.rsa_key_size, args.elliptic_curve)),
         reuse_key=args.reuse_key,
         challenge=ChallengeSetup(mode="webroot" if webroot else args.mode or "standalone", http_port=args.http_port,
-                                 http_address=args.http_address, webroot=webroot, apache_ctl=args.apache_ctl,
+                                 http_address=args.http_address, webroot=webroot, webroot_map=mapped,
+                                 apache_ctl=args.apache_ctl,
                                  token_root=args.work_dir.absolute() / "http-01"),
         profile=profile, profile_required=bool(args.required_profile),
         hooks=Hooks(args.pre_hook, args.post_hook, args.deploy_hook),
@@ -182,14 +186,18 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
         return list_profiles(args, console)
     request = build_request(args)
     store = CertStore(args.config_dir)
+    preflight.check_names_kept(store, request, console)
     covered = _already_covered(store, request, args.force_renewal, console)
     if covered is not None:
         console.step(covered)
+        _install_kept(store, request, args, console)
         return ExitStatus.SUCCESS
     registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
                                 eab_hmac_key=args.eab_hmac_key,
                                 interactive=sys.stdin.isatty() and not args.non_interactive)
     request = choose_mode(request, args, console)
+    if args.install:  # local checks first: nothing ordered for a request that fails (the port: in obtain)
+        preflight.check_install_plan(store, request, args)
     if request.hooks.pre:
         console.step(f"Running pre-hook: {request.hooks.pre}")
         run_hook("pre", request.hooks.pre)
@@ -207,6 +215,7 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
         post_failed = _post_hook(request, console)
         if post_failed:
             raise HookError(post_failed) from None
+        _install_kept(store, request, args, console)
         return ExitStatus.SUCCESS
     except LehttpdError as error:  # the post hook runs whatever happened; the order's error is told first
         post_failed = _post_hook(request, console)
@@ -222,10 +231,7 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
                                  deploy_hook(request, issued.lineage.live_dir, HOOK_TIMEOUT, console)) if f]
     show_lineage(issued.lineage, console)
     if args.install:
-        install_into_apache(issued.lineage, args, console)
-        record_installer(store, issued.lineage.name, args.apache_ctl, console)
-        if args.harden:
-            harden_apache(issued.lineage, args, console)
+        _install(store, issued.lineage, args, console)
     if hook_failures:  # reported last: the certificate is saved (and installed) all the same
         raise HookError(f"certificate saved in {issued.lineage.live_dir}, but {'; '.join(hook_failures)}")
     return ExitStatus.SUCCESS
@@ -256,28 +262,6 @@ def clean_apache_leftovers(apache_ctl: str | None, console: Console, required: b
             raise
         return
     remove_leftovers(info, console.step)
-
-
-def record_installer(store: CertStore, name: str, apache_ctl: str | None, console: Console) -> None:
-    """`installer = apache` in the renewal file, so that `renew` reloads Apache after renewing."""
-    from lehttpd.renewal_conf import with_installer
-
-    store.write_renewal_conf(name, with_installer(store.read_renewal_file(name), apache_ctl))
-    console.detail(f"  {store.renewal_conf(name)}: installer = apache (renew reloads Apache)")
-
-
-def harden_apache(lineage: Lineage, args: argparse.Namespace, console: Console) -> None:
-    from lehttpd.apache.discover import Source
-    from lehttpd.apache.operations import HardenRequest, Options, harden
-
-    options = Options(source=Source(apache_ctl=args.apache_ctl), https_port=args.https_port, work_dir=args.work_dir)
-    try:
-        outcome, _errors = harden(HardenRequest(profile=args.harden), options, console.step)
-    except LehttpdError as error:
-        error.message = (f"certificate saved in {lineage.live_dir} and installed, but hardening Apache "
-                         f"failed: {error}")
-        raise
-    console.step(f"Hardened ({args.harden})" if not outcome.plan.empty else f"Already hardened ({args.harden})")
 
 
 def list_profiles(args: argparse.Namespace, console: Console) -> int:
@@ -333,25 +317,6 @@ def _already_covered(store: CertStore, request: IssueRequest, force: bool, conso
         return None
     return (f"Certificate {current.name} for the same names is not yet due for renewal (expires "
             f"{current.not_after:%Y-%m-%d}); keeping it (--force-renewal to replace it)")
-
-
-def install_into_apache(lineage: Lineage, args: argparse.Namespace, console: Console) -> None:
-    """`issue --install`: the same safe path as `lehttpd install` (checkpoint, config test, reload, rollback)."""
-    from lehttpd.apache import install_lineage
-
-    try:
-        lineage = CertStore(lineage.config_dir).ready_for_apache(lineage.name)  # key and cert must match
-        outcome = install_lineage(lineage, apache_ctl=args.apache_ctl, https_port=args.https_port,
-                                  redirect=args.redirect, work_dir=args.work_dir, log=console.step)
-    except LehttpdError as error:
-        error.message = f"certificate saved in {lineage.live_dir}, but installing it into Apache failed: {error}"
-        raise
-    if outcome.plan.empty:
-        console.step("Apache already serves this certificate; nothing to change")
-    else:
-        from lehttpd.apache.commands import undo_hint
-
-        console.step(f"Installed into Apache; {undo_hint(args.work_dir, args.apache_ctl, outcome.checkpoint)}")
 
 
 def show_lineage(lineage: Lineage, console: Console) -> None:

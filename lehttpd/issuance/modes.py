@@ -23,7 +23,8 @@ def choose(setup: ChallengeSetup, forced: str | None, pre_hook: bool = False) ->
     free the port (the recipe that stops Apache around the order), so it means standalone."""
     port = setup.http_port
     if forced == "webroot":
-        return replace(setup, mode="webroot"), f"--webroot {setup.webroot} given"
+        roots = dict.fromkeys([setup.webroot, *(root for _, root in setup.webroot_map)])
+        return replace(setup, mode="webroot"), " ".join(f"--webroot {root}" for root in roots) + " given"
     if forced == "standalone":
         return replace(setup, mode="standalone"), "--standalone given"
     if forced == "apache":

@@ -73,6 +73,8 @@ def obtain(request: IssueRequest, store: CertStore, console: Console, registrati
         if recheck is not None:
             recheck()
         with responder_starting(request.challenge, request.names, console, solver) as ready:
+            if solver is None and request.challenge.mode == "standalone":
+                ready()  # binding takes no time: a port another server holds fails before any account or order
             client = _connect(request, console)
             profile = choose_profile(client.directory, request, console)
             account = _account(client, store, request.server, registration, console, account_id)
@@ -87,7 +89,7 @@ def obtain(request: IssueRequest, store: CertStore, console: Console, registrati
             pending = _pending_challenges(orderr, account)
             if pending:
                 responder = ready()
-                with responder.serving({p.token: p.validation for p in pending}):
+                with _serving(responder, pending):
                     _self_check(client, request, pending, console)
                     for challenge in pending:
                         client.answer_challenge(challenge.challb, challenge.challb.response(account.key))
@@ -222,6 +224,16 @@ def _pending_challenges(orderr: messages.OrderResource, account: Account) -> lis
         else:
             raise AcmeServerError(f"the ACME server offers no http-01 challenge for {identifier}")
     return pending
+
+
+def _serving(responder, pending: list[PendingChallenge]):
+    """The tokens served; a webroot responder is told each token's name (each name may have its own root)."""
+    from lehttpd.issuance.answering import WebrootResponder
+
+    tokens = {p.token: p.validation for p in pending}
+    if isinstance(responder, WebrootResponder):
+        return responder.serving(tokens, {p.token: p.name for p in pending})
+    return responder.serving(tokens)
 
 
 def _self_check(client: acme_client.ClientV2, request: IssueRequest, pending: list[PendingChallenge],

@@ -70,7 +70,8 @@ def _register_renew(subparsers, common: argparse.ArgumentParser) -> None:
     renew.add_argument("--force", "--force-renewal", "--renew-by-default", action="store_true", dest="force",
                        help="renew even when not due (and ignore back-off)")
     renew.add_argument("--dry-run", action="store_true",
-                       help="rehearse against the staging server (or --server): nothing saved, no deploy hooks")
+                       help="rehearse every lineage, due or not, against the staging server (or --server): "
+                            "nothing saved, no deploy hooks")
     add_server_options(renew)
     for action in renew._actions:  # same flags as `issue`, but here they only steer a rehearsal
         if action.dest in ("server", "staging"):

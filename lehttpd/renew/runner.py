@@ -127,6 +127,8 @@ def _run(store: CertStore, options: RenewOptions, console: Console) -> Summary:
 
 def _decide(candidate: Candidate, options: RenewOptions, now: dt.datetime) -> Decision:
     lineage, state = candidate.lineage, candidate.state
+    if options.dry_run and not options.force:  # as certbot's: a rehearsal of every renewal, due or not
+        return Decision(True, "rehearsed (--dry-run rehearses every lineage)")
     advice = state.ari if state.ari is not None and state.ari.serial == hex(lineage.serial) else None
     return decide(lineage.not_before, lineage.not_after, now, force=options.force,
                   ari=advice.window if advice else None,

@@ -75,8 +75,14 @@ def test_issue_with_install_and_redirect_in_one_command(pebble, tmp_path):
 
 
 def test_issue_install_failure_says_the_certificate_is_kept(pebble, tmp_path):
-    result = run_lehttpd("issue", "noapache.test", *pebble.client_args(tmp_path / "le"), "--install",
-                         "--apache-ctl", str(tmp_path / "missing-apache2ctl"), "--work-dir", str(tmp_path / "work"))
+    install = ["--install", "--apache-ctl", str(tmp_path / "missing-apache2ctl"), "--work-dir", str(tmp_path / "work")]
+    # an Apache that cannot be read is found before anything is ordered (issue 11)...
+    refused = run_lehttpd("issue", "noapache.test", *pebble.client_args(tmp_path / "le"), *install)
+    assert refused.returncode != 0 and "nothing ordered" in refused.stderr, refused.stderr
+    assert not (tmp_path / "le/live/noapache.test").exists()
+    # ...and when installing fails after a certificate is there (here: kept, not due), the error says it is kept
+    assert run_lehttpd("issue", "noapache.test", *pebble.client_args(tmp_path / "le")).returncode == 0
+    result = run_lehttpd("issue", "noapache.test", *pebble.client_args(tmp_path / "le"), *install)
     assert result.returncode != 0
     assert "certificate saved in" in result.stderr and "installing it into Apache failed" in result.stderr
     assert (tmp_path / "le/live/noapache.test/cert.pem").exists()

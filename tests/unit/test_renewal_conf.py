@@ -82,3 +82,40 @@ def test_sections_certbot_adds_later_are_read_and_left_aside():
     assert "ari_retry_after" not in conf.params and conf.params["authenticator"] == "webroot"
     assert to_request(conf, ("example.com",), "example.com", "x.conf").server == \
         "https://acme-v02.api.letsencrypt.org/directory"
+
+
+CERTBOT_TWO_ROOTS = CERTBOT_FILE.replace("webroot_path = /var/www/html,", "webroot_path = /var/www/html, /srv/shop") \
+    .replace("example.com = /var/www/html", "example.com = /var/www/html\nshop.example.com = /srv/shop")
+
+
+def test_certbots_webroot_map_gives_each_name_its_own_root():
+    conf = parse(CERTBOT_TWO_ROOTS, "example.com.conf")
+    request = to_request(conf, ("example.com", "shop.example.com", "www.example.com"), "example.com", "x.conf")
+    # a name the map does not list gets the first webroot_path, as certbot does
+    assert dict(request.challenge.webroot_map) == {"example.com": Path("/var/www/html"),
+                                                   "shop.example.com": Path("/srv/shop"),
+                                                   "www.example.com": Path("/var/www/html")}
+
+
+def test_a_webroot_map_round_trips_in_certbots_shape(tmp_path):
+    pairs = (("a.example", Path("/srv/a")), ("b.example", Path("/srv/b,c")), ("c.example", Path("/srv/a")))
+    request = IssueRequest(names=tuple(n for n, _ in pairs), server="https://ca.example/dir", cert_name="site",
+                           challenge=ChallengeSetup("webroot", webroot=Path("/srv/a"), webroot_map=pairs))
+    text = render(request, "acct", tmp_path)
+    assert 'webroot_path = /srv/a, "/srv/b,c"\n' in text
+    assert text.endswith('[[webroot_map]]\na.example = /srv/a\nb.example = "/srv/b,c"\nc.example = /srv/a\n')
+    again = to_request(parse(text, "site.conf"), request.names, "site", "site.conf")
+    assert again.challenge == request.challenge
+
+
+def test_a_relative_root_in_the_webroot_map_is_refused():
+    conf = parse(CERTBOT_TWO_ROOTS.replace("= /srv/shop\n", "= srv/shop\n"), "x.conf")
+    with pytest.raises(UsageError, match="webroot_map shop.example.com"):
+        to_request(conf, ("example.com", "shop.example.com"), "example.com", "x.conf")
+
+
+def test_a_quoted_first_webroot_with_a_comma_is_read_whole():
+    conf = parse(CERTBOT_FILE.replace("webroot_path = /var/www/html,", 'webroot_path = "/srv/a,b", /srv/c')
+                 .replace("example.com = /var/www/html\n", ""), "x.conf")
+    request = to_request(conf, ("example.com",), "example.com", "x.conf")
+    assert request.challenge.webroot == Path("/srv/a,b")
