@@ -21,6 +21,7 @@ _WS = "\t\n\f\r "
 _REFRESH = re.compile(r"""[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?""", re.I)
 _RAWTEXT = frozenset(RAWTEXT)
 _EXTRA_ATTRS = frozenset((*LAZY_RULES, *SVG_URL_ATTRS))
+_new_ref = tuple.__new__  # Ref's own __new__ is a Python function around this: all eight fields are given
 
 
 class _Context:
@@ -249,7 +250,8 @@ def _make_ref(text: str, tag: str, attr: str, span: tuple[int, int], inner_start
         s, e = inner_start, inner_end
     else:
         s, e = mapping[inner_start], mapping[inner_end]
-    return Ref(span[0] + s, span[0] + e, raw[s:e], value[inner_start:inner_end].strip(_WS), tag, attr, cls)
+    return _new_ref(Ref, (span[0] + s, span[0] + e, raw[s:e], value[inner_start:inner_end].strip(_WS), tag, attr,
+                          cls, -1))
 
 
 def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, refs: list[Ref],
@@ -262,13 +264,13 @@ def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, r
         if raw[:5].lower() == "http:":  # and usually it starts with the scheme, nothing to strip before
             stop = len(raw.rstrip(_WS))
             url = raw[:stop]
-            refs.append(Ref(start, start + stop, url, url, tag, attr, cls))
+            refs.append(_new_ref(Ref, (start, start + stop, url, url, tag, attr, cls, -1)))
         elif relative or _maybe_http(raw):
             lead = len(raw) - len(raw.lstrip(_WS))
             stop = len(raw.rstrip(_WS))
             if stop > lead:
                 url = raw[lead:stop]
-                refs.append(Ref(start + lead, start + stop, url, url, tag, attr, cls))
+                refs.append(_new_ref(Ref, (start + lead, start + stop, url, url, tag, attr, cls, -1)))
         return
     decoded = decode_attr(raw)
     value = decoded[0]
