@@ -8,6 +8,7 @@ unquoted and duplicate attributes, character references, `<image>` read as `<img
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 from lehttpd.scan import nested
 from lehttpd.scan.attrs import decode_attr, parse_attrs, srcset_spans
@@ -87,7 +88,9 @@ def _tokenize(text: str, ctx: _Context, mode: Mode) -> tuple[list[Ref], _Context
             pos = m.end()
             continue
         pos = m.end()
-        tag = m.group("start").lower()
+        tag = m.group("start")
+        if ctx.folded:  # on the lower-case copy the name is already in lower case
+            tag = tag.lower()
         if tag == "base" and not ctx.relative:
             return refs, None
         _element(text, tag, start, end, ctx, refs)
@@ -181,12 +184,14 @@ def _lazy_attr(text: str, tag: str, attr: str, span: tuple[int, int], refs: list
 
 
 # The rules that depend on the other attributes or on the context (the others are rules.STATIC_RULES).
+# <img> is the most frequent tag by far: its two possible rule sets are built once.
+_IMG_RULES = {imageset: (("src", BLOCKABLE if imageset else UPGRADABLE, "url"), ("srcset", BLOCKABLE, "list"))
+              for imageset in (False, True)}
 
 
-def _rules(tag: str, attrs: dict, text: str, ctx: _Context) -> list[tuple[str, str, str]]:
+def _rules(tag: str, attrs: dict, text: str, ctx: _Context) -> Sequence[tuple[str, str, str]]:
     if tag == "img":
-        imageset = "srcset" in attrs or ctx.picture > 0 or "crossorigin" in attrs
-        return [("src", BLOCKABLE if imageset else UPGRADABLE, "url"), ("srcset", BLOCKABLE, "list")]
+        return _IMG_RULES["srcset" in attrs or ctx.picture > 0 or "crossorigin" in attrs]
     if tag == "source":
         rules = [("srcset", BLOCKABLE, "list")]
         if ctx.media and not ctx.picture:
