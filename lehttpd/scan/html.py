@@ -8,6 +8,7 @@ unquoted and duplicate attributes, character references, `<image>` read as `<img
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 from lehttpd.scan import nested
 from lehttpd.scan.attrs import decode_attr, parse_attrs, srcset_spans
@@ -21,6 +22,7 @@ _WS = "\t\n\f\r "
 _REFRESH = re.compile(r"""[\t\n\f\r ]*[0-9.]*[\t\n\f\r ]*[;,]?[\t\n\f\r ]*(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?""", re.I)
 _RAWTEXT = frozenset(RAWTEXT)
 _EXTRA_ATTRS = frozenset((*LAZY_RULES, *SVG_URL_ATTRS))
+_new_ref = tuple.__new__  # Ref's own __new__ is a Python function around this: all eight fields are given
 
 
 class _Context:
@@ -86,7 +88,9 @@ def _tokenize(text: str, ctx: _Context, mode: Mode) -> tuple[list[Ref], _Context
             pos = m.end()
             continue
         pos = m.end()
-        tag = m.group("start").lower()
+        tag = m.group("start")
+        if ctx.folded:  # on the lower-case copy the name is already in lower case
+            tag = tag.lower()
         if tag == "base" and not ctx.relative:
             return refs, None
         _element(text, tag, start, end, ctx, refs)
@@ -180,12 +184,14 @@ def _lazy_attr(text: str, tag: str, attr: str, span: tuple[int, int], refs: list
 
 
 # The rules that depend on the other attributes or on the context (the others are rules.STATIC_RULES).
+# <img> is the most frequent tag by far: its two possible rule sets are built once.
+_IMG_RULES = {imageset: (("src", BLOCKABLE if imageset else UPGRADABLE, "url"), ("srcset", BLOCKABLE, "list"))
+              for imageset in (False, True)}
 
 
-def _rules(tag: str, attrs: dict, text: str, ctx: _Context) -> list[tuple[str, str, str]]:
+def _rules(tag: str, attrs: dict, text: str, ctx: _Context) -> Sequence[tuple[str, str, str]]:
     if tag == "img":
-        imageset = "srcset" in attrs or ctx.picture > 0 or "crossorigin" in attrs
-        return [("src", BLOCKABLE if imageset else UPGRADABLE, "url"), ("srcset", BLOCKABLE, "list")]
+        return _IMG_RULES["srcset" in attrs or ctx.picture > 0 or "crossorigin" in attrs]
     if tag == "source":
         rules = [("srcset", BLOCKABLE, "list")]
         if ctx.media and not ctx.picture:
@@ -249,7 +255,8 @@ def _make_ref(text: str, tag: str, attr: str, span: tuple[int, int], inner_start
         s, e = inner_start, inner_end
     else:
         s, e = mapping[inner_start], mapping[inner_end]
-    return Ref(span[0] + s, span[0] + e, raw[s:e], value[inner_start:inner_end].strip(_WS), tag, attr, cls)
+    return _new_ref(Ref, (span[0] + s, span[0] + e, raw[s:e], value[inner_start:inner_end].strip(_WS), tag, attr,
+                          cls, -1))
 
 
 def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, refs: list[Ref],
@@ -262,13 +269,13 @@ def _url_attr(text: str, tag: str, attr: str, span: tuple[int, int], cls: str, r
         if raw[:5].lower() == "http:":  # and usually it starts with the scheme, nothing to strip before
             stop = len(raw.rstrip(_WS))
             url = raw[:stop]
-            refs.append(Ref(start, start + stop, url, url, tag, attr, cls))
+            refs.append(_new_ref(Ref, (start, start + stop, url, url, tag, attr, cls, -1)))
         elif relative or _maybe_http(raw):
             lead = len(raw) - len(raw.lstrip(_WS))
             stop = len(raw.rstrip(_WS))
             if stop > lead:
                 url = raw[lead:stop]
-                refs.append(Ref(start + lead, start + stop, url, url, tag, attr, cls))
+                refs.append(_new_ref(Ref, (start + lead, start + stop, url, url, tag, attr, cls, -1)))
         return
     decoded = decode_attr(raw)
     value = decoded[0]

@@ -7,6 +7,7 @@ on `str.lower()` of the page, which keeps every offset (checked: same length, no
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import NamedTuple
 
@@ -50,7 +51,21 @@ _SAFE_TAG = rf"{_run(_TAG_CHARS)}(?:[\f /]*+{_SAFE_NAME}{_SAFE_VALUE})*+[\f /]*+
 
 
 def _names(names: tuple[str, ...]) -> str:
-    return "|".join(names)
+    """An alternation matching exactly `names`, written as a trie ("d(?:ata-(?:bg|src)|ownload)"): sre tries
+    the branches of an alternation one by one, and these run at every tag and attribute of a page."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(set(names)):
+        groups.setdefault(name[0], []).append(name[1:])
+    branches = []
+    for first, rests in groups.items():
+        common = os.path.commonprefix(rests)  # "data-" once, not a group per letter
+        tails = tuple(rest[len(common):] for rest in rests)
+        longer = tuple(tail for tail in tails if tail)
+        branch = re.escape(first + common)
+        if longer:  # a name that is the prefix of others ("data-bg", "data-bgset") makes the rest optional
+            branch += f"(?:{_names(longer)})" + ("?" if "" in tails else "")
+        branches.append(branch)
+    return "|".join(branches)
 
 
 def _quiet_link() -> str:
@@ -70,9 +85,10 @@ def _quiet_link() -> str:
 def _markup(skip_safe: bool) -> str:
     safe = ""
     if skip_safe:  # tags without http, and raw-text elements with their content up to the end tag
-        raw = _names(tuple(n for n in RAWTEXT if n != "style"))
+        raw_names = tuple(n for n in RAWTEXT if n != "style")
+        raw = _names(raw_names)
         safe = rf"""
-   | (?!(?:{_names(_STATEFUL)}|{raw}){_NAME_END})[a-z]{_SAFE_TAG}
+   | (?!(?:{_names(_STATEFUL + raw_names)}){_NAME_END})[a-z]{_SAFE_TAG}
    | {_quiet_link()}
    | (?=(?:{raw}){_NAME_END})(?P<raw>[a-z]++){_SAFE_TAG}(?:[^<]++|<(?!/(?P=raw)[\t\n\f\r />]))*+"""
     # After "<", the most frequent first: end tags, then tags; a comment must be tried before "<!…>".

@@ -52,9 +52,10 @@ class Finding(NamedTuple):
 
 
 def findings_of(page: str, rows: list[tuple]) -> tuple[Finding, ...]:
-    """The Findings of one page from rows of their other fields (a row is a Finding without its page)."""
-    make = Finding._make
-    return tuple([make((page, *row)) for row in rows])
+    """The Findings of one page from rows of their other fields (a row is a Finding without its page, as
+    urls.finding_rows builds it: all ten fields, so tuple.__new__ can skip _make's Python frame)."""
+    new = tuple.__new__
+    return tuple([new(Finding, (page, *row)) for row in rows])
 
 
 def shown_path(name: str) -> str:

@@ -9,7 +9,9 @@ from urllib.parse import unquote, urljoin
 from lehttpd.scan.model import BLOCKABLE, INSECURE_BASE, UPGRADABLE, Finding, Ref, findings_of
 
 _AUTHORITY = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://([^/?#]*)")
-_PLAIN_HOST = re.compile(r"[^/?#@:\[]*")
+# http://host with nothing after the host that needs the slow path (userinfo, port, IPv6): possessive, so
+# that "http://user@host" fails rather than matching a shorter host
+_PLAIN_HOST = re.compile(r"http://([^/?#@:\[]*+)(?![@:\[])")
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 URL_STRIP = "".join(chr(c) for c in range(0x21))  # the URL parser strips C0 controls and spaces…
 URL_REMOVED = str.maketrans("", "", "\t\n\r")       # …and removes tabs and newlines anywhere
@@ -60,10 +62,9 @@ def https_of(url: str) -> str:
 
 def host_of(url: str) -> str:
     """The host of an http(s) URL, lower case, without userinfo, port or trailing dot (urlsplit is slow)."""
-    if url.startswith("http://"):  # the usual case: no userinfo, port or IPv6 literal
-        host = _PLAIN_HOST.match(url, 7).group()
-        if url[7 + len(host):8 + len(host)] not in ("@", ":", "["):
-            return host.rstrip(".").lower()
+    plain = _PLAIN_HOST.match(url)  # the usual case: no userinfo, port or IPv6 literal
+    if plain is not None:
+        return plain.group(1).rstrip(".").lower()
     authority = _AUTHORITY.match(url)
     if authority is None:
         return ""
