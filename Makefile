@@ -2,7 +2,7 @@
 #   make demo  installs everything, starts a local Pebble and runs the main job against it
 #   make test  installs everything and runs the whole test suite (what .ci/run calls)
 
-APT_PACKAGES := pebble apache2 libaugeas-dev augeas-lenses pkg-config gcc libffi-dev python3-venv python3-dev openssl ca-certificates testssl.sh
+APT_PACKAGES := pebble apache2 libaugeas-dev augeas-lenses pkg-config gcc libffi-dev python3-venv python3-dev openssl ca-certificates testssl.sh etcd-server etcd-client haproxy
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python

@@ -25,6 +25,7 @@ COMMAND_MODULES = {
     "lehttpd.scan.commands": ("scan",),
     "lehttpd.renew.commands": ("renew", "revoke", "delete", "timer"),
     "lehttpd.check.commands": ("check",),
+    "lehttpd.fleet.commands": ("fleet",),
 }
 
 

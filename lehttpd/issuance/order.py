@@ -64,7 +64,8 @@ def obtain(request: IssueRequest, store: CertStore, console: Console, registrati
                                      replaces)
 
         pending = _pending_tokens(orderr, account)
-        with _answering(request, solver, pending, console):
+        tokens = {token: validation for token, (_, validation) in pending.items()}
+        with _answering(request, solver, pending, console), store.answering(tokens):
             for challb, _ in pending.values():
                 client.answer_challenge(challb, challb.response(account.key))
             _poll_authorizations(client, orderr, deadline)

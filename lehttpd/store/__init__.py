@@ -361,6 +361,12 @@ class CertStore:
             left.append(f"{self.renewal_conf(name)}: {error.strerror}")
         return left
 
+    @contextlib.contextmanager
+    def answering(self, tokens: dict[str, str]) -> Iterator[None]:
+        """While an order's http-01 tokens are served here: nothing more for one machine (a fleet store
+        publishes them for its other nodes, see fleet/shared.py)."""
+        yield
+
     # -- locking -------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:

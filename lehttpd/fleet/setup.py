@@ -1,0 +1,63 @@
+"""`fleet init` and `fleet join`: the fleet key, the key check in etcd, this node's settings, the first sync."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lehttpd.console import Console
+from lehttpd.errors import UsageError
+from lehttpd.fileio import atomic_write
+from lehttpd.fleet.config import KEY_BYTES, FleetConfig, is_fleet_node, save_config
+from lehttpd.fleet.etcd import Etcd, compare_absent, op_put
+from lehttpd.fleet.sealing import KEY_CHECK, new_fleet_key, seal, unseal
+from lehttpd.fleet.shared import Fleet
+from lehttpd.store import CertStore
+
+
+def init(store: CertStore, config: FleetConfig, console: Console) -> tuple[int, int]:
+    """Create the fleet under config.prefix and import every local lineage; (imported, already there)."""
+    _refuse_second_fleet(store)
+    fleet_key = new_fleet_key()
+    fleet = Fleet(store, config, fleet_key)
+    meta = config.k("meta")
+    ok, _ = fleet.etcd.txn([compare_absent(meta)],
+                           [op_put(meta, json.dumps({"key_check": seal(fleet_key, KEY_CHECK, meta)}))])
+    if not ok:
+        raise UsageError(f"a fleet already exists under {config.prefix} in etcd: run `lehttpd fleet join` with its "
+                         "fleet key (or choose another --prefix)")
+    save_config(store, config, fleet_key)
+    imported = present = 0
+    for name in sorted(set(store.renewal_names()) & set(store.names())):
+        if fleet.import_lineage(name):
+            imported += 1
+            # This node now answers http-01 the fleet's way (its challenge webroot) and renews under etcd locks.
+            text = fleet.record(name, 1)["conf"]
+            with store.lock(name):
+                store.write_renewal_conf(name, fleet.local_conf(name, text, store.read_current("cert", name)))
+            console.step(f"  imported {name}")
+        else:
+            present += 1
+    return imported, present
+
+
+def join(store: CertStore, config: FleetConfig, fleet_key: bytes, console: Console) -> int:
+    """Check the fleet key against etcd, save this node's settings, write every lineage locally."""
+    _refuse_second_fleet(store)
+    if len(fleet_key) != KEY_BYTES:
+        raise UsageError(f"--fleet-key holds {len(fleet_key)} bytes, not a fleet key ({KEY_BYTES} bytes)")
+    etcd = Etcd(list(config.endpoints), *(Path(p) if p else None for p in (config.cacert, config.cert, config.key)))
+    meta = etcd.get(config.k("meta"))
+    if meta is None:
+        raise UsageError(f"no fleet under {config.prefix} in etcd: start one with `lehttpd fleet init`")
+    unseal(fleet_key, meta.json()["key_check"], config.k("meta"))  # raises when the key is not this fleet's
+    save_config(store, config, fleet_key)
+    fleet = Fleet(store, config, fleet_key, etcd)
+    pulled, _ = fleet.pull_all()
+    for name in pulled:
+        console.step(f"  wrote {name}")
+    return len(pulled)
+
+
+def _refuse_second_fleet(store: CertStore) -> None:
+    if is_fleet_node(store.config_dir):
+        raise UsageError(f"{store.config_dir} is already a fleet node ({store.config_dir}/.lehttpd/fleet.json)")
