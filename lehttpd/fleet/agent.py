@@ -34,6 +34,7 @@ class Agent:
         self.tokens: dict[str, contextlib.ExitStack] = {}
         self.revision = 0
         self.served: dict[str, str] = {}  # lineage -> serial Apache was last reloaded with
+        self.last_beat = 0.0
 
     def run(self, stop_after: float | None = None) -> None:
         """Run until killed (or `stop_after` seconds, for tests)."""
@@ -49,9 +50,11 @@ class Agent:
                     down = False
                 for revision, events in self.fleet.etcd.watch(self.fleet.config.prefix, self.revision + 1,
                                                               idle_timeout=HEARTBEAT):
-                    self.apply(events)
+                    relevant = self.apply(events)
                     self.revision = revision
-                    self.heartbeat()
+                    # Not for every event: heartbeats are events too, and would answer each other forever.
+                    if relevant or time.monotonic() - self.last_beat >= HEARTBEAT:
+                        self.heartbeat()
             except EtcdUnavailable as error:
                 if not down:
                     self.console.warn(f"{error.message}; serving what is on disk, retrying every {RETRY:.0f} s")
@@ -76,11 +79,14 @@ class Agent:
         self.revision = revision
         self.reload_if_changed({name: kv.json()["serial"] for name, kv in pointers.items()})
 
-    def apply(self, events: list[WatchEvent]) -> None:
+    def apply(self, events: list[WatchEvent]) -> bool:
+        """Apply a batch of events; True when one was about lineages or tokens (what renewers wait for)."""
         changed: dict[str, str] = {}
+        relevant = False
         for event in events:
             rest = event.kv.key[len(self.fleet.config.prefix):]
             kind, _, name = rest.partition("/")
+            relevant = relevant or kind in ("current", "tokens")
             if kind == "current" and event.kind == "PUT":
                 self._pull(name, event.kv)
                 changed[name] = event.kv.json()["serial"]
@@ -90,6 +96,7 @@ class Agent:
                 self.tokens.pop(name).close()
         if changed:
             self.reload_if_changed({**self.served, **changed})
+        return relevant
 
     def _pull(self, name: str, kv) -> None:
         try:
@@ -126,6 +133,7 @@ class Agent:
 
     def heartbeat(self) -> None:
         beat = {"revision": self.revision, "synced_at": time.time(), "lineages": len(self.served)}
+        self.last_beat = time.monotonic()
         self.fleet.etcd.put(self.fleet.config.node_key(), json.dumps(beat))
         self._write_sync_state()
 
