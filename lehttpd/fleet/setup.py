@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lehttpd.console import Console
@@ -10,7 +11,7 @@ from lehttpd.fileio import atomic_write
 from lehttpd.fleet.config import KEY_BYTES, FleetConfig, is_fleet_node, save_config
 from lehttpd.fleet.etcd import Etcd, compare_absent, op_put
 from lehttpd.fleet.sealing import KEY_CHECK, new_fleet_key, seal, unseal
-from lehttpd.fleet.shared import Fleet
+from lehttpd.fleet.shared import PARALLEL, Fleet
 from lehttpd.store import CertStore
 
 
@@ -26,18 +27,22 @@ def init(store: CertStore, config: FleetConfig, console: Console) -> tuple[int, 
         raise UsageError(f"a fleet already exists under {config.prefix} in etcd: run `lehttpd fleet join` with its "
                          "fleet key (or choose another --prefix)")
     save_config(store, config, fleet_key)
-    imported = present = 0
-    for name in sorted(set(store.renewal_names()) & set(store.names())):
-        if fleet.import_lineage(name):
-            imported += 1
-            # This node now answers http-01 the fleet's way (its challenge webroot) and renews under etcd locks.
-            text = fleet.record(name, 1)["conf"]
-            with store.lock(name):
-                store.write_renewal_conf(name, fleet.local_conf(name, text, store.read_current("cert", name)))
-            console.step(f"  imported {name}")
-        else:
-            present += 1
-    return imported, present
+    names = sorted(set(store.renewal_names()) & set(store.names()))
+    with ThreadPoolExecutor(PARALLEL) as pool:  # etcd round trips and fsyncs: threads overlap them
+        done = list(pool.map(lambda name: _import(fleet, store, name), names))
+    for name, imported in zip(names, done):
+        console.detail(f"  {'imported' if imported else 'already in etcd'}: {name}")
+    return sum(done), len(done) - sum(done)
+
+
+def _import(fleet: Fleet, store: CertStore, name: str) -> bool:
+    if not fleet.import_lineage(name):
+        return False
+    # This node now answers http-01 the fleet's way (its challenge webroot) and renews under etcd locks.
+    text = fleet.record(name, 1)["conf"]
+    with store.lock(name):
+        store.write_renewal_conf(name, fleet.local_conf(name, text, store.read_current("cert", name)))
+    return True
 
 
 def join(store: CertStore, config: FleetConfig, fleet_key: bytes, console: Console) -> int:

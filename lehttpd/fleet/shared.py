@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
@@ -32,7 +33,8 @@ from lehttpd.store import CertStore
 LOCK_WAIT = 180.0  # a lineage locked by another node: wait for its order (90 s) or its lease to run out
 TOKEN_TTL = 120
 TOKEN_ACK_WAIT = 10.0  # how long a renewer waits for the other nodes' agents to serve its tokens
-NODE_FRESH = 30.0  # a node whose agent has not reported for this long is not waited for
+NODE_FRESH = 30.0
+PARALLEL = 8  # a node whose agent has not reported for this long is not waited for
 
 
 class Fleet:
@@ -120,9 +122,20 @@ class Fleet:
             CertStore.save_version(self.store, name, files, conf)
         return True
 
+    def catch_up(self) -> list[str]:
+        """Before a renewal run: read every pointer (so an unreachable etcd stops the run before anything is
+        ordered) and write the lineages this node does not have yet. Lineages it has are not compared here:
+        the agent keeps them equal, and a due one is pulled again under its lock before the re-check."""
+        pointers, _ = self.pointers()
+        missing = sorted(set(pointers) - set(self.store.names()))
+        return [name for name in missing if self.pull(name, pointers[name])]
+
     def pull_all(self) -> tuple[list[str], int]:
+        """Every lineage etcd has, written here where it differs (in parallel: etcd and fsync bound)."""
         pointers, revision = self.pointers()
-        return [name for name, kv in sorted(pointers.items()) if self.pull(name, kv)], revision
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            written = pool.map(lambda item: item[0] if self.pull(item[0], item[1]) else None, sorted(pointers.items()))
+            return [name for name in written if name], revision
 
     def local_conf(self, name: str, text: str, cert_pem: bytes) -> str:
         """The renewal file for this node: its paths, its challenge webroot, its own hooks (never etcd's)."""

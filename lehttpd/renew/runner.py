@@ -89,7 +89,7 @@ def _fleet_store(options: RenewOptions, console: Console) -> CertStore:
 
     fleet = Fleet.open(options.config_dir)
     try:
-        fleet.pull_all()
+        fleet.catch_up()
     except EtcdUnavailable as error:
         raise EtcdUnavailable(f"{error.message}: nothing renewed; this node keeps serving the certificates "
                               "it has") from None

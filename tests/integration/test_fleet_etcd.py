@@ -174,3 +174,33 @@ def test_etcd_over_tls_with_client_certificates(tmp_path):
                                cluster.tls_files[1], "--key", cluster.tls_files[2], "--prefix", "/other/",
                                "--config-dir", tmp_path / "three")
         assert code == 4 and "TLS failed" in err
+
+
+def test_a_stale_node_does_not_order_what_another_node_renewed_meanwhile(etcd, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    local_lineage(one, "a.example")
+    _init(etcd, one)
+    _join(etcd, two, "n2", one)  # no agent runs on two: its store stays at version 1
+    store = FleetStore(Fleet.open(one))
+    pair = throwaway_ca_and_leaf(("a.example",))
+    with store.lock("a.example"):
+        store.save_version("a.example", CertificateFiles(pair.leaf_pem, pair.ca_pem, pair.key_pem))
+    code, out, err = run_cli("renew", "--config-dir", two, "--force", "--no-ari", "--json")
+    assert code == 0, err  # its renewal server (nothing listens there) was never asked
+    outcome = json.loads(out)["lineages"][0]
+    assert outcome["status"] == "not_due" and "renewed meanwhile" in outcome["reason"]
+    assert (two / "live" / "a.example" / "cert.pem").read_bytes() == pair.leaf_pem
+    assert json.loads(store.fleet.etcd.get(store.fleet.config.current_key("a.example")).value)["version"] == 2
+
+
+def test_renew_on_a_new_node_first_writes_the_lineages_it_lacks(etcd, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    _init(etcd, one)  # an empty fleet
+    _join(etcd, two, "n2", one)
+    local_lineage(tmp_path / "three", "late.example")
+    fleet = Fleet.open(one)
+    fleet.store = CertStore(tmp_path / "three")
+    assert fleet.import_lineage("late.example")
+    code, out, err = run_cli("renew", "--config-dir", two, "--no-ari")
+    assert code == 0, err
+    assert (two / "live" / "late.example" / "cert.pem").exists()
