@@ -49,6 +49,11 @@ def test_every_lineage_due_on_three_nodes_renewing_together_gets_one_version_ser
     renewers = {json.loads(lab.client().get(f"/lehttpd/versions/{n}/00000002").value)["node"] for n in lab.names}
     assert renewers <= {"n0", "n1", "n2"}
     assert lab.wait_served_everywhere(10) == {}  # every node serves the new versions within 10 s
+    code, out, err = run_cli("fleet", "status", "--config-dir", lab.nodes[1].config_dir)
+    assert code == 0, err
+    for node in lab.nodes:
+        assert f"{node.name} " in out and "STALE" not in out
+    assert out.count("renewed by n") == LINEAGES and "not yet on this node" not in out
 
 
 def test_a_renewer_killed_holding_the_lock_is_taken_over_after_the_lease_without_a_duplicate(lab):
