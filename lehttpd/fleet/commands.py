@@ -36,6 +36,12 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                            help="a copy of CONFIG_DIR/.lehttpd/fleet.key from a node of the fleet")
         p.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
         p.set_defaults(handler=run_init if action == "init" else run_join)
+    imp = actions.add_parser("import", parents=[common], help="copy lineages issued here since into etcd",
+                             description="Copy this node's lineages that the fleet does not have yet (issued "
+                                         "with `lehttpd issue` after `fleet init`) into etcd.")
+    imp.add_argument("--cert-name", action="append", default=[], metavar="NAME", help="only these (repeatable)")
+    imp.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
+    imp.set_defaults(handler=run_import)
     status = actions.add_parser("status", parents=[common], help="nodes, lineages, who renews what, staleness")
     status.add_argument("--json", action="store_true")
     status.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR")
@@ -82,6 +88,20 @@ def run_join(args: argparse.Namespace, console: Console) -> int:
     pulled = setup.join(CertStore(args.config_dir), config, args.fleet_key.read_bytes(), console)
     console.result(f"Joined the fleet as {config.node}: {pulled} lineage(s) written from etcd")
     console.step("Start the agent (contrib/lehttpd-fleet-agent.service) to stay in sync")
+    return ExitStatus.SUCCESS
+
+
+def run_import(args: argparse.Namespace, console: Console) -> int:
+    from lehttpd.fleet import setup
+    from lehttpd.fleet.shared import Fleet
+    from lehttpd.store import check_lineage_name
+
+    only = tuple(check_lineage_name(n) for n in args.cert_name)
+    missing = [n for n in only if n not in CertStore(args.config_dir).names()]
+    if missing:
+        raise UsageError(f"no certificate named {missing[0]!r} under {args.config_dir}")
+    imported, present = setup.import_local(Fleet.open(args.config_dir), console, only)
+    console.result(f"{imported} lineage(s) imported{f', {present} already in etcd' if present else ''}")
     return ExitStatus.SUCCESS
 
 

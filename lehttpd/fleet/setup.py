@@ -27,7 +27,13 @@ def init(store: CertStore, config: FleetConfig, console: Console) -> tuple[int, 
         raise UsageError(f"a fleet already exists under {config.prefix} in etcd: run `lehttpd fleet join` with its "
                          "fleet key (or choose another --prefix)")
     save_config(store, config, fleet_key)
-    names = sorted(set(store.renewal_names()) & set(store.names()))
+    return import_local(fleet, console)
+
+
+def import_local(fleet: Fleet, console: Console, only: tuple[str, ...] = ()) -> tuple[int, int]:
+    """Copy this node's lineages (or `only` these) that etcd does not have yet; (imported, already there)."""
+    store = fleet.store
+    names = sorted((set(store.renewal_names()) & set(store.names())) & (set(only) or set(store.names())))
     with ThreadPoolExecutor(PARALLEL) as pool:  # etcd round trips and fsyncs: threads overlap them
         done = list(pool.map(lambda name: _import(fleet, store, name), names))
     for name, imported in zip(names, done):

@@ -204,3 +204,16 @@ def test_renew_on_a_new_node_first_writes_the_lineages_it_lacks(etcd, tmp_path):
     code, out, err = run_cli("renew", "--config-dir", two, "--no-ari")
     assert code == 0, err
     assert (two / "live" / "late.example" / "cert.pem").exists()
+
+
+def test_fleet_import_adds_a_lineage_issued_after_init_and_keeps_etcds_copy_of_the_others(etcd, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    local_lineage(one, "a.example")
+    _init(etcd, one)
+    local_lineage(one, "b.example")  # issued after init
+    code, out, err = run_cli("fleet", "import", "--config-dir", one)
+    assert code == 0 and "1 lineage(s) imported, 1 already in etcd" in out, err
+    code, _, err = run_cli("fleet", "import", "--cert-name", "nope.example", "--config-dir", one)
+    assert code == 2 and "no certificate named 'nope.example'" in err
+    _join(etcd, two, "n2", one)
+    assert (two / "live" / "b.example" / "cert.pem").read_bytes() == (one / "live" / "b.example" / "cert.pem").read_bytes()
