@@ -39,6 +39,12 @@ class Agent:
     def run(self, stop_after: float | None = None) -> None:
         """Run until killed (or `stop_after` seconds, for tests)."""
         end = time.monotonic() + stop_after if stop_after else None
+        try:
+            self._loop(end)
+        finally:
+            self.close()  # token files never outlive the agent
+
+    def _loop(self, end: float | None) -> None:
         down = False
         while end is None or time.monotonic() < end:
             try:
@@ -64,7 +70,6 @@ class Agent:
             except LehttpdError as error:
                 self.console.warn(error.message)
                 time.sleep(RETRY)
-        self.close()
 
     def full_sync(self) -> None:
         pointers, revision = self.fleet.pointers()

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import signal
+import sys
 from pathlib import Path
 
 from lehttpd.console import Console
@@ -119,6 +119,7 @@ def run_agent(args: argparse.Namespace, console: Console) -> int:
 
     fleet = Fleet.open(args.config_dir)
     console.step(f"fleet agent of {fleet.config.node} on {', '.join(fleet.config.endpoints)}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # systemctl stop: clean up like Ctrl-C
     Agent(fleet, console).run()
     return ExitStatus.SUCCESS
 

@@ -119,6 +119,8 @@ class Fleet:
         conf = self.local_conf(name, record["conf"], files.cert_pem) if record.get("conf") else None
         # CertStore's own methods, not FleetStore's: pulling must neither re-publish nor take the etcd lock.
         with contextlib.nullcontext() if locked else CertStore.lock(self.store, name):
+            if self.local_serial(name) == wanted["serial"]:
+                return False  # the renewer on this node saved it while we waited for the lock
             CertStore.save_version(self.store, name, files, conf)
         return True
 

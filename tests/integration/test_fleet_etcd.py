@@ -217,3 +217,56 @@ def test_fleet_import_adds_a_lineage_issued_after_init_and_keeps_etcds_copy_of_t
     assert code == 2 and "no certificate named 'nope.example'" in err
     _join(etcd, two, "n2", one)
     assert (two / "live" / "b.example" / "cert.pem").read_bytes() == (one / "live" / "b.example" / "cert.pem").read_bytes()
+
+
+# -- the agent ------------------------------------------------------------------------------------------------
+def _start_agent(config_dir, log):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "lehttpd", "fleet", "agent", "--config-dir", str(config_dir)],
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+
+def _wait_for(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_agent_writes_new_versions_reloads_serves_other_nodes_tokens_and_cleans_up(etcd, tmp_path):
+    import signal
+    one, two, webroot = tmp_path / "one", tmp_path / "two", tmp_path / "www"
+    webroot.mkdir(mode=0o755)
+    local_lineage(one, "a.example")
+    _init(etcd, one)
+    reloaded = tmp_path / "reloaded"
+    code, _, err = run_cli("fleet", "join", *etcd_flags(etcd.endpoints), "--node", "n2", "--fleet-key",
+                           one / ".lehttpd" / "fleet.key", "--challenge-webroot", webroot,
+                           "--reload-command", f"touch {reloaded}", "--config-dir", two)
+    assert code == 0, err
+    agent = _start_agent(two, tmp_path / "agent.log")
+    try:
+        _wait_for(lambda: Fleet.open(one).nodes().get("n2"))  # it reported in
+        reloaded.unlink(missing_ok=True)
+        store = FleetStore(Fleet.open(one))
+        pair = throwaway_ca_and_leaf(("a.example",))
+        with store.lock("a.example"):
+            store.save_version("a.example", CertificateFiles(pair.leaf_pem, pair.ca_pem, pair.key_pem))
+        _wait_for(lambda: (two / "live" / "a.example" / "cert.pem").read_bytes() == pair.leaf_pem)
+        _wait_for(reloaded.exists)
+        token_file = webroot / ".well-known" / "acme-challenge" / "tok-en_1"
+        started = time.monotonic()
+        with store.fleet.tokens_published({"tok-en_1": "tok-en_1.thumb"}):
+            assert time.monotonic() - started < 5  # n2 confirmed it had applied the token
+            assert token_file.read_text() == "tok-en_1.thumb"
+        _wait_for(lambda: not token_file.exists())
+        with store.fleet.tokens_published({"tok-en_2": "tok-en_2.thumb"}):
+            _wait_for((webroot / ".well-known" / "acme-challenge" / "tok-en_2").exists)
+            agent.send_signal(signal.SIGTERM)  # a stopped agent leaves no token behind
+            agent.wait(timeout=10)
+            assert not (webroot / ".well-known" / "acme-challenge" / "tok-en_2").exists()
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
