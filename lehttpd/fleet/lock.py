@@ -17,7 +17,7 @@ import time
 
 from lehttpd.errors import LockHeldError
 from lehttpd.fleet.etcd import (Etcd, EtcdUnavailable, compare_absent, compare_lease, compare_mod, header_revision,
-                                op_delete, op_get, op_put)
+                                op_delete, op_get, op_put, unb64)
 
 POLL = 0.5
 
@@ -88,8 +88,7 @@ class LeaseLock:
 def _holder(answer: dict) -> str:
     try:
         kv = answer["responses"][0]["response_range"]["kvs"][0]
-        import base64
-        holder = json.loads(base64.b64decode(kv["value"]))
+        holder = json.loads(unb64(kv["value"]))
         return f"node {holder['node']} (PID {holder['pid']})"
     except (KeyError, IndexError, ValueError):
         return "another node"

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from lehttpd.console import Console
 from lehttpd.errors import UsageError
-from lehttpd.fileio import atomic_write
 from lehttpd.fleet.config import KEY_BYTES, FleetConfig, is_fleet_node, save_config
 from lehttpd.fleet.etcd import Etcd, compare_absent, op_put
 from lehttpd.fleet.sealing import KEY_CHECK, new_fleet_key, seal, unseal
