@@ -97,6 +97,14 @@ def not_due(count: int, repeat: int, base: Path) -> None:
         for i, times in enumerate(rounds):
             print(f"    renew, nothing due, 3 nodes at once: n{i} median {statistics.median(times):.2f} s "
                   f"(runs: {', '.join(f'{t:.2f}' for t in times)}; goal < 2 s)")
+        renew = [*LEHTTPD, "renew", "--no-ari", "--quiet", "--config-dir", str(nodes[0])]
+        alone = statistics.median(timed(renew)[0] for _ in range(repeat))
+        settings = nodes[0] / ".lehttpd" / "fleet.json"
+        settings.rename(settings.with_suffix(".off"))  # the same store, not a fleet node: today's baseline
+        plain = statistics.median(timed(renew)[0] for _ in range(repeat))
+        settings.with_suffix(".off").rename(settings)
+        print(f"    renew, nothing due, n0 alone: {alone:.2f} s as a fleet node, {plain:.2f} s for the same store "
+              f"outside a fleet (what the fleet adds: {alone - plain:+.2f} s)")
 
 
 def forced(count: int, base: Path) -> None:

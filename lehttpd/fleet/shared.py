@@ -205,6 +205,8 @@ class Fleet:
 class FleetStore(CertStore):
     """The store `renew` uses on a fleet node: etcd lock + local lock, etcd first, then live locally."""
 
+    shared = True
+
     def __init__(self, fleet: Fleet, console: Console | None = None) -> None:
         super().__init__(fleet.store.config_dir)
         self.fleet, self.console = fleet, console

@@ -195,6 +195,8 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
                     outcomes[candidate.name] = _failure(store, candidate, blocked[request.lineage_name],
                                                         None, options)
             todo = [(c, r) for c, r in plans if c.name not in outcomes]
+            if store.shared:  # fleet nodes start on different lineages: their orders spread, not queue on locks
+                random.shuffle(todo)
             outcomes.update(_in_workers(store, todo, options, console, servers, ari_servers))
     finally:
         run_hooks.shared_hooks("post", [r for _, r in plans], options.hook_timeout, console, run_errors,

@@ -60,6 +60,8 @@ def check_lineage_name(name: str) -> str:
 
 
 class CertStore:
+    shared = False  # True for a fleet node's store (fleet/shared.py), whose lineages other machines renew too
+
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = Path(config_dir).absolute()  # renewal files and links must not depend on the cwd
         self._chain_checked = False
