@@ -131,6 +131,7 @@ def start_lab(base: Path, lineages: int, validity: int = 40, lock_ttl: int = 3) 
             _configure_apache(lab, node)
             node.apache.start()
             node.apache.wait_port(node.apache.https_port)
+            _wait_running(node.apache)
             node.agent = subprocess.Popen(
                 [sys.executable, "-m", "lehttpd", "fleet", "agent", "--config-dir", str(node.config_dir)],
                 stdout=open(base / f"{node.name}-agent.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
@@ -167,6 +168,16 @@ def _configure_apache(lab: FleetLab, node: Node) -> None:
     text += "".join(TLS_SITE.format(https=node.apache.https_port, name=name, config=node.config_dir)
                     for name in lab.names)
     node.apache.add_site("fleet", text)
+
+
+def _wait_running(apache: ApacheInstance, timeout: float = 10.0) -> None:
+    """Until Apache logs that its MPM runs: a graceful signal (the agent's first reload) that arrives while
+    the parent is still starting, before its handlers are set, kills it instead of reloading it."""
+    end = time.monotonic() + timeout
+    while "resuming normal operations" not in apache.error_log():
+        if time.monotonic() >= end:
+            raise RuntimeError(f"apache did not finish starting: {apache.error_log()}")
+        time.sleep(0.05)
 
 
 def kill(proc: subprocess.Popen) -> None:
