@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +67,7 @@ class FleetLab:
     names: list[str]
     nodes: list[Node] = field(default_factory=list)
     haproxy: Haproxy | None = None
+    apache_base: Path | None = None
 
     def client(self) -> Etcd:
         return Etcd(self.etcd.endpoints)
@@ -117,6 +120,8 @@ class FleetLab:
             self.haproxy.stop()
         self.etcd.stop()
         self.pebble.stop()
+        if self.apache_base is not None:
+            shutil.rmtree(self.apache_base, ignore_errors=True)
 
 
 def start_lab(base: Path, lineages: int, validity: int = 40, lock_ttl: int = 3) -> FleetLab:
@@ -143,8 +148,11 @@ def start_lab(base: Path, lineages: int, validity: int = 40, lock_ttl: int = 3) 
 
 
 def _make_nodes(lab: FleetLab, lock_ttl: int) -> None:
+    # Apache's folders live outside pytest's base dir: another pytest session on this machine resets
+    # /tmp/pytest-of-root to 0700, and www-data could then no longer reach the challenge webroot (403).
+    lab.apache_base = Path(tempfile.mkdtemp(prefix="lehttpd-fleet-apache-"))
     for index in range(3):
-        apache = make_instance(lab.base / f"n{index}" / "apache")
+        apache = make_instance(lab.apache_base / f"n{index}")
         webroot = apache.base / "www" / "acme"
         webroot.mkdir(mode=0o755, parents=True)
         lab.nodes.append(Node(f"n{index}", lab.base / f"n{index}" / "config", apache, webroot))

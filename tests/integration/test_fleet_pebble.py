@@ -43,14 +43,14 @@ def test_every_lineage_due_on_three_nodes_renewing_together_gets_one_version_ser
     lab.wait_due()
     results = _finish([node.renew() for node in lab.nodes])
     for code, out, err in results:
-        assert code == 0, err
+        assert code == 0, out + err
         assert "Traceback" not in err and "unexpected" not in err
     assert {name: lab.versions(name) for name in lab.names} == {name: before[name] + 1 for name in lab.names}
     renewers = {json.loads(lab.client().get(f"/lehttpd/versions/{n}/00000002").value)["node"] for n in lab.names}
     assert renewers <= {"n0", "n1", "n2"}
     assert lab.wait_served_everywhere(10) == {}  # every node serves the new versions within 10 s
     code, out, err = run_cli("fleet", "status", "--config-dir", lab.nodes[1].config_dir)
-    assert code == 0, err
+    assert code == 0, out + err
     for node in lab.nodes:
         assert f"{node.name} " in out and "STALE" not in out
     assert out.count("renewed by n") == LINEAGES and "not yet on this node" not in out
@@ -69,7 +69,7 @@ def test_a_renewer_killed_holding_the_lock_is_taken_over_after_the_lease_without
     kill(first)
     killed_at = time.monotonic()
     (code, out, err), = _finish([lab.nodes[1].renew("--cert-name", name)])
-    assert code == 0, err
+    assert code == 0, out + err
     assert time.monotonic() - killed_at >= 1.0  # it waited for the dead node's lease (3 s) to run out
     assert lab.versions(name) == before + 1
     latest = json.loads(lab.client().get(f"/lehttpd/current/{name}").value)
@@ -92,7 +92,7 @@ def test_the_etcd_leader_killed_mid_run_loses_nothing_and_the_next_run_completes
     (code, out, err), = _finish([run])
     assert "Traceback" not in err and "unexpected" not in err, err  # finished, or failed in one line per lineage
     (code, out, err), = _finish([lab.nodes[1].renew()])
-    assert code == 0, err
+    assert code == 0, out + err
     assert {name: lab.versions(name) for name in lab.names} == {name: before[name] + 1 for name in lab.names}
     assert lab.wait_served_everywhere(10) == {}
     lab.etcd.restart(leader)
