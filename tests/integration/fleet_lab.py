@@ -121,6 +121,8 @@ class FleetLab:
         self.etcd.stop()
         self.pebble.stop()
         if self.apache_base is not None:
+            for node in self.nodes:  # kept beside the agents' logs, for a failure's post-mortem
+                (self.base / f"{node.name}-apache-error.log").write_text(node.apache.error_log())
             shutil.rmtree(self.apache_base, ignore_errors=True)
 
 
