@@ -24,7 +24,7 @@ from lehttpd.errors import NetworkError
 
 REQUEST_TIMEOUT = 2.5  # a follower holds a request this long during an election: then try the next
 RETRY_FOR = 8.0  # a leader election takes about a second; a little more covers a slow box
-_RETRYABLE_GRPC = {4, 14}  # DeadlineExceeded, Unavailable (leader changed, no leader)
+_RETRYABLE_GRPC = {1, 4, 14}  # Canceled (a member shutting down), DeadlineExceeded, Unavailable (leader changed)
 
 
 class EtcdUnavailable(NetworkError):
@@ -108,7 +108,7 @@ class Etcd:
                     return answer
                 code = answer.get("code")
                 message = answer.get("message") or answer.get("error") or response.text[:200]
-                if response.status_code >= 500 or code in _RETRYABLE_GRPC:
+                if response.status_code >= 500 or response.status_code == 408 or code in _RETRYABLE_GRPC:
                     problems[endpoint] = f"{response.status_code} {message}"
                     continue
                 raise EtcdRequestError(f"etcd at {endpoint}{path}: {response.status_code} {message}")
