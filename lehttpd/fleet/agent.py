@@ -13,12 +13,13 @@ import contextlib
 import json
 import shlex
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from lehttpd.console import Console
 from lehttpd.errors import LehttpdError
-from lehttpd.fileio import atomic_write
+from lehttpd.fileio import atomic_write, file_lock
 from lehttpd.fleet.config import sync_path
 from lehttpd.fleet.etcd import EtcdUnavailable, WatchEvent
 from lehttpd.fleet.shared import Fleet
@@ -26,6 +27,7 @@ from lehttpd.fleet.shared import Fleet
 RETRY = 2.0
 HEARTBEAT = 5.0
 RELOAD_TIMEOUT = 60
+RUN_WAIT = 600.0  # a renewal run takes minutes at most; then try again
 
 
 class Agent:
@@ -35,6 +37,8 @@ class Agent:
         self.revision = 0
         self.served: dict[str, str] = {}  # lineage -> serial Apache was last reloaded with
         self.last_beat = 0.0
+        self.reloader = Reloader(fleet, console)
+        self.reloader.start()
 
     def run(self, stop_after: float | None = None) -> None:
         """Run until killed (or `stop_after` seconds, for tests)."""
@@ -129,11 +133,8 @@ class Agent:
         if serials == self.served:
             return
         self.served = dict(serials)
-        command = self.fleet.config.reload_command
-        if command:
-            done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=RELOAD_TIMEOUT)
-            if done.returncode != 0:
-                self.console.warn(f"`{command}` failed ({done.returncode}): {done.stderr.strip()[:200]}")
+        if self.fleet.config.reload_command:
+            self.reloader.wanted.set()
         self._write_sync_state()
 
     def heartbeat(self) -> None:
@@ -149,6 +150,48 @@ class Agent:
             atomic_write(sync_path(self.fleet.store), json.dumps(state).encode(), 0o600)
 
     def close(self) -> None:
+        self.reloader.stop()
         for stack in self.tokens.values():
             stack.close()
         self.tokens.clear()
+
+
+class Reloader(threading.Thread):
+    """Runs the reload command when asked, never while a `renew` run on this node is switching live/ links.
+
+    A graceful restart re-reads every certificate and key; one caught between a lineage's new fullchain and
+    its new key fails and stops Apache. So the reload holds the renewal run's lock (a run in progress is
+    waited for). In its own thread: meanwhile the agent keeps serving the other nodes' tokens.
+    """
+
+    def __init__(self, fleet: Fleet, console: Console) -> None:
+        super().__init__(name="reloader", daemon=True)
+        self.fleet, self.console = fleet, console
+        self.wanted = threading.Event()
+        self._stopping = False
+
+    def run(self) -> None:
+        store = self.fleet.store
+        while self.wanted.wait() and not self._stopping:
+            try:
+                store.ensure(".locks")
+                with file_lock(store.run_lock_path(), RUN_WAIT, f"renewal of {store.config_dir}"):
+                    self.wanted.clear()
+                    self._reload()
+            except LehttpdError as error:
+                self.console.warn(f"reload postponed: {error.message}")
+                time.sleep(RETRY)
+
+    def _reload(self) -> None:
+        command = self.fleet.config.reload_command or ""
+        try:
+            done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=RELOAD_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            self.console.warn(f"`{command}` failed: {error}")
+            return
+        if done.returncode != 0:
+            self.console.warn(f"`{command}` failed ({done.returncode}): {done.stderr.strip()[:200]}")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wanted.set()

@@ -39,6 +39,7 @@ MAX_WORKERS = 64
 # Longer than any run takes (hooks time out after 5 minutes, orders after 90 s): a lock held this long
 # belongs to a run that hangs, and cron (twice a day) must hear of it.
 RUN_TOO_LONG = dt.timedelta(hours=3)
+FLEET_RUN_WAIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ def renew_all(options: RenewOptions, console: Console) -> Summary:
     store = CertStore(options.config_dir)
     if is_fleet_node(options.config_dir):
         store = _fleet_store(options, console)
+        if options.wait is None:  # the fleet agent holds the run lock while it reloads Apache: a short wait
+            options = replace(options, wait=FLEET_RUN_WAIT)
     if not store.renewal_names() and not store.names() and not options.cert_names:
         return Summary(dry_run=options.dry_run)  # nothing was ever issued here
     store.check_config_dir()  # a config dir another user can change is never read, whatever it holds

@@ -270,3 +270,31 @@ def test_the_agent_writes_new_versions_reloads_serves_other_nodes_tokens_and_cle
         if agent.poll() is None:
             agent.kill()
             agent.wait()
+
+
+def test_the_agent_never_reloads_apache_while_a_renewal_run_holds_the_run_lock(etcd, tmp_path):
+    from lehttpd.fileio import file_lock
+    one, two = tmp_path / "one", tmp_path / "two"
+    local_lineage(one, "a.example")
+    _init(etcd, one)
+    reloaded = tmp_path / "reloaded"
+    code, _, err = run_cli("fleet", "join", *etcd_flags(etcd.endpoints), "--node", "n2", "--fleet-key",
+                           one / ".lehttpd" / "fleet.key", "--reload-command", f"touch {reloaded}",
+                           "--config-dir", two)
+    assert code == 0, err
+    agent = _start_agent(two, tmp_path / "agent.log")
+    try:
+        _wait_for(reloaded.exists)  # the first sync reloads once
+        reloaded.unlink()
+        store = FleetStore(Fleet.open(one))
+        pair = throwaway_ca_and_leaf(("a.example",))
+        with file_lock(CertStore(two).run_lock_path(), 0, "test"):  # a renew run in progress on node two
+            with store.lock("a.example"):
+                store.save_version("a.example", CertificateFiles(pair.leaf_pem, pair.ca_pem, pair.key_pem))
+            _wait_for(lambda: (two / "live" / "a.example" / "cert.pem").read_bytes() == pair.leaf_pem)
+            time.sleep(1.0)
+            assert not reloaded.exists()  # written, but Apache is not reloaded in the middle of the run
+        _wait_for(reloaded.exists)  # the run is over: now it is
+    finally:
+        agent.kill()
+        agent.wait()
