@@ -4,7 +4,7 @@
 #   make man completions   generate build/man/lehttpd.1 and build/completions/* from the argument parser
 #   make install-docs      install them (PREFIX=/usr/local, DESTDIR for packaging)
 
-APT_PACKAGES := pebble apache2 libaugeas-dev augeas-lenses pkg-config gcc libffi-dev python3-venv python3-dev openssl ca-certificates testssl.sh
+APT_PACKAGES := pebble apache2 libaugeas-dev augeas-lenses pkg-config gcc libffi-dev python3-venv python3-dev openssl ca-certificates testssl.sh etcd-server etcd-client haproxy
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python

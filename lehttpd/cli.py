@@ -31,6 +31,7 @@ COMMAND_MODULES = {
     "lehttpd.renew.commands": ("renew", "revoke", "delete", "timer"),
     "lehttpd.check.commands": ("check",),
     "lehttpd.issuance.account_commands": ("account",),
+    "lehttpd.fleet.commands": ("fleet",),
 }
 # Commands that change something write the operations log (never with --dry-run).
 LOGGED_COMMANDS = {"issue", "renew", "revoke", "delete", "install", "redirect", "harden", "rollback", "timer"}

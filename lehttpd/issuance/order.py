@@ -89,7 +89,8 @@ def obtain(request: IssueRequest, store: CertStore, console: Console, registrati
             pending = _pending_challenges(orderr, account)
             if pending:
                 responder = ready()
-                with _serving(responder, pending):
+                tokens = {p.token: p.validation for p in pending}
+                with _serving(responder, pending), store.answering(tokens):  # a fleet publishes them to its nodes
                     _self_check(client, request, pending, console)
                     for challenge in pending:
                         client.answer_challenge(challenge.challb, challenge.challb.response(account.key))

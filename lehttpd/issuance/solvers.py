@@ -15,6 +15,7 @@ import socketserver
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -24,7 +25,9 @@ CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 REQUEST_TIMEOUT = 10  # seconds a client may take to send its whole request (not per read: slowloris)
 MAX_REQUEST_LINE = 1024  # a token path is ~90 bytes; anything much longer is not a validation request
 MAX_CONNECTIONS = 128  # when full, the connection open longest is cut off to make room
-MAX_PER_CLIENT = 8  # per IPv4 address or IPv6 /64: one client cannot take every slot from the CA's validators
+# A client's share (per IPv4 address or IPv6 /64) once every slot is taken. Below that, one address may hold more:
+# the CA validates every name of up to --workers lineages at once from the same few addresses.
+MAX_PER_CLIENT = 8
 
 
 class TokenHandler(http.server.BaseHTTPRequestHandler):
@@ -97,22 +100,36 @@ class _ChallengeServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def process_request(self, request, client_address) -> None:
         client = _client_key(client_address[0])
-        oldest = None
         with self._guard:
-            admitted = sum(1 for _, key in self._open.values() if key == client) < MAX_PER_CLIENT
-            if admitted and len(self._open) >= MAX_CONNECTIONS:
-                # Full of clients from many addresses: the one open longest is the slowest, and a validator
-                # sends its request at once, so it makes room (else a botnet could hold every slot).
-                oldest = min(self._open, key=lambda conn: self._open[conn][0])
-                self._open.pop(oldest)
+            admitted, victim = self._admit(client)
+            if victim is not None:
+                self._open.pop(victim)
             if admitted:
                 self._open[request] = (time.monotonic() + REQUEST_TIMEOUT, client)
-        if oldest is not None:
-            _cut_off(oldest)
+        if victim is not None:
+            _cut_off(victim)
         if not admitted:  # past its share, a client's new connection is dropped at once
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
+
+    def _admit(self, client: str) -> tuple[bool, socket.socket | None]:
+        """(admit the new connection?, the open one to cut off for it). Called under the guard.
+
+        While there is room, everyone is admitted. When every slot is taken, the client holding the most
+        connections pays: past its share, its new connection is dropped, or its oldest one makes room. Among
+        clients within their share, the connection open longest (the slowest: a validator sends its request at
+        once) makes room, so neither one address nor a botnet can keep the CA out."""
+        if len(self._open) < MAX_CONNECTIONS:
+            return True, None
+        held = Counter(key for _, key in self._open.values())
+        heavy, count = held.most_common(1)[0]
+        if count <= MAX_PER_CLIENT:
+            return True, min(self._open, key=lambda conn: self._open[conn][0])
+        if heavy == client:
+            return False, None
+        return True, min((conn for conn, (_, key) in self._open.items() if key == heavy),
+                         key=lambda conn: self._open[conn][0])
 
     def process_request_thread(self, request, client_address) -> None:
         try:

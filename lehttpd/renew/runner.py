@@ -31,6 +31,7 @@ from lehttpd.renew.outcome import FAILED, NOT_DUE, RENEWED, SIMULATED, SKIPPED, 
 from lehttpd.renew.state import load_servers, save_state
 from lehttpd.renewal import Decision, backoff_delay, decide
 from lehttpd.fileio import file_lock, lock_holder
+from lehttpd.fleet.config import is_fleet_node
 from lehttpd.store import HOOK_KINDS, CertStore, utcnow
 
 DEFAULT_WORKERS = 8
@@ -38,6 +39,7 @@ MAX_WORKERS = 64
 # Longer than any run takes (hooks time out after 5 minutes, orders after 90 s): a lock held this long
 # belongs to a run that hangs, and cron (twice a day) must hear of it.
 RUN_TOO_LONG = dt.timedelta(hours=3)
+FLEET_RUN_WAIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class AlreadyRenewed(Exception):
 
 def renew_all(options: RenewOptions, console: Console) -> Summary:
     store = CertStore(options.config_dir)
+    if is_fleet_node(options.config_dir):
+        store = _fleet_store(options, console)
+        if options.wait is None:  # the fleet agent holds the run lock while it reloads Apache: a short wait
+            options = replace(options, wait=FLEET_RUN_WAIT)
     if not store.renewal_names() and not store.names() and not options.cert_names:
         return Summary(dry_run=options.dry_run)  # nothing was ever issued here
     store.check_config_dir()  # a config dir another user can change is never read, whatever it holds
@@ -78,6 +84,20 @@ def renew_all(options: RenewOptions, console: Console) -> Summary:
         if options.wait is not None:
             raise
         return Summary(locked=True, dry_run=options.dry_run)
+
+
+def _fleet_store(options: RenewOptions, console: Console) -> CertStore:
+    """A fleet node renews under etcd locks, after bringing its store up to date with etcd."""
+    from lehttpd.fleet.etcd import EtcdUnavailable
+    from lehttpd.fleet.shared import Fleet, FleetStore
+
+    fleet = Fleet.open(options.config_dir)
+    try:
+        fleet.catch_up()
+    except EtcdUnavailable as error:
+        raise EtcdUnavailable(f"{error.message}: nothing renewed; this node keeps serving the certificates "
+                              "it has") from None
+    return FleetStore(fleet, console)
 
 
 def _fail_if_hung(store: CertStore) -> None:
@@ -184,6 +204,8 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
                     outcomes[candidate.name] = _failure(store, candidate, blocked[request.lineage_name],
                                                         None, options, console)
             todo = [(c, r) for c, r in plans if c.name not in outcomes]
+            if store.shared:  # fleet nodes start on different lineages: their orders spread, not queue on locks
+                random.shuffle(todo)
             outcomes.update(_in_workers(store, todo, options, console, servers, ari_servers))
     finally:
         run_hooks.shared_hooks("post", [r for _, r in plans], options.hook_timeout, console, run_errors,

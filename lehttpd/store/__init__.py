@@ -61,6 +61,8 @@ def check_lineage_name(name: str) -> str:
 
 
 class CertStore:
+    shared = False  # True for a fleet node's store (fleet/shared.py), whose lineages other machines renew too
+
     def __init__(self, config_dir: Path) -> None:
         self.config_dir = Path(config_dir).absolute()  # renewal files and links must not depend on the cwd
         self._chain_checked = False
@@ -380,6 +382,12 @@ class CertStore:
         except OSError as error:
             left.append(f"{self.renewal_conf(name)}: {error.strerror}")
         return left
+
+    @contextlib.contextmanager
+    def answering(self, tokens: dict[str, str]) -> Iterator[None]:
+        """While an order's http-01 tokens are served here: nothing more for one machine (a fleet store
+        publishes them for its other nodes, see fleet/shared.py)."""
+        yield
 
     # -- locking -------------------------------------------------------------------------------------
     @contextlib.contextmanager

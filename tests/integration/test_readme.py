@@ -53,6 +53,14 @@ NOT_RUN = {
     "sudo cp contrib/cron.d/lehttpd /etc/cron.d/lehttpd": "writes the real system; see `timer install --kind cron`",
     "make man completions": "tests/unit/test_docs_gen.py runs the generator these targets run",
     "make install-docs": "installs into /usr/local; what it copies is what tests/unit/test_docs_gen.py generates",
+    "lehttpd fleet init --etcd https://10.0.0.5:2379,https://10.0.0.6:2379,https://10.0.0.7:2379 "
+    "--cacert /etc/etcd/ca.pem --cert /etc/etcd/node.pem --key /etc/etcd/node.key "
+    "--challenge-webroot /var/www/acme --reload-command 'apache2ctl graceful'":
+        "names other machines; tests/integration/test_fleet_etcd.py runs init (TLS with these flags) on loopback",
+    "lehttpd fleet join --etcd … --fleet-key /root/fleet.key --challenge-webroot /var/www/acme "
+    "--reload-command 'apache2ctl graceful'": "test_fleet_etcd.py and test_fleet_pebble.py join nodes on loopback",
+    "systemctl enable --now lehttpd-fleet-agent": "changes the real system; test_fleet_pebble.py runs the agents",
+    "lehttpd fleet status": "test_fleet_pebble.py checks status against a three-member etcd",
     "lehttpd check example.org": "needs DNS and port 443; tests/integration/test_check_apache.py grades the same way",
     "lehttpd check 127.0.0.1:8443 --sni example.org --ca-bundle private-ca.pem --http-port 8080":
         "tests/integration/test_check_apache.py runs this form against private Apaches (each profile, A+ to C)",
@@ -183,6 +191,7 @@ def readme_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        block = re.sub(r"\\\n\s*", "", block)  # a line continued with a backslash is one command
         for line in block.splitlines():
             line = re.split(r"\s+#\s", line.strip(), maxsplit=1)[0].strip()
             if line and not line.startswith("#"):

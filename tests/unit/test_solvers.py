@@ -64,17 +64,34 @@ def test_a_client_sending_a_header_line_every_so_often_is_cut_off_at_the_request
             drip.close()
 
 
-def test_one_client_address_cannot_take_every_connection():
+def test_one_client_address_cannot_take_every_connection(monkeypatch):
+    monkeypatch.setattr(solvers, "MAX_CONNECTIONS", 16)
     with standalone(0, "127.0.0.1") as server:
-        held = [connect_from("127.0.0.2", server.port) for _ in range(solvers.MAX_PER_CLIENT)]
+        held = [connect_from("127.0.0.2", server.port) for _ in range(16)]  # while there is room: admitted
         try:
             extra = connect_from("127.0.0.2", server.port)
-            assert extra.recv(1) == b"", "past its share, a client's new connection is dropped at once"
+            assert extra.recv(1) == b"", "full, and past its share: the client's new connection is dropped at once"
             extra.close()
-            with server.serving({"tok": "tok.v"}):
+            with server.serving({"tok": "tok.v"}):  # another client gets in: the heavy one's oldest makes room
                 assert get(server.port, "/.well-known/acme-challenge/tok") == (200, b"tok.v")
+            assert held[0].recv(1) == b"", "the heavy client's oldest connection was cut off for it"
         finally:
             for conn in held:
+                conn.close()
+
+
+def test_a_validator_may_hold_more_than_a_share_while_there_is_room():
+    # The CA validates every name of up to --workers lineages at once, from the same few addresses.
+    count = solvers.MAX_PER_CLIENT + 4
+    with standalone(0, "127.0.0.1") as server, server.serving({"tok": "tok.v"}):
+        conns = [connect_from("127.0.0.2", server.port) for _ in range(count)]
+        try:
+            for conn in conns:
+                conn.sendall(b"GET /.well-known/acme-challenge/tok HTTP/1.0\r\n\r\n")
+            answers = [b"".join(iter(lambda conn=conn: conn.recv(4096), b"")) for conn in conns]  # to EOF
+            assert all(answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"tok.v") for answer in answers)
+        finally:
+            for conn in conns:
                 conn.close()
 
 
