@@ -1,5 +1,8 @@
-"""Real services for integration tests: a Pebble ACME server (Debian package `pebble`) on loopback."""
+"""Real services for integration tests: a Pebble ACME server (Debian package `pebble`) on loopback, and a
+private Apache, and a lehttpd --work-dir its workers can read challenge files from."""
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +44,24 @@ def make_pebble(tmp_path_factory):
     for server in started:
         server.stop()
 
+
+@pytest.fixture
+def inst(tmp_path):
+    """A private Apache (Debian's apache2, its own tree and loopback ports), stopped after the test."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from apache_instance import make_instance
+
+    server = make_instance(tmp_path / "srv")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def work_dir():
+    """A --work-dir straight under /tmp, 0711 (see apache_instance.open_work_dir); removed after the test."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from apache_instance import open_work_dir
+
+    folder = open_work_dir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

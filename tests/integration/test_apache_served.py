@@ -8,20 +8,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from apache_instance import apache_available, free_port, make_instance, make_lineage  # noqa: E402
+from apache_instance import apache_available, free_port, make_lineage  # noqa: E402
 from test_apache_harden import enable_ssl  # noqa: E402
 from test_apache_instance import der, http_get, lehttpd, served_der  # noqa: E402
 
 from tests.conftest import run_lehttpd  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not apache_available(), reason="Debian apache2 (and root) needed")
-
-
-@pytest.fixture
-def inst(tmp_path):
-    server = make_instance(tmp_path / "srv")
-    yield server
-    server.stop()
 
 
 def install(inst, tmp_path, name, *more, names=None):

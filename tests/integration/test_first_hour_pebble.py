@@ -4,7 +4,6 @@ certificate installed when --install asks for it, `renew --dry-run` rehearsing e
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import ssl
 import sys
@@ -14,7 +13,7 @@ import pytest
 from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).parent))
-from apache_instance import apache_available, free_port, make_instance, open_work_dir  # noqa: E402
+from apache_instance import apache_available, free_port, make_instance  # noqa: E402
 
 from tests.conftest import run_lehttpd  # noqa: E402
 
@@ -33,13 +32,6 @@ def sans(config_dir, name):
 
 def archive_certs(config_dir, name):
     return sorted(p.name for p in (config_dir / "archive" / name).glob("cert*.pem"))
-
-
-@pytest.fixture
-def work_dir():
-    folder = open_work_dir()
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

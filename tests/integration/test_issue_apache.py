@@ -13,23 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-import shutil
-
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from apache_instance import apache_available, make_instance, open_work_dir  # noqa: E402
+from apache_instance import apache_available, make_instance  # noqa: E402
 
 from tests.conftest import run_lehttpd  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not apache_available(), reason="Debian apache2 (and root) needed")
 
-
-@pytest.fixture
-def work_dir():
-    folder = open_work_dir()
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 REDIRECT_ALIAS = """<VirtualHost 127.0.0.1:{port}>
     ServerName {name}
