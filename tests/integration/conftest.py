@@ -1,5 +1,5 @@
-"""Real services for integration tests: a Pebble ACME server (Debian package `pebble`) on loopback, and a
-private Apache, and a lehttpd --work-dir its workers can read challenge files from."""
+"""Real services for integration tests: a Pebble ACME server (Debian package `pebble`) on loopback, a private
+Apache, and a lehttpd --work-dir its workers can read challenge files from."""
 import shutil
 import sys
 from pathlib import Path
