@@ -7,6 +7,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -225,3 +226,18 @@ def test_bad_input_is_one_line_and_non_zero(site, tmp_path):
     assert result.returncode == 2 and "no port-80 virtual host serves c.test" in result.stderr
     modern = lehttpd(inst, "harden", "--profile", "modern", "--apache-version", "2.4.35", "--dry-run")
     assert modern.returncode == 2 and "2.4.36" in modern.stderr
+
+
+def test_a_private_apache_whose_config_a_test_broke_is_still_stopped(tmp_path):
+    server = make_instance(tmp_path / "srv")
+    server.start()
+    pid_file = server.state / "run" / "apache2.pid"
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:  # start() returns before the pid file is written
+        time.sleep(0.05)
+    pid = int(pid_file.read_text().split()[0])
+    (server.confdir / "conf-enabled" / "zz-broken.conf").write_text("NotADirective on\n")  # `apache2ctl stop` fails
+    server.stop()
+    assert not pid_file.exists()
+    status = Path(f"/proc/{pid}/status")
+    assert not status.exists() or "\nState:\tZ" in status.read_text(), "Apache still runs (at most a zombie may stay)"
