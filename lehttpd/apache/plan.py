@@ -84,9 +84,6 @@ def plan_install(tree: Tree, cert: Certificate, https_port: int, changes: Change
         from lehttpd.apache.main_server import plan_main_install  # it builds on this module
 
         return plan_main_install(tree, cert, https_port, changes)
-    if not routed.vhosts:
-        raise UsageError(f"no port-80 virtual host serves {', '.join(cert.names)} "
-                         f"(HTTP port {routed.http_port}; see `lehttpd apache vhosts`)")
     done: list[str] = []
     for vhost in routed.vhosts:
         key = vhost.server_name.lower() or ",".join(vhost.names)

@@ -20,9 +20,6 @@ def plan_redirect(tree: Tree, names, https_port: int, changes: Changes, now_on_h
         from lehttpd.apache.main_server import plan_main_redirect
 
         return plan_main_redirect(tree, names, https_port, changes)
-    if not routed.vhosts:
-        raise UsageError(f"no port-80 virtual host serves {', '.join(names)} "
-                         f"(HTTP port {routed.http_port}; see `lehttpd apache vhosts`)")
     changed: list[str] = []
     hosts = list(names) if routed.by_default else []
     for vhost in routed.vhosts:

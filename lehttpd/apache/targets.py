@@ -39,7 +39,7 @@ def on_port(vhost: VirtualHost, port: int) -> bool:
 def http_targets(vhosts, names, https_port: int, http_port: int | None = None) -> HttpTargets:
     """The non-SSL vhosts serving `names` on the HTTP port (80, the only port they use, or `http_port`); else the
     default vhosts of that port that have no ServerName (a named site answering an unknown name by default is not
-    where that name is configured)."""
+    where that name is configured). None of these, while vhosts listen on that port, is refused here."""
     plain = [v for v in vhosts if is_http(v, https_port)]
     serving = [v for v in plain if any(v.serves(n) for n in names)]
     port = http_port or _http_port(serving or plain, names)
@@ -49,8 +49,11 @@ def http_targets(vhosts, names, https_port: int, http_port: int | None = None) -
     on_this_port = [v for v in vhosts if on_port(v, port)]
     if not on_this_port:
         return HttpTargets((), port, True, main_server=True)
-    defaults = default_vhosts([v for v in plain if on_port(v, port)])
-    return HttpTargets(tuple(v for v in defaults if not v.has_server_name), port, True)
+    defaults = [v for v in default_vhosts([v for v in plain if on_port(v, port)]) if not v.has_server_name]
+    if not defaults:
+        raise UsageError(f"no port-80 virtual host serves {', '.join(names)} "
+                         f"(HTTP port {port}; see `lehttpd apache vhosts`)")
+    return HttpTargets(tuple(defaults), port, True)
 
 
 def _http_port(vhosts, names) -> int:
