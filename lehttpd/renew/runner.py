@@ -10,7 +10,6 @@ process lock held longer than any run can take reports the holder and fails, so 
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import random
 import shlex
@@ -18,7 +17,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 from lehttpd import checks
 from lehttpd.console import Console
@@ -28,6 +26,7 @@ from lehttpd.model import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, Hooks, Is
 from lehttpd.renew import hooks as run_hooks
 from lehttpd.renew.lineages import Candidate, Unreadable, discover
 from lehttpd.renew.outcome import FAILED, NOT_DUE, RENEWED, SIMULATED, SKIPPED, Outcome, Summary
+from lehttpd.renew.responders import shared_responders, solver_key
 from lehttpd.renew.state import load_servers, save_state
 from lehttpd.renewal import Decision, backoff_delay, decide
 from lehttpd.fileio import file_lock, lock_holder
@@ -197,7 +196,7 @@ def _renew_due(store: CertStore, due: list[tuple[Candidate, Decision]], options:
         why = next(e for e in run_errors if e.startswith("renewal-hooks/pre"))
         blocked.update({r.lineage_name: f"not attempted: {why}" for _, r in plans})
     try:
-        with _listeners([r for c, r in plans if r.lineage_name not in blocked], console) as (servers, bind_errors):
+        with shared_responders([r for c, r in plans if r.lineage_name not in blocked], console) as (servers, bind_errors):
             blocked.update(bind_errors)
             for candidate, request in plans:
                 if request.lineage_name in blocked:
@@ -262,61 +261,6 @@ def _reload_installers(store: CertStore, renewed: list, outcomes: dict[str, Outc
     for name, error in errors.items():
         previous = outcomes[name].hook_error
         outcomes[name] = replace(outcomes[name], hook_error=f"{previous}; {error}" if previous else error)
-
-
-@contextlib.contextmanager
-def _listeners(requests: list[IssueRequest], console: Console) -> Iterator[tuple[dict, dict[str, str]]]:
-    """One standalone http-01 listener per (port, address) any due lineage needs, shared by its orders.
-
-    Yields (listeners by (port, address), bind errors by lineage name).
-    """
-    from lehttpd.issuance import solvers
-    from lehttpd.issuance.modes import wait_until_free
-
-    servers: dict[tuple[int, str], solvers.StandaloneServer] = {}
-    failed: dict[tuple[int, str], str] = {}
-    errors: dict[str, str] = {}
-    with contextlib.ExitStack() as stack:
-        _apache_responders(requests, stack, servers, errors, console)
-        for request in requests:
-            if request.challenge.mode != "standalone":
-                continue
-            where = (request.challenge.http_port, request.challenge.http_address)
-            if where not in servers and where not in failed:
-                if request.hooks.pre:  # it stopped the server on the port: give that server a moment to let go
-                    wait_until_free(request.challenge.http_port)
-                try:
-                    servers[where] = stack.enter_context(solvers.standalone(*where, console.detail))
-                except LehttpdError as error:
-                    failed[where] = error.message
-            if where in failed:
-                errors[request.lineage_name] = failed[where]
-        yield servers, errors
-
-
-def solver_key(request: IssueRequest) -> tuple:
-    """Which shared responder answers for a request: per (port, address) standalone, per Apache otherwise."""
-    setup = request.challenge
-    if setup.mode == "apache":
-        return ("apache", setup.apache_ctl, setup.http_port)
-    return (setup.http_port, setup.http_address)
-
-
-def _apache_responders(requests: list[IssueRequest], stack: contextlib.ExitStack, servers: dict,
-                       errors: dict[str, str], console: Console) -> None:
-    """One temporary include per Apache for the whole run (two reloads, however many lineages)."""
-    from lehttpd.issuance.answering import start_apache_responder
-
-    groups: dict[tuple, list[IssueRequest]] = {}
-    for request in requests:
-        if request.challenge.mode == "apache":
-            groups.setdefault(solver_key(request), []).append(request)
-    for key, group in groups.items():
-        names = tuple(name for request in group for name in request.names)
-        try:
-            servers[key] = stack.enter_context(start_apache_responder(group[0].challenge, names, console))
-        except LehttpdError as error:
-            errors.update({request.lineage_name: error.message for request in group})
 
 
 def _in_workers(store: CertStore, todo: list[tuple[Candidate, IssueRequest]], options: RenewOptions,
