@@ -85,28 +85,37 @@ class FleetLab:
             with context.wrap_socket(raw, server_hostname=name) as tls:
                 return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
 
-    def wait_served_everywhere(self, deadline: float = 10.0) -> dict[str, list[str]]:
-        """Wait up to `deadline` s for every node to serve etcd's current certificate; what still differs."""
+    def wait_served_everywhere(self, deadline: float = 10.0, names: list[str] | None = None) -> dict[str, list[str]]:
+        """Wait up to `deadline` s for every node to serve etcd's current certificate of `names` (default: all);
+        what still differs."""
+        names = names or self.names
         end = time.monotonic() + deadline
         while True:
-            wanted = {name: self.current_serial(name) for name in self.names}
-            behind = {n.name: [name for name in self.names if self.served_serial(n, name) != wanted[name]]
+            wanted = {name: self.current_serial(name) for name in names}
+            behind = {n.name: [name for name in names if self.served_serial(n, name) != wanted[name]]
                       for n in self.nodes}
             behind = {k: v for k, v in behind.items() if v}
             if not behind or time.monotonic() >= end:
                 return behind
             time.sleep(0.2)
 
-    def wait_due(self) -> None:
-        """Sleep until every lineage's current certificate has passed its renewal point (half its lifetime)."""
+    def current_record(self, name: str) -> dict:
+        version = json.loads(self.client().get(f"/lehttpd/current/{name}").value)["version"]
+        return json.loads(self.client().get(f"/lehttpd/versions/{name}/{version:08d}").value)
+
+    def renewed_first(self, count: int, last: bool = False) -> list[str]:
+        """The `count` lineages whose current version is oldest (the first to be due again), or newest."""
+        ordered = sorted(self.names, key=lambda name: self.current_record(name)["at"])
+        return ordered[-count:] if last else ordered[:count]
+
+    def wait_due(self, names: list[str] | None = None) -> None:
+        """Sleep until the current certificate of every one of `names` (default: all) has passed its renewal
+        point (half its lifetime)."""
         from lehttpd.renewal import renewal_time
 
         latest = 0.0
-        for name in self.names:
-            record = self.client().get(f"/lehttpd/current/{name}")
-            version = json.loads(record.value)["version"]
-            cert = json.loads(self.client().get(f"/lehttpd/versions/{name}/{version:08d}").value)["cert"]
-            parsed = x509.load_pem_x509_certificate(cert.encode())
+        for name in names or self.names:
+            parsed = x509.load_pem_x509_certificate(self.current_record(name)["cert"].encode())
             latest = max(latest, renewal_time(parsed.not_valid_before_utc, parsed.not_valid_after_utc).timestamp())
         time.sleep(max(0.0, latest - time.time() + 1.0))
 
