@@ -8,7 +8,6 @@ root put there). What fails is an UntrustedFileError with one line saying why an
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import stat
 from pathlib import Path
@@ -97,20 +96,21 @@ def trusted_executable(path: Path) -> bool:
 
 
 def check_hook_program(command: str) -> None:
-    """The program a hook command starts (its first word: a path, or a name the shell finds on PATH) must be
-    one lehttpd may run: owned by root (or the running user), not writable by others, in folders others cannot
-    change (a root-owned sticky folder such as /tmp is fine). Raises UntrustedFileError. Only the first word is
-    judged: what that program then reads (`sh /srv/x.sh`) is its own business."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return  # unbalanced quotes: the shell refuses it itself
-    if not words or "=" in words[0]:
-        return  # `VAR=value cmd`: the shell's own syntax, judged no further
-    program = words[0] if "/" in words[0] else shutil.which(words[0])
-    if program is None or not os.path.exists(program):
-        return  # a shell builtin (exit, echo), or nothing: the shell will say
-    check_file_and_folders(Path(program), "a hook's program")
+    """Every file a hook command line runs (each command's program: a path, or a name the shell finds on PATH;
+    and the script an interpreter is given, `sh /srv/x.sh`, `python3 /srv/x.py`; see hook_programs) must be one
+    lehttpd may run: owned by root (or the running user), not writable by others, in folders others cannot
+    change (a root-owned sticky folder such as /tmp is fine). Raises UntrustedFileError for the first that is not.
+    What a program reads later, or a program named through a variable, is not known before the shell runs."""
+    from lehttpd.store.hook_programs import programs_run_by
+
+    for word, role in programs_run_by(command):
+        if role == "program":
+            path = word if "/" in word else shutil.which(word)
+        else:
+            path = os.path.abspath(word)
+        if path is None or not os.path.isfile(path):
+            continue  # a shell builtin (exit, echo), a missing file, a folder: the shell will say
+        check_file_and_folders(Path(path), "a hook's program" if role == "program" else "a script a hook runs")
 
 
 def check_file_and_folders(path: Path, what: str, info: os.stat_result | None = None) -> None:
