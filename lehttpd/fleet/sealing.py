@@ -1,8 +1,12 @@
-"""Private keys in etcd are sealed with the fleet key: AES-256-GCM, a random 96-bit nonce per seal, and the
-etcd key they are stored under as associated data (a sealed key copied to another lineage does not open)."""
+"""Private keys in etcd are sealed with the fleet key: AES-256-GCM, a random 96-bit nonce per seal, and as
+associated data the etcd key they are stored under (a sealed key copied to another lineage does not open) and a
+digest of the rest of their version record (certificate, chain, renewal file, serial, node, time): whoever can
+write to etcd but lacks the fleet key can neither read a key nor change what a node will serve with it."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -29,3 +33,12 @@ def unseal(fleet_key: bytes, sealed: str, where: str) -> bytes:
     except (InvalidTag, ValueError):
         raise StorageError(f"etcd {where}: cannot be opened with this node's fleet key (another fleet's key, "
                            "or the value was changed)") from None
+
+
+RECORD_FIELDS = ("cert", "chain", "fullchain", "conf", "serial", "node", "at")
+
+
+def record_binding(where: str, record: dict) -> str:
+    """The associated data a version record's key is sealed with: its etcd key and a digest of its other fields."""
+    fields = json.dumps([record.get(name) for name in RECORD_FIELDS], separators=(",", ":"))
+    return f"{where}\n{hashlib.sha256(fields.encode()).hexdigest()}"

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lehttpd.console import Console
-from lehttpd.errors import UsageError
+from lehttpd.errors import StorageError, UsageError
 from lehttpd.fleet.config import KEY_BYTES, FleetConfig, is_fleet_node, save_config
 from lehttpd.fleet.etcd import Etcd, compare_absent, op_put
 from lehttpd.fleet.sealing import KEY_CHECK, new_fleet_key, seal, unseal
@@ -62,9 +62,14 @@ def join(store: CertStore, config: FleetConfig, fleet_key: bytes, console: Conso
     unseal(fleet_key, meta.json()["key_check"], config.k("meta"))  # raises when the key is not this fleet's
     save_config(store, config, fleet_key)
     fleet = Fleet(store, config, fleet_key, etcd)
-    pulled, _ = fleet.pull_all()
+    pulled, failed, _ = fleet.pull_all()
     for name in pulled:
         console.step(f"  wrote {name}")
+    for name, why in sorted(failed.items()):
+        console.warn(f"{name}: not written: {why}")
+    if failed:
+        raise StorageError(f"joined the fleet as {config.node}, but {len(failed)} lineage(s) could not be written "
+                           f"from etcd (first: {min(failed)}): see the lines above")
     return len(pulled)
 
 

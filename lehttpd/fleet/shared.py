@@ -24,9 +24,9 @@ from lehttpd import renewal_conf
 from lehttpd.console import Console
 from lehttpd.errors import LehttpdError, StorageError
 from lehttpd.fleet.config import FleetConfig, load_config, load_key
-from lehttpd.fleet.etcd import Etcd, KeyValue, compare_absent, compare_mod, op_delete, op_put
+from lehttpd.fleet.etcd import Etcd, EtcdUnavailable, KeyValue, compare_absent, compare_mod, op_delete, op_put
 from lehttpd.fleet.lock import LeaseLock, LostLock
-from lehttpd.fleet.sealing import seal, unseal
+from lehttpd.fleet.sealing import record_binding, seal, unseal
 from lehttpd.model import ChallengeSetup, CertificateFiles, Hooks
 from lehttpd.store import CertStore
 
@@ -56,18 +56,24 @@ class Fleet:
         return {kv.key.rsplit("/", 1)[1]: kv for kv in kvs}, revision
 
     def record(self, name: str, version: int) -> dict:
-        kv = self.etcd.get(self.config.version_key(name, version))
+        """Version `version` of `name` as etcd has it, its private key unsealed into "key_pem": a record whose
+        certificate, chain, renewal file or key was changed by someone without the fleet key does not open."""
+        where = self.config.version_key(name, version)
+        kv = self.etcd.get(where)
         if kv is None:
-            raise StorageError(f"etcd has no {self.config.version_key(name, version)} (current/{name} names it)")
-        return kv.json()
+            raise StorageError(f"etcd has no {where} (current/{name} names it)")
+        record = kv.json()
+        record["key_pem"] = unseal(self.fleet_key, record["key"], record_binding(where, record))
+        return record
 
     # -- writing etcd ----------------------------------------------------------------------------------
     def _record(self, name: str, version: int, files: CertificateFiles, conf: str | None, serial: str) -> bytes:
         where = self.config.version_key(name, version)
-        return json.dumps({"cert": files.cert_pem.decode(), "chain": files.chain_pem.decode(),
-                           "fullchain": files.fullchain_pem.decode(), "conf": _without_hooks(conf, name),
-                           "key": seal(self.fleet_key, files.key_pem, where), "serial": serial,
-                           "node": self.config.node, "at": time.time()}).encode()
+        record = {"cert": files.cert_pem.decode(), "chain": files.chain_pem.decode(),
+                  "fullchain": files.fullchain_pem.decode(), "conf": _without_hooks(conf, name), "serial": serial,
+                  "node": self.config.node, "at": time.time()}
+        record["key"] = seal(self.fleet_key, files.key_pem, record_binding(where, record))
+        return json.dumps(record).encode()
 
     def publish(self, name: str, files: CertificateFiles, conf: str | None, lock: LeaseLock) -> int:
         """Store a new version and point current/NAME at it, only while `lock` is still ours."""
@@ -114,8 +120,10 @@ class Fleet:
         if self.local_serial(name) == wanted["serial"]:
             return False
         record = self.record(name, wanted["version"])
-        key_pem = unseal(self.fleet_key, record["key"], self.config.version_key(name, wanted["version"]))
-        files = CertificateFiles(record["cert"].encode(), record["chain"].encode(), key_pem)
+        if record["serial"] != wanted["serial"] or _serial(record["cert"].encode()) != wanted["serial"]:
+            raise StorageError(f"etcd {self.config.current_key(name)} names serial {wanted['serial']}, but version "
+                               f"{wanted['version']} holds {record['serial']}: not written here")
+        files = CertificateFiles(record["cert"].encode(), record["chain"].encode(), record["key_pem"])
         conf = self.local_conf(name, record["conf"], files.cert_pem) if record.get("conf") else None
         # CertStore's own methods, not FleetStore's: pulling must neither re-publish nor take the etcd lock.
         with contextlib.nullcontext() if locked else CertStore.lock(self.store, name):
@@ -132,12 +140,24 @@ class Fleet:
         missing = sorted(set(pointers) - set(self.store.names()))
         return [name for name in missing if self.pull(name, pointers[name])]
 
-    def pull_all(self) -> tuple[list[str], int]:
-        """Every lineage etcd has, written here where it differs (in parallel: etcd and fsync bound)."""
+    def pull_all(self) -> tuple[list[str], dict[str, str], int]:
+        """Every lineage etcd has, written here where it differs (in parallel: etcd and fsync bound); the names
+        written, why each one that could not be written was not, and the revision read."""
         pointers, revision = self.pointers()
+
+        def one(item: tuple[str, KeyValue]) -> tuple[str, bool | str]:
+            try:
+                return item[0], self.pull(*item)
+            except EtcdUnavailable:
+                raise
+            except LehttpdError as error:
+                return item[0], error.message
+
         with ThreadPoolExecutor(PARALLEL) as pool:
-            written = pool.map(lambda item: item[0] if self.pull(item[0], item[1]) else None, sorted(pointers.items()))
-            return [name for name in written if name], revision
+            results = list(pool.map(one, sorted(pointers.items())))
+        written = [name for name, outcome in results if outcome is True]
+        failed = {name: outcome for name, outcome in results if isinstance(outcome, str)}
+        return written, failed, revision
 
     def local_conf(self, name: str, text: str, cert_pem: bytes) -> str:
         """The renewal file for this node: its paths, its challenge webroot, its own hooks (never etcd's)."""

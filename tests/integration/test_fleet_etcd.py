@@ -8,6 +8,7 @@ import shutil
 import time
 
 import pytest
+from cryptography import x509
 
 from lehttpd.errors import LockHeldError, StorageError
 from lehttpd.fleet.config import load_config
@@ -92,6 +93,30 @@ def test_hooks_never_travel_through_etcd(etcd, tmp_path):
     _join(etcd, two, "n2", one)
     assert "touch" not in (two / "renewal" / "a.example.conf").read_text()
     assert "touch /tmp/x" in conf.read_text()  # the node's own hook stays
+
+
+@pytest.mark.parametrize("change", ["conf", "cert"])
+def test_a_version_changed_in_etcd_by_someone_without_the_fleet_key_is_written_nowhere(etcd, tmp_path, change):
+    """Write access to etcd is not the fleet key: a changed renewal file (another ACME server, a webroot of
+    the writer's choice) or a swapped certificate (with its serial and pointer made to agree) does not open."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    local_lineage(one, "a.example")
+    _init(etcd, one)
+    client, where = Etcd(etcd.endpoints), "/lehttpd/versions/a.example/00000001"
+    record = json.loads(client.get(where).value)
+    if change == "conf":
+        record["conf"] = record["conf"].replace("server = ", "server = https://ca.attacker.test/dir\n# was ")
+    else:
+        planted = throwaway_ca_and_leaf(("a.example",))
+        serial = hex(x509.load_pem_x509_certificate(planted.leaf_pem).serial_number)
+        record.update(cert=planted.leaf_pem.decode(), chain=planted.ca_pem.decode(), serial=serial,
+                      fullchain=(planted.leaf_pem + planted.ca_pem).decode())
+        client.put("/lehttpd/current/a.example", json.dumps({"version": 1, "serial": serial}))
+    client.put(where, json.dumps(record))
+    code, out, err = _join(etcd, two, "n2", one)
+    assert code == 5, out + err
+    assert "a.example: not written" in err and "cannot be opened with this node's fleet key" in err
+    assert not (two / "live" / "a.example").exists() and not (two / "renewal" / "a.example.conf").exists()
 
 
 # -- the lock and its fencing -------------------------------------------------------------------------------
