@@ -56,7 +56,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from lehttpd.fleet.config import FleetConfig
+    from lehttpd.fleet.config import FleetConfig, check_etcd_ca
 
     for flag in ("cacert", "cert", "key"):
         path = getattr(args, flag)
@@ -64,6 +64,7 @@ def _config(args: argparse.Namespace):
             raise UsageError(f"--{flag} {path}: no such file")
     if (args.cert is None) != (args.key is None):
         raise UsageError("--cert and --key go together")
+    check_etcd_ca(args.cacert, "--cacert")
     if args.challenge_webroot is not None and not args.challenge_webroot.is_dir():
         raise UsageError(f"--challenge-webroot {args.challenge_webroot}: not a folder")
     extra = {"node": args.node} if args.node else {}

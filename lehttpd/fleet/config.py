@@ -97,7 +97,18 @@ def save_config(store: CertStore, config: FleetConfig, fleet_key: bytes) -> None
 def load_config(store: CertStore) -> FleetConfig:
     data = json.loads(_read_private(store, config_path(store), "fleet settings"))
     data["endpoints"] = tuple(data["endpoints"])
-    return FleetConfig(**data)
+    config = FleetConfig(**data)
+    check_etcd_ca(config.cacert, f"{config_path(store)}: cacert")
+    return config
+
+
+def check_etcd_ca(cacert: str | Path | None, where: str) -> None:
+    """Whoever can change the CA that signs etcd's certificates decides which server a node takes for etcd:
+    judged like a CA bundle for the ACME server (owner root, not writable by others, in folders others cannot
+    change)."""
+    from lehttpd.checks import check_ca_bundle
+
+    check_ca_bundle(Path(cacert) if cacert else None, where)
 
 
 def load_key(store: CertStore) -> bytes:

@@ -199,6 +199,16 @@ def test_etcd_over_tls_with_client_certificates(tmp_path):
                                cluster.tls_files[1], "--key", cluster.tls_files[2], "--prefix", "/other/",
                                "--config-dir", tmp_path / "three")
         assert code == 4 and "TLS failed" in err
+        # whoever can change the CA file decides which server is etcd: judged like a CA bundle
+        folder = cluster.tls_files[0].parent
+        os.chmod(folder, 0o777)
+        try:
+            code, _, err = run_cli("fleet", "status", "--config-dir", one)
+            assert code == 5 and f"chmod go-w {folder}" in err and "cacert" in err, err
+            code, _, err = run_cli("renew", "--config-dir", one)
+            assert code == 5 and f"chmod go-w {folder}" in err, err
+        finally:
+            os.chmod(folder, 0o755)
 
 
 def test_a_stale_node_does_not_order_what_another_node_renewed_meanwhile(etcd, tmp_path):
