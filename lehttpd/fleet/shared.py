@@ -129,8 +129,30 @@ class Fleet:
         with contextlib.nullcontext() if locked else CertStore.lock(self.store, name):
             if self.local_serial(name) == wanted["serial"]:
                 return False  # the renewer on this node saved it while we waited for the lock
+            if self._older_than_served(name, wanted["version"], files.cert_pem, renewing=locked):
+                return False
             CertStore.save_version(self.store, name, files, conf)
         return True
+
+    def _older_than_served(self, name: str, version: int, cert_pem: bytes, renewing: bool) -> bool:
+        """A node never replaces what it serves with an older certificate: a pointer moved back in etcd (by
+        someone who can write there and may hold an old, revoked key) or a lineage renewed on this node outside
+        the fleet would be rolled back. A renewal under the lock keeps ours and goes on (its new version then
+        becomes the fleet's); elsewhere it is an error the agent reports."""
+        from cryptography import x509
+
+        try:
+            here = self.store.current(name) if self.store.exists(name) else None
+        except LehttpdError:
+            return False  # broken here: etcd's copy repairs it
+        issued = x509.load_pem_x509_certificate(cert_pem).not_valid_before_utc
+        if here is None or issued >= here.not_before:
+            return False
+        if renewing:
+            return True
+        raise StorageError(f"etcd's version {version} (issued {issued:%Y-%m-%d %H:%M:%S} UTC) is older than the "
+                           f"certificate this node serves (issued {here.not_before:%Y-%m-%d %H:%M:%S} UTC): kept this "
+                           f"node's; `lehttpd renew --cert-name {name} --force` here gives the fleet a new version")
 
     def catch_up(self) -> list[str]:
         """Before a renewal run: read every pointer (so an unreachable etcd stops the run before anything is

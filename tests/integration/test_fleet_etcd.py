@@ -172,6 +172,29 @@ def test_fleet_store_saves_to_etcd_before_live_and_only_under_the_etcd_lock(etcd
     assert (two / "live" / "a.example" / "cert.pem").read_bytes() == pair.leaf_pem
 
 
+def test_a_node_never_goes_back_to_an_older_certificate_than_it_serves(etcd, tmp_path):
+    """A pointer moved back in etcd (an old version may hold a revoked key) is not followed; a renewal under
+    the lock keeps the node's newer certificate and goes on."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    local_lineage(one, "a.example")
+    _init(etcd, one)
+    _join(etcd, two, "n2", one)
+    first = json.loads(Etcd(etcd.endpoints).get("/lehttpd/current/a.example").value)
+    time.sleep(1.1)  # a later notBefore, to the second
+    pair = throwaway_ca_and_leaf(("a.example",))
+    store = FleetStore(Fleet.open(one))
+    with store.lock("a.example"):
+        store.save_version("a.example", CertificateFiles(pair.leaf_pem, pair.ca_pem, pair.key_pem))
+    assert Fleet.open(two).pull("a.example")
+    Etcd(etcd.endpoints).put("/lehttpd/current/a.example", json.dumps(first))  # moved back
+    with pytest.raises(StorageError, match="older than the certificate this node serves"):
+        Fleet.open(two).pull("a.example")
+    with FleetStore(Fleet.open(two)).lock("a.example"):
+        pass  # a renewal run takes the lock and keeps going
+    assert (two / "live" / "a.example" / "cert.pem").read_bytes() == pair.leaf_pem
+    assert CertStore(two).complete_versions("a.example") == [1, 2]
+
+
 # -- etcd unreachable, TLS ----------------------------------------------------------------------------------
 def test_etcd_unreachable_renew_says_so_and_fails_status_shows_staleness(etcd, tmp_path):
     one = tmp_path / "one"
