@@ -24,7 +24,7 @@ from lehttpd import renewal_conf
 from lehttpd.console import Console
 from lehttpd.errors import LehttpdError, StorageError
 from lehttpd.fleet.config import FleetConfig, load_config, load_key
-from lehttpd.fleet.etcd import Etcd, KeyValue, compare_absent, compare_mod, op_delete, op_put
+from lehttpd.fleet.etcd import Etcd, EtcdUnavailable, KeyValue, compare_absent, compare_mod, op_delete, op_put
 from lehttpd.fleet.lock import LeaseLock, LostLock
 from lehttpd.fleet.sealing import seal, unseal
 from lehttpd.model import ChallengeSetup, CertificateFiles, Hooks
@@ -203,7 +203,7 @@ class Fleet:
 
 
 class FleetStore(CertStore):
-    """The store `renew` uses on a fleet node: etcd lock + local lock, etcd first, then live locally."""
+    """The store `renew` and `issue` use on a fleet node: etcd lock + local lock, etcd first, then live locally."""
 
     shared = True
 
@@ -211,6 +211,23 @@ class FleetStore(CertStore):
         super().__init__(fleet.store.config_dir)
         self.fleet, self.console = fleet, console
         self._held: dict[str, LeaseLock] = {}
+
+    @classmethod
+    def open(cls, config_dir: Path, console: Console, nothing_done: str) -> "FleetStore":
+        """Reach etcd before anything is ordered (else `nothing_done` is said) and write the lineages etcd
+        has that this node lacks, so that what the command checks locally is the fleet's state."""
+        fleet = Fleet.open(config_dir)
+        try:
+            fleet.catch_up()
+        except EtcdUnavailable as error:
+            raise EtcdUnavailable(f"{error.message}: {nothing_done}; this node keeps serving the certificates "
+                                  "it has") from None
+        return cls(fleet, console)
+
+    @property
+    def challenge_webroot(self) -> Path | None:
+        """The folder every node's Apache serves http-01 tokens from (the agents write published ones there)."""
+        return _path(self.fleet.config.challenge_webroot)
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
