@@ -187,7 +187,7 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     if args.list_profiles:
         return list_profiles(args, console)
     request = build_request(args)
-    store = node_store(args.config_dir, console, "nothing ordered")  # a fleet node: its lock, tokens, publishing
+    store = node_store(args.config_dir, console, "nothing ordered", in_run=False)  # fleet: lock, tokens, publish
     preflight.check_names_kept(store, request, console)
     covered = _already_covered(store, request, args.force_renewal, console)
     if covered is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from lehttpd.fileio import file_lock
 from lehttpd.sandbox.apache import apache_available
 from lehttpd.store import CertStore
 from tests.integration.fleet_lab import TLS_SITE, FleetLab, Node, start_lab
@@ -150,6 +151,19 @@ def test_reissuing_a_fleet_lineage_publishes_the_new_version_and_no_node_keeps_t
     (code, out, err) = finish(lab.nodes[0].renew("--cert-name", name))  # its lock pulls etcd's: still the new one
     assert code == 0, out + err
     assert local_serial(lab.nodes[0], name) == local_serial(node, name) == lab.current_serial(name)
+
+
+def test_issue_waits_for_the_nodes_run_lock_which_the_agent_holds_while_it_reloads_apache(lab):
+    name, node = lab.names[1], lab.nodes[0]
+    before = lab.versions(name)
+    with file_lock(CertStore(node.config_dir).run_lock_path(), 0, "the test's stand-in for a reload"):
+        proc = issue(lab, node, name, "--force-renewal", "--webroot", str(node.webroot))
+        time.sleep(3)
+        assert proc.poll() is None  # waiting: no lock taken in etcd, no token published, nothing ordered
+        assert lab.client().get(f"/lehttpd/locks/{name}") is None and not lab.client().get_prefix("/lehttpd/tokens/")[0]
+    code, out, err = finish(proc)
+    assert code == 0, out + err
+    assert lab.versions(name) == before + 1 and lab.current_serial(name) == local_serial(node, name)
 
 
 def test_etcd_unreachable_issue_exits_4_in_one_line_and_writes_nothing(lab):
