@@ -148,9 +148,11 @@ def test_reissuing_a_fleet_lineage_publishes_the_new_version_and_no_node_keeps_t
     assert lab.versions(name) == before + 1 and record(lab, name, before + 1)["node"] == "n2"
     assert lab.current_serial(name) == local_serial(node, name)
     assert lab.wait_served_everywhere(10) == {}
-    (code, out, err) = finish(lab.nodes[0].renew("--cert-name", name))  # its lock pulls etcd's: still the new one
+    new_serial = local_serial(node, name)
+    # The issuing node's next renew pulls etcd's version under the lock: the new one, not the old one back.
+    (code, out, err) = finish(node.renew("--cert-name", name))
     assert code == 0, out + err
-    assert local_serial(lab.nodes[0], name) == local_serial(node, name) == lab.current_serial(name)
+    assert local_serial(node, name) == new_serial == local_serial(lab.nodes[0], name) == lab.current_serial(name)
 
 
 def test_issue_waits_for_the_nodes_run_lock_which_the_agent_holds_while_it_reloads_apache(lab):
