@@ -75,6 +75,14 @@ def token_requests(node: Node) -> list[str]:
     return [line for line in lines if CHALLENGE in line and "Pebble-VA" in line]
 
 
+def has_open(pid: int, path: Path) -> bool:
+    """Does process `pid` have `path` open (a lock it is waiting for)?"""
+    try:
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
 def tree(config_dir: Path) -> dict[str, str]:
     """Every file and link under a config dir: a content hash, or the link's target."""
     found = {}
@@ -158,10 +166,15 @@ def test_reissuing_a_fleet_lineage_publishes_the_new_version_and_no_node_keeps_t
 def test_issue_waits_for_the_nodes_run_lock_which_the_agent_holds_while_it_reloads_apache(lab):
     name, node = lab.names[1], lab.nodes[0]
     before = lab.versions(name)
-    with file_lock(CertStore(node.config_dir).run_lock_path(), 0, "the test's stand-in for a reload"):
+    run_lock = CertStore(node.config_dir).run_lock_path()
+    with file_lock(run_lock, 0, "the test's stand-in for a reload"):
         proc = issue(lab, node, name, "--force-renewal", "--webroot", str(node.webroot))
-        time.sleep(3)
-        assert proc.poll() is None  # waiting: no lock taken in etcd, no token published, nothing ordered
+        end = time.monotonic() + 60
+        while not has_open(proc.pid, run_lock):  # until it waits for the lock
+            assert proc.poll() is None and time.monotonic() < end, finish(proc)
+            time.sleep(0.05)
+        time.sleep(1)
+        assert proc.poll() is None  # still waiting: no lock taken in etcd, no token published, nothing ordered
         assert lab.client().get(f"/lehttpd/locks/{name}") is None and not lab.client().get_prefix("/lehttpd/tokens/")[0]
     code, out, err = finish(proc)
     assert code == 0, out + err
