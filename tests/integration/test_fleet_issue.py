@@ -84,15 +84,20 @@ def has_open(pid: int, path: Path) -> bool:
 
 
 def tree(config_dir: Path) -> dict[str, str]:
-    """Every file and link under a config dir: a content hash, or the link's target."""
+    """Every file, folder and link under a config dir: a content hash, or the link's target (but the file the
+    node's agent rewrites at each heartbeat)."""
     found = {}
     for root, dirs, files in os.walk(config_dir):
         for entry in dirs + files:
             path = Path(root) / entry
+            if entry.lstrip(".").startswith("fleet-sync.json"):  # it, or its temporary file being written
+                continue
             if path.is_symlink():
                 found[str(path)] = "-> " + os.readlink(path)
             elif path.is_file():
                 found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                found[str(path)] = "folder"
     return found
 
 
