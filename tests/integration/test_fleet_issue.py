@@ -134,6 +134,11 @@ def test_a_new_name_issued_on_one_node_is_validated_through_every_node_and_publi
     assert code == 0, out + err
     assert lab.versions(NEW[0]) == 2 and record(lab, NEW[0], 2)["node"] == "n1"
     assert wait_written_everywhere(lab, NEW[0]) == []
+    # The issuing node got version 2 from etcd and kept its own hook; it renews the lineage too.
+    assert "renew_hook = true" in (first.config_dir / "renewal" / f"{NEW[0]}.conf").read_text()
+    (code, out, err) = finish(first.renew("--cert-name", NEW[0], "--force"))
+    assert code == 0, out + err
+    assert lab.versions(NEW[0]) == 3 and record(lab, NEW[0], 3)["node"] == "n0"
 
 
 def test_two_nodes_issuing_the_same_new_name_at_once_order_it_once(lab):
