@@ -37,9 +37,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         p.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
                        help="the local store (certbot layout)")
         p.set_defaults(handler=run_init if action == "init" else run_join)
-    imp = actions.add_parser("import", parents=[common], help="copy lineages issued here since into etcd",
-                             description="Copy this node's lineages that the fleet does not have yet (issued "
-                                         "with `lehttpd issue` after `fleet init`) into etcd.")
+    imp = actions.add_parser("import", parents=[common], help="copy lineages made before joining into etcd",
+                             description="Copy this node's lineages that the fleet does not have yet (made before "
+                                         "it joined; `lehttpd issue` on a fleet node publishes by itself) into etcd.")
     imp.add_argument("--cert-name", action="append", default=[], metavar="NAME", help="only these (repeatable)")
     imp.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR, metavar="DIR",
                      help="the local store (certbot layout)")

@@ -24,6 +24,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lehttpd.console import Console
 from lehttpd.errors import UntrustedFileError, UsageError
 from lehttpd.fileio import atomic_write, read_regular
 from lehttpd.store import CertStore
@@ -86,6 +87,17 @@ def sync_path(store: CertStore) -> Path:
 
 def is_fleet_node(config_dir: Path) -> bool:
     return os.path.lexists(Path(config_dir) / ".lehttpd" / "fleet.json")
+
+
+def node_store(config_dir: Path, console: Console, nothing_done: str, in_run: bool = True) -> CertStore:
+    """The store `issue` and `renew` use: a plain CertStore, or on a fleet node its FleetStore (etcd reached
+    and this node caught up first; `nothing_done` says what an unreachable etcd stopped). `in_run`: the caller
+    saves under the node's renewal-run lock (renew); else the store takes it around each lineage lock (issue)."""
+    if not is_fleet_node(config_dir):
+        return CertStore(config_dir)
+    from lehttpd.fleet.shared import FleetStore, RunLockingFleetStore  # etcd's client: on fleet nodes only
+
+    return (FleetStore if in_run else RunLockingFleetStore).open(config_dir, console, nothing_done)
 
 
 def save_config(store: CertStore, config: FleetConfig, fleet_key: bytes) -> None:

@@ -23,6 +23,7 @@ from typing import Iterator
 from lehttpd import renewal_conf
 from lehttpd.console import Console
 from lehttpd.errors import LehttpdError, StorageError
+from lehttpd.fileio import file_lock
 from lehttpd.fleet.config import FleetConfig, load_config, load_key
 from lehttpd.fleet.etcd import Etcd, EtcdUnavailable, KeyValue, compare_absent, compare_mod, op_delete, op_put
 from lehttpd.fleet.lock import LeaseLock, LostLock
@@ -35,6 +36,7 @@ TOKEN_TTL = 120
 TOKEN_ACK_WAIT = 10.0  # how long a renewer waits for the other nodes' agents to serve its tokens
 NODE_FRESH = 30.0
 PARALLEL = 8  # a node whose agent has not reported for this long is not waited for
+RUN_LOCK_WAIT = 120.0  # `issue` waits this long for a renewal run (or the agent's reload) on the same node
 
 
 class Fleet:
@@ -245,7 +247,7 @@ class Fleet:
 
 
 class FleetStore(CertStore):
-    """The store `renew` uses on a fleet node: etcd lock + local lock, etcd first, then live locally."""
+    """The store `renew` and `issue` use on a fleet node: etcd lock + local lock, etcd first, then live locally."""
 
     shared = True
 
@@ -253,6 +255,23 @@ class FleetStore(CertStore):
         super().__init__(fleet.store.config_dir)
         self.fleet, self.console = fleet, console
         self._held: dict[str, LeaseLock] = {}
+
+    @classmethod
+    def open(cls, config_dir: Path, console: Console, nothing_done: str) -> "FleetStore":
+        """Reach etcd before anything is ordered (else `nothing_done` is said) and write the lineages etcd
+        has that this node lacks, so that what the command checks locally is the fleet's state."""
+        fleet = Fleet.open(config_dir)
+        try:
+            fleet.catch_up()
+        except EtcdUnavailable as error:
+            raise EtcdUnavailable(f"{error.message}: {nothing_done}; this node keeps serving the certificates "
+                                  "it has") from None
+        return cls(fleet, console)
+
+    @property
+    def challenge_webroot(self) -> Path | None:
+        """The folder every node's Apache serves http-01 tokens from (the agents write published ones there)."""
+        return _path(self.fleet.config.challenge_webroot)
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
@@ -281,6 +300,19 @@ class FleetStore(CertStore):
     @contextlib.contextmanager
     def answering(self, tokens: dict[str, str]) -> Iterator[None]:
         with self.fleet.tokens_published(tokens, self.console):
+            yield
+
+
+class RunLockingFleetStore(FleetStore):
+    """The FleetStore of `issue`, which holds no renewal-run lock as `renew` does: it takes it around each
+    lineage lock (in renew's order: run, then lineage), because the agent's Apache reload holds it, and a
+    graceful restart that read a lineage between its new fullchain and its new key would stop Apache."""
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
+        self.ensure(".locks")
+        with file_lock(self.run_lock_path(), RUN_LOCK_WAIT, f"renewal of {self.config_dir}"), \
+                super().lock(name, timeout):
             yield
 
 

@@ -6,11 +6,13 @@ import datetime as dt
 import ipaddress
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, HookError, InvalidDomainError, LehttpdError, UsageError
+from lehttpd.fleet.config import node_store
 from lehttpd.hooks import HOOK_TIMEOUT, run_hook
 from lehttpd.issuance import preflight, webroots
 from lehttpd.issuance.installing import install as _install, install_kept as _install_kept
@@ -185,7 +187,7 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     if args.list_profiles:
         return list_profiles(args, console)
     request = build_request(args)
-    store = CertStore(args.config_dir)
+    store = node_store(args.config_dir, console, "nothing ordered", in_run=False)  # fleet: lock, tokens, publish
     preflight.check_names_kept(store, request, console)
     covered = _already_covered(store, request, args.force_renewal, console)
     if covered is not None:
@@ -195,7 +197,7 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     registration = Registration(email=args.email, agree_tos=args.agree_tos, eab_kid=args.eab_kid,
                                 eab_hmac_key=args.eab_hmac_key,
                                 interactive=sys.stdin.isatty() and not args.non_interactive)
-    request = choose_mode(request, args, console)
+    request = choose_mode(request, args, console, store.challenge_webroot if store.shared else None)
     if args.install:  # local checks first: nothing ordered for a request that fails (the port: in obtain)
         preflight.check_install_plan(store, request, args)
     if request.hooks.pre:
@@ -237,14 +239,13 @@ def run_issue(args: argparse.Namespace, console: Console) -> int:
     return ExitStatus.SUCCESS
 
 
-def choose_mode(request: IssueRequest, args: argparse.Namespace, console: Console) -> IssueRequest:
+def choose_mode(request: IssueRequest, args: argparse.Namespace, console: Console,
+                fleet_webroot: Path | None = None) -> IssueRequest:
     """Pick standalone / webroot / apache (the Apache commands' leftovers cleaned first) and say why."""
-    from dataclasses import replace
-
     from lehttpd.issuance import modes
 
     forced = "webroot" if request.challenge.mode == "webroot" else args.mode
-    setup, why = modes.choose(request.challenge, forced, pre_hook=bool(request.hooks.pre))
+    setup, why = modes.choose(request.challenge, forced, bool(request.hooks.pre), fleet_webroot)
     if setup.mode == "apache" or args.apache_ctl:
         clean_apache_leftovers(args.apache_ctl, console, required=setup.mode == "apache")
     console.step(f"http-01 mode: {setup.mode} ({why})")

@@ -3,6 +3,7 @@
 --webroot, --standalone and --apache decide. Without them: when the http-01 port is free, the built-in server;
 when an Apache that lehttpd can control (found as the Apache commands find it, or --apache-ctl) holds it, that
 Apache (a temporary include, no downtime); when something else holds it, the standalone server's own error.
+On a fleet node with a challenge webroot (`fleet join --challenge-webroot`): that folder.
 """
 from __future__ import annotations
 
@@ -18,10 +19,15 @@ from lehttpd.model import ChallengeSetup
 APACHE_NAMES = ("apache2", "httpd", "apache")
 
 
-def choose(setup: ChallengeSetup, forced: str | None, pre_hook: bool = False) -> tuple[ChallengeSetup, str]:
+def choose(setup: ChallengeSetup, forced: str | None, pre_hook: bool = False,
+           fleet_webroot: Path | None = None) -> tuple[ChallengeSetup, str]:
     """(the setup to use, why) — `forced` is "apache", "standalone", "webroot" or None. A pre-hook is taken to
-    free the port (the recipe that stops Apache around the order), so it means standalone."""
+    free the port (the recipe that stops Apache around the order), so it means standalone. A fleet node with a
+    challenge webroot answers from it: every node's Apache serves that folder, the agents write tokens there."""
     port = setup.http_port
+    if fleet_webroot is not None and forced is None and not pre_hook:
+        return (replace(setup, mode="webroot", webroot=fleet_webroot, webroot_map=()),
+                f"this fleet node's challenge webroot {fleet_webroot}, which every node's Apache serves")
     if forced == "webroot":
         roots = dict.fromkeys([setup.webroot, *(root for _, root in setup.webroot_map)])
         return replace(setup, mode="webroot"), " ".join(f"--webroot {root}" for root in roots) + " given"

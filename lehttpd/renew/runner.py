@@ -30,7 +30,7 @@ from lehttpd.renew.responders import shared_responders, solver_key
 from lehttpd.renew.state import load_servers, save_state
 from lehttpd.renewal import Decision, backoff_delay, decide
 from lehttpd.fileio import file_lock, lock_holder
-from lehttpd.fleet.config import is_fleet_node
+from lehttpd.fleet.config import node_store
 from lehttpd.store import HOOK_KINDS, CertStore, utcnow
 
 DEFAULT_WORKERS = 8
@@ -62,11 +62,9 @@ class AlreadyRenewed(Exception):
 
 
 def renew_all(options: RenewOptions, console: Console) -> Summary:
-    store = CertStore(options.config_dir)
-    if is_fleet_node(options.config_dir):
-        store = _fleet_store(options, console)
-        if options.wait is None:  # the fleet agent holds the run lock while it reloads Apache: a short wait
-            options = replace(options, wait=FLEET_RUN_WAIT)
+    store = node_store(options.config_dir, console, "nothing renewed")  # a fleet node: under etcd locks
+    if store.shared and options.wait is None:  # the fleet agent holds the run lock while it reloads Apache
+        options = replace(options, wait=FLEET_RUN_WAIT)
     if not store.renewal_names() and not store.names() and not options.cert_names:
         return Summary(dry_run=options.dry_run)  # nothing was ever issued here
     store.check_config_dir()  # a config dir another user can change is never read, whatever it holds
@@ -83,20 +81,6 @@ def renew_all(options: RenewOptions, console: Console) -> Summary:
         if options.wait is not None:
             raise
         return Summary(locked=True, dry_run=options.dry_run)
-
-
-def _fleet_store(options: RenewOptions, console: Console) -> CertStore:
-    """A fleet node renews under etcd locks, after bringing its store up to date with etcd."""
-    from lehttpd.fleet.etcd import EtcdUnavailable
-    from lehttpd.fleet.shared import Fleet, FleetStore
-
-    fleet = Fleet.open(options.config_dir)
-    try:
-        fleet.catch_up()
-    except EtcdUnavailable as error:
-        raise EtcdUnavailable(f"{error.message}: nothing renewed; this node keeps serving the certificates "
-                              "it has") from None
-    return FleetStore(fleet, console)
 
 
 def _fail_if_hung(store: CertStore) -> None:
