@@ -85,6 +85,8 @@ class Agent:
             self.tokens.pop(token).close()
         for kv in kvs:
             self._token_put(kv.key.rsplit("/", 1)[1], kv.value)
+        for kv in self.fleet.etcd.get_prefix(self.fleet.config.k("deleted", ""))[0]:
+            self._deleted(kv.key.rsplit("/", 1)[1], kv.json())
         self.revision = revision
         self.reload_if_changed({name: kv.json()["serial"] for name, kv in pointers.items()})
 
@@ -103,6 +105,8 @@ class Agent:
                 self._token_put(name, event.kv.value)
             elif kind == "tokens" and event.kind == "DELETE" and name in self.tokens:
                 self.tokens.pop(name).close()
+            elif kind == "deleted" and event.kind == "PUT":
+                self._deleted(name, event.kv.json())
         if changed:
             self.reload_if_changed({**self.served, **changed})
         return relevant
@@ -113,6 +117,15 @@ class Agent:
                 self.console.step(f"{name}: version {kv.json()['version']} written from etcd")
         except LehttpdError as error:
             self.console.warn(f"{name}: not synced: {error.message}")
+
+    def _deleted(self, name: str, tombstone: dict) -> None:
+        """Another node deleted NAME from the fleet: this node's copy stays (its Apache may still use it) and
+        is no longer renewed; say so once, with what to do."""
+        self.served.pop(name, None)
+        if tombstone.get("node") != self.fleet.config.node and self.fleet.store.exists(name):
+            self.console.warn(f"{name} was deleted from the fleet by node {tombstone.get('node', '?')}: this node "
+                              f"keeps its copy but no longer renews it; `lehttpd delete --cert-name {name}` here "
+                              "once no site uses it")
 
     def _token_put(self, token: str, value: bytes) -> None:
         from lehttpd.issuance.solvers import webroot_files

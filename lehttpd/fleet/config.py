@@ -13,6 +13,7 @@ In etcd, under PREFIX (default /lehttpd/):
     versions/NAME/N          {"cert", "chain", "fullchain", "key" (sealed), "conf", "serial", "node", "at"}
     locks/NAME               {"node", "pid", "since"}, attached to the holder's lease
     tokens/TOKEN             the http-01 key authorization, attached to a lease (gone if the renewer dies)
+    deleted/NAME             {"node", "at", "serial"}: `delete` on a node removed NAME from the fleet
     nodes/NODE               {"revision", "synced_at", "lineages", "pid"}: the agent's heartbeat
 """
 from __future__ import annotations
@@ -68,6 +69,9 @@ class FleetConfig:
 
     def token_key(self, token: str) -> str:
         return self.k("tokens", token)
+
+    def deleted_key(self, name: str) -> str:
+        return self.k("deleted", name)
 
     def node_key(self, node: str | None = None) -> str:
         return self.k("nodes", node or self.node)

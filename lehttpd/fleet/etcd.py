@@ -212,8 +212,11 @@ def op_get(key: str) -> dict:
     return {"request_range": {"key": b64(key)}}
 
 
-def op_delete(key: str) -> dict:
-    return {"request_delete_range": {"key": b64(key)}}
+def op_delete(key: str, prefix: bool = False) -> dict:
+    body = {"key": b64(key)}
+    if prefix:
+        body["range_end"] = prefix_end(key)
+    return {"request_delete_range": body}
 
 
 def _json(response: requests.Response) -> dict:

@@ -86,7 +86,8 @@ class Fleet:
         ok, _ = self.etcd.txn(
             lock.fence() + [compare_mod(key, pointer.mod_revision) if pointer else compare_absent(key)],
             [op_put(self.config.version_key(name, version), self._record(name, version, files, conf, serial)),
-             op_put(key, json.dumps({"version": version, "serial": serial}))])
+             op_put(key, json.dumps({"version": version, "serial": serial})),
+             op_delete(self.config.deleted_key(name))])  # issued again after a `delete`: in the fleet again
         if not ok:
             now = self.etcd.get(key)
             if now is not None and now.json().get("serial") == serial:
@@ -103,8 +104,30 @@ class Fleet:
         key = self.config.current_key(name)
         ok, _ = self.etcd.txn([compare_absent(key)], [
             op_put(self.config.version_key(name, 1), self._record(name, 1, files, conf, _serial(files.cert_pem))),
-            op_put(key, json.dumps({"version": 1, "serial": _serial(files.cert_pem)}))])
+            op_put(key, json.dumps({"version": 1, "serial": _serial(files.cert_pem)})),
+            op_delete(self.config.deleted_key(name))])
         return ok
+
+    def remove(self, name: str, lock: LeaseLock) -> bool:
+        """`delete` on a fleet node: drop NAME's versions from etcd and leave a tombstone, so that the other
+        nodes neither renew nor bring back their copies (which their Apache may still use: those stay until
+        `lehttpd delete` runs there too). Only while `lock` is ours; False when etcd had no such lineage."""
+        key = self.config.current_key(name)
+        pointer = self.etcd.get(key)
+        if pointer is None:
+            return False
+        tombstone = json.dumps({"node": self.config.node, "at": time.time(), "serial": pointer.json()["serial"]})
+        ok, _ = self.etcd.txn(lock.fence() + [compare_mod(key, pointer.mod_revision)],
+                              [op_delete(key), op_delete(self.config.k("versions", name, ""), prefix=True),
+                               op_put(self.config.deleted_key(name), tombstone)])
+        if not ok:
+            raise LostLock(f"the etcd lock on {name} was lost before deleting: nothing deleted; run it again")
+        return True
+
+    def deleted(self, name: str) -> dict | None:
+        """The tombstone `delete` on some node left for NAME, if any."""
+        kv = self.etcd.get(self.config.deleted_key(name))
+        return kv.json() if kv else None
 
     # -- etcd into the local store ---------------------------------------------------------------------
     def local_serial(self, name: str) -> str | None:
@@ -250,6 +273,7 @@ class FleetStore(CertStore):
     """The store `renew` and `issue` use on a fleet node: etcd lock + local lock, etcd first, then live locally."""
 
     shared = True
+    revives_deleted = False  # renew: a lineage deleted from the fleet is not ordered again (issue: it is)
 
     def __init__(self, fleet: Fleet, console: Console | None = None) -> None:
         super().__init__(fleet.store.config_dir)
@@ -279,6 +303,8 @@ class FleetStore(CertStore):
                          self.fleet.config.lock_ttl)
         held.acquire(LOCK_WAIT)
         try:
+            if not self.revives_deleted:
+                self._refuse_deleted(name)
             with super().lock(name, timeout):
                 # Another node may have renewed while we waited: bring it here, so the caller's re-check sees it.
                 self.fleet.pull(name, locked=True)
@@ -289,6 +315,22 @@ class FleetStore(CertStore):
                     self._held.pop(name, None)
         finally:
             held.release()
+
+    def _refuse_deleted(self, name: str) -> None:
+        tombstone = self.fleet.deleted(name)
+        if tombstone is not None:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(tombstone.get("at", 0)))
+            raise DeletedFromFleet(f"{name} was deleted from the fleet by node {tombstone.get('node', '?')} on "
+                                   f"{when}: not renewed here; `lehttpd delete --cert-name {name}` removes this "
+                                   "node's copy once no site uses it (`lehttpd issue` brings it back to the fleet)")
+
+    def delete(self, name: str) -> list[str]:
+        """Out of etcd first (under the lock `manage.delete` holds), then off this node."""
+        held = self._held.get(name)
+        if held is None:
+            raise StorageError(f"{name}: a fleet node deletes a lineage only under its etcd lock")
+        self.fleet.remove(name, held)
+        return super().delete(name)
 
     def save_version(self, name: str, files: CertificateFiles, renewal_conf: str | None = None):
         held = self._held.get(name)
@@ -304,9 +346,12 @@ class FleetStore(CertStore):
 
 
 class RunLockingFleetStore(FleetStore):
-    """The FleetStore of `issue`, which holds no renewal-run lock as `renew` does: it takes it around each
-    lineage lock (in renew's order: run, then lineage), because the agent's Apache reload holds it, and a
-    graceful restart that read a lineage between its new fullchain and its new key would stop Apache."""
+    """The FleetStore of `issue` and `delete`, which hold no renewal-run lock as `renew` does: it takes it
+    around each lineage lock (in renew's order: run, then lineage), because the agent's Apache reload holds it,
+    and a graceful restart that read a lineage between its new fullchain and its new key would stop Apache.
+    An explicit `issue` of a lineage deleted from the fleet brings it back."""
+
+    revives_deleted = True
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
@@ -314,6 +359,10 @@ class RunLockingFleetStore(FleetStore):
         with file_lock(self.run_lock_path(), RUN_LOCK_WAIT, f"renewal of {self.config_dir}"), \
                 super().lock(name, timeout):
             yield
+
+
+class DeletedFromFleet(StorageError):
+    """A lineage `delete` removed from the fleet on another node: this node's copy is not renewed."""
 
 
 def _serial(cert_pem: bytes) -> str:

@@ -33,6 +33,14 @@ class LineageRow:
 
 
 @dataclass(frozen=True)
+class DeletedRow:
+    name: str
+    deleted_by: str
+    deleted_ago: float
+    here: bool  # this node still has a copy (not renewed any more)
+
+
+@dataclass(frozen=True)
 class Report:
     node: str
     reachable: bool
@@ -40,6 +48,7 @@ class Report:
     local_synced_ago: float | None = None
     nodes: list[NodeRow] = field(default_factory=list)
     lineages: list[LineageRow] = field(default_factory=list)
+    deleted: list[DeletedRow] = field(default_factory=list)
 
 
 def gather(config_dir: Path) -> Report:
@@ -59,9 +68,12 @@ def gather(config_dir: Path) -> Report:
             record = fleet.record(name, pointer["version"])
             rows.append(LineageRow(name, pointer["version"], pointer["serial"], record.get("node", "?"),
                                    holders.get(name), fleet.local_serial(name) == pointer["serial"]))
+        tombstones, _ = fleet.etcd.get_prefix(fleet.config.k("deleted", ""))
+        deleted = [DeletedRow(name, t.get("node", "?"), now - t.get("at", 0), fleet.store.exists(name))
+                   for name, t in sorted((kv.key.rsplit("/", 1)[1], kv.json()) for kv in tombstones)]
     except EtcdUnavailable as error:
         return Report(fleet.config.node, False, error.message, local_ago)
-    return Report(fleet.config.node, True, None, local_ago, nodes, rows)
+    return Report(fleet.config.node, True, None, local_ago, nodes, rows, deleted)
 
 
 def _local_synced_ago(fleet: Fleet) -> float | None:
@@ -91,6 +103,11 @@ def show(report: Report, console: Console, as_json: bool) -> None:
         served = "" if row.here else console.paint(" (not yet on this node)", "yellow")
         console.result(f"  {row.name:<30} version {row.version} serial {row.serial[:14]} renewed by "
                        f"{row.renewed_by}{lock}{served}")
+    if report.deleted:
+        console.result("deleted from the fleet (not renewed by any node):")
+    for gone in report.deleted:
+        copy = console.paint(" (a copy is still here: `lehttpd delete` removes it)", "yellow") if gone.here else ""
+        console.result(f"  {gone.name:<30} by {gone.deleted_by}, {_ago(gone.deleted_ago)} ago{copy}")
 
 
 def _ago(seconds: float) -> str:

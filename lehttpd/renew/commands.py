@@ -140,7 +140,7 @@ def run_revoke(args: argparse.Namespace, console: Console) -> int:
     serial = manage.revoke(store, args.cert_name, args.reason, args.ca_bundle, console)
     console.result(f"Revoked {args.cert_name} (serial {serial_text(int(serial, 16))}, reason {args.reason})")
     if args.delete_after_revoke:
-        _delete(store, [args.cert_name], console)
+        _delete(_deleting_store(args.config_dir, console), [args.cert_name], console)
     else:
         console.step("The next `lehttpd renew` replaces it; or remove it with `lehttpd delete`")
     return ExitStatus.SUCCESS
@@ -151,9 +151,17 @@ def run_delete(args: argparse.Namespace, console: Console) -> int:
     if not (args.yes or args.non_interactive) and not _confirmed(names, console):
         console.result("Nothing deleted")
         return ExitStatus.SUCCESS
-    _delete(CertStore(args.config_dir), names, console)
+    _delete(_deleting_store(args.config_dir, console), names, console)
     console.step("Any Apache configuration still pointing at these files must be changed before its next reload")
     return ExitStatus.SUCCESS
+
+
+def _deleting_store(config_dir: Path, console: Console) -> CertStore:
+    """On a fleet node, a delete also removes the lineage from etcd (the other nodes keep their copies, but
+    neither renew nor bring it back); elsewhere the plain store."""
+    from lehttpd.fleet.config import node_store
+
+    return node_store(config_dir, console, "nothing deleted", in_run=False)
 
 
 def _delete(store: CertStore, names: list[str], console: Console) -> None:

@@ -14,7 +14,7 @@ from lehttpd.errors import LockHeldError, StorageError
 from lehttpd.fleet.config import load_config
 from lehttpd.fleet.etcd import Etcd
 from lehttpd.fleet.lock import LeaseLock, LostLock
-from lehttpd.fleet.shared import Fleet, FleetStore
+from lehttpd.fleet.shared import Fleet, FleetStore, RunLockingFleetStore
 from lehttpd.model import CertificateFiles
 from lehttpd.sandbox.etcd import EtcdCluster
 from lehttpd.sandbox.tls import throwaway_ca_and_leaf
@@ -193,6 +193,43 @@ def test_a_node_never_goes_back_to_an_older_certificate_than_it_serves(etcd, tmp
         pass  # a renewal run takes the lock and keeps going
     assert (two / "live" / "a.example" / "cert.pem").read_bytes() == pair.leaf_pem
     assert CertStore(two).complete_versions("a.example") == [1, 2]
+
+
+def test_delete_on_a_fleet_node_takes_the_lineage_out_of_etcd_and_no_node_renews_or_brings_it_back(etcd, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for name in ("a.example", "b.example"):
+        local_lineage(one, name)
+    _init(etcd, one)
+    _join(etcd, two, "n2", one)
+    code, out, err = run_cli("delete", "--cert-name", "a.example", "--yes", "--config-dir", one)
+    assert code == 0, err
+    client = Etcd(etcd.endpoints)
+    assert client.get("/lehttpd/current/a.example") is None
+    assert not client.get_prefix("/lehttpd/versions/a.example/")[0]
+    assert json.loads(client.get("/lehttpd/deleted/a.example").value)["node"] == "n1"
+    assert not (one / "live" / "a.example").exists()
+    assert (two / "live" / "a.example" / "cert.pem").exists()  # its Apache may still use it: two's to remove
+    code, out, err = run_cli("renew", "--config-dir", one, "--no-ari")
+    assert code == 0 and not (one / "live" / "a.example").exists(), err  # the catch-up does not bring it back
+    code, out, err = run_cli("renew", "--config-dir", two, "--no-ari", "--force", "--cert-name", "a.example",
+                             "--json")
+    (outcome,) = json.loads(out)["lineages"]
+    assert code != 0 and outcome["status"] == "failed", out + err
+    assert "deleted from the fleet by node n1" in outcome["reason"] and "lehttpd delete" in outcome["reason"]
+    code, out, err = run_cli("fleet", "status", "--config-dir", two)
+    assert code == 0 and "deleted from the fleet" in out and "a copy is still here" in out, out + err
+
+    pair = throwaway_ca_and_leaf(("a.example",))  # `issue` of the name again: back in the fleet
+    store = RunLockingFleetStore(Fleet.open(one))
+    with store.lock("a.example"):
+        store.save_version("a.example", CertificateFiles(pair.leaf_pem, pair.ca_pem, pair.key_pem))
+    assert json.loads(client.get("/lehttpd/current/a.example").value)["version"] == 1
+    assert client.get("/lehttpd/deleted/a.example") is None
+
+    etcd.stop()
+    code, out, err = run_cli("delete", "--cert-name", "b.example", "--yes", "--config-dir", one)
+    assert code == 4 and "nothing deleted" in err, err
+    assert (one / "live" / "b.example" / "cert.pem").exists()
 
 
 # -- etcd unreachable, TLS ----------------------------------------------------------------------------------
