@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
@@ -368,20 +367,9 @@ class CertStore:
 
     def delete(self, name: str) -> list[str]:
         """Remove live/, archive/ and the renewal file; returns what could not be removed (with why)."""
-        left: list[str] = []
-        for folder in (self.live_dir(name), self.archive_dir(name)):
-            if os.path.islink(folder):
-                left.append(f"{folder} is a symlink to {os.readlink(folder)}: not followed, nothing removed "
-                            "there; remove it and what it points at yourself")
-                continue
-            shutil.rmtree(folder, onerror=lambda _f, path, info: left.append(f"{path}: {_why(info[1])}"))
-        try:
-            os.unlink(self.renewal_conf(name))
-        except FileNotFoundError:
-            pass
-        except OSError as error:
-            left.append(f"{self.renewal_conf(name)}: {error.strerror}")
-        return left
+        from lehttpd.store.removal import delete_lineage
+
+        return delete_lineage(self, name)
 
     @contextlib.contextmanager
     def answering(self, tokens: dict[str, str]) -> Iterator[None]:
@@ -397,12 +385,6 @@ class CertStore:
         with file_lock(self.lock_path(name), timeout, f"certificate {name!r}"):
             self.repair(name)
             yield
-
-
-def _why(error: BaseException) -> str:
-    if isinstance(error, FileNotFoundError):
-        return "vanished meanwhile"
-    return getattr(error, "strerror", None) or str(error)
 
 
 def lineage_from_cert(name: str, config_dir: Path, cert: x509.Certificate, version: int) -> Lineage:
