@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,9 @@ class FleetLab:
             latest = max(latest, renewal_time(parsed.not_valid_before_utc, parsed.not_valid_after_utc).timestamp())
         time.sleep(max(0.0, latest - time.time() + 1.0))
 
+    def watching_links(self) -> "LinkWatch":
+        return LinkWatch(self)
+
     def stop(self) -> None:
         for node in self.nodes:
             if node.agent is not None and node.agent.poll() is None:
@@ -133,6 +137,41 @@ class FleetLab:
             for node in self.nodes:  # kept beside the agents' logs, for a failure's post-mortem
                 (self.base / f"{node.name}-apache-error.log").write_text(node.apache.error_log())
             shutil.rmtree(self.apache_base, ignore_errors=True)
+
+
+class LinkWatch(threading.Thread):
+    """While in use, notes when each node's live/NAME/cert.pem first leads to another version than when it
+    started: the moment that node took the new version (its agent's pull, or its own renewal), to compare with
+    the time the version was published in etcd (the record's "at", same clock)."""
+
+    def __init__(self, lab: FleetLab, interval: float = 0.2) -> None:
+        super().__init__(name="link watch", daemon=True)
+        self.lab, self.interval = lab, interval
+        self.links = {(node.name, name): node.config_dir / "live" / name / "cert.pem"
+                      for node in lab.nodes for name in lab.names}
+        self.started = {key: os.readlink(link) for key, link in self.links.items()}
+        self.changed_at: dict[tuple[str, str], float] = {}
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            now = time.time()
+            for key, link in self.links.items():
+                if key not in self.changed_at and os.readlink(link) != self.started[key]:
+                    self.changed_at[key] = now
+
+    def lags(self) -> dict[tuple[str, str], float]:
+        """Seconds from publication in etcd to the node's store, for every (node, lineage) that changed."""
+        published = {name: self.lab.current_record(name)["at"] for name in self.lab.names}
+        return {key: seen - published[key[1]] for key, seen in self.changed_at.items()}
+
+    def __enter__(self) -> "LinkWatch":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self.join(timeout=5)
 
 
 def start_lab(base: Path, lineages: int, validity: int = 40, lock_ttl: int = 3) -> FleetLab:
