@@ -125,13 +125,12 @@ class Fleet:
         return True
 
     def catch_up(self) -> list[str]:
-        """Before a renewal run: read every pointer (so an unreachable etcd stops the run before anything is
-        ordered) and write the lineages this node does not have yet. Lineages it has are not compared here:
-        the agent keeps them equal, and a due one is pulled again under its lock before the re-check.
-        Keys only: the values of 10,000 pointers would cost every run a few megabytes of base64 JSON."""
-        kvs, _ = self.etcd.get_prefix(self.config.k("current", ""), keys_only=True)
-        missing = sorted({kv.key.rsplit("/", 1)[1] for kv in kvs} - set(self.store.names()))
-        return [name for name in missing if self.pull(name)]
+        """Before a renewal run: write the lineages this node does not have yet, from one small etcd read (so an
+        unreachable etcd stops the run before anything is ordered; see fleet/catchup.py). Lineages it has are
+        not compared here: the agent keeps them equal, and a due one is pulled again under its lock before the
+        re-check."""
+        from lehttpd.fleet.catchup import catch_up
+        return catch_up(self)
 
     def pull_all(self) -> tuple[list[str], int]:
         """Every lineage etcd has, written here where it differs (in parallel: etcd and fsync bound)."""
