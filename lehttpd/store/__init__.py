@@ -138,18 +138,15 @@ class CertStore:
     def exists(self, name: str) -> bool:
         return os.path.lexists(self.live_dir(name) / "cert.pem")
 
-    def names(self) -> list[str]:
-        """Lineages with a live/NAME/cert.pem link."""
-        return sorted(self._live_names())
-
-    def _live_names(self, without: set[str] | frozenset = frozenset()) -> list[str]:
+    def names(self, without: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """Lineages with a live/NAME/cert.pem link (but those in `without`)."""
         live = os.path.join(self.config_dir, "live")  # strings, not Paths: cron runs this for every lineage
         try:
             entries = os.listdir(live)
         except OSError:
             return []
-        return [n for n in entries if n not in without and _SAFE_NAME.match(n)
-                and os.path.lexists(os.path.join(live, n, "cert.pem"))]
+        return sorted(n for n in entries if n not in without and _SAFE_NAME.match(n)
+                      and os.path.lexists(os.path.join(live, n, "cert.pem")))
 
     def renewal_names(self) -> list[str]:
         """Lineages with a renewal/NAME.conf."""
@@ -161,7 +158,7 @@ class CertStore:
 
     def not_renewable(self) -> list[str]:
         """Lineages live/ serves that no renewal file renews (an interrupted first issuance, a lost file)."""
-        return sorted(self._live_names(without=set(self.renewal_names())))
+        return self.names(without=set(self.renewal_names()))
 
     def read_renewal_file(self, name: str) -> str:
         """The renewal file's text, once its owner, mode and every folder above it were checked."""
