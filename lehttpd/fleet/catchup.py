@@ -32,7 +32,9 @@ def catch_up(fleet) -> list[str]:
         answer = _pointers(fleet, prefix, 0)
     names = sorted({KeyValue.from_json(kv).key.rsplit("/", 1)[1] for kv in answer.get("kvs") or []})
     written = [name for name in names if not store.exists(name) and fleet.pull(name)]
-    _save_stamp(fleet, {"cluster": _cluster(answer), "revision": header_revision(answer), "prefix": prefix})
+    now = {"cluster": _cluster(answer), "revision": header_revision(answer), "prefix": prefix}
+    if now != stamp:  # unchanged: no write (and no fsync) on a quiet fleet
+        _save_stamp(fleet, now)
     return written
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -103,3 +105,16 @@ def test_a_stamp_that_cannot_be_used_means_every_pointer_is_read(fleet_of_two, s
     _, calls = spied_catch_up(two)
     assert (two / "live" / "b.example" / "cert.pem").exists()  # pulled (its lock repairs the link first)
     assert full_read(calls)
+
+
+def test_a_second_run_with_nothing_due_parses_no_certificate_and_opens_no_key(fleet_of_two):
+    """Decided from the renewal index and one small etcd read: neither cryptography nor the ACME client is
+    imported (what a cron run on thousands of lineages pays for otherwise)."""
+    _, two, _ = fleet_of_two
+    script = ("import sys; import lehttpd.renew.index as index; index.RACY_NS = 0; from lehttpd import cli; "
+              f"code = cli.run(['renew', '--no-ari', '--quiet', '--config-dir', {str(two)!r}]); "
+              "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'cryptography', 'acme', 'josepy'}))")
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert first.stdout.startswith("0 ["), first.stderr  # reads everything, writes the index
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert second.stdout.strip() == "0 []", second.stderr
