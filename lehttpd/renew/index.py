@@ -108,6 +108,8 @@ class RenewIndex:
             conf_id, live_id, cert_id, version, names, not_before, not_after, key_type, serial, issuer, server, \
                 bundle = entry
             check_lineage_name(name)
+            if type(version) is not int:  # noqa: E721 (it names a file below: never a string, never a bool)
+                return None
             conf, live = f"{self.root}/renewal/{name}.conf", f"{self.root}/live/{name}"
             archive = f"{self.root}/archive/{name}"
             conf_info, live_info, archive_info = os.lstat(conf), os.lstat(live), os.lstat(archive)

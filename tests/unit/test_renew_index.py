@@ -190,3 +190,22 @@ def test_a_lineage_the_index_finds_due_is_read_in_full_before_ordering(tmp_path,
     summary = renew_all(options, Console(quiet=True))
     assert read == ["due.test"]
     assert [o.name for o in summary.outcomes] == ["due.test", "fresh.test"]
+
+
+@pytest.mark.parametrize("corrupt", ["short", "version is a path", "serial", "dates"])
+def test_a_corrupt_index_entry_means_a_full_read(store, corrupt):
+    indexed_run(store)
+    document = json.loads(store.index_path().read_bytes())
+    entry = document["lineages"]["a.test"]
+    if corrupt == "short":
+        del entry[-1]
+    elif corrupt == "version is a path":
+        entry[3] = "1/../../../../etc/passwd"
+    elif corrupt == "serial":
+        entry[8] = "not hex"
+    else:
+        entry[5] = "yesterday"
+    store.index_path().write_text(json.dumps(document))
+    found = indexed_run(store)
+    assert isinstance(found["a.test"], Candidate) and isinstance(found["b.test"], Known)
+    assert RenewIndex.load(store).entries["a.test"][3] == 1  # written again from the full read
