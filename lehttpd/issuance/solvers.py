@@ -297,10 +297,14 @@ def _open_folder(parent: int, name: str, root: Path) -> tuple[int, str, bool]:
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
         except FileNotFoundError:
-            os.mkdir(name, 0o755, dir_fd=parent)
-            made = True
+            try:
+                os.mkdir(name, 0o755, dir_fd=parent)
+                made = True
+            except FileExistsError:
+                pass  # made meanwhile by another writer of this webroot (a worker, the fleet agent): opened as below
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
-            os.fchmod(fd, 0o755)  # the web server's user must read it
+            if made:
+                os.fchmod(fd, 0o755)  # the web server's user must read it
     except OSError as error:
         # A link (ELOOP, or ENOTDIR with O_DIRECTORY) or a file appeared after the check: someone is racing us.
         if not isinstance(error, (NotADirectoryError, FileExistsError)) and error.errno != errno.ELOOP:
