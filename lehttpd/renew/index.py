@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import os
 import stat
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,33 +130,24 @@ class RenewIndex:
         return Known(lineage, server, ca_bundle, state)
 
     # -- writing -------------------------------------------------------------------------------------
-    def identities(self, name: str) -> tuple[int, list[str]] | None:
-        """Before a full read: the live version and the identities of what the read will use, or None when one
-        is missing or changed less than RACY_NS ago (then the lineage is not indexed this run)."""
-        started = time.time_ns()
+    def remember(self, candidate, started_ns: int) -> None:
+        """Index a lineage read in full (a lineages.Candidate) by a read that began at `started_ns` (time.time_ns()).
+        Its files are lstat()ed now: a change made after the read began gives one of them a ctime past
+        `started_ns - RACY_NS`, and such a lineage is not indexed (read again next run)."""
+        name, lineage, request = candidate.name, candidate.lineage, candidate.request
         try:
-            version = self.store.current_version(name)
-            if not version:
-                return None
             infos = [os.lstat(f"{self.root}/renewal/{name}.conf"), os.lstat(f"{self.root}/live/{name}"),
-                     os.lstat(f"{self.root}/archive/{name}/cert{version}.pem")]
-        except (OSError, LehttpdError):
-            return None
-        if any(info.st_ctime_ns > started - RACY_NS for info in infos):
-            return None
-        return version, [identity(info) for info in infos]
-
-    def remember(self, candidate, before: tuple[int, list[str]] | None) -> None:
-        """Index a lineage read in full (a lineages.Candidate), with the identities taken before the read."""
-        if before is None or before[0] != candidate.lineage.version:
-            self.forget(candidate.name)
+                     os.lstat(f"{self.root}/archive/{name}/cert{lineage.version}.pem")]
+        except OSError:
+            infos = []
+        if not infos or any(info.st_ctime_ns > started_ns - RACY_NS for info in infos):
+            self.forget(name)
             return
-        lineage, request = candidate.lineage, candidate.request
-        entry = [*before[1], lineage.version, list(lineage.names), lineage.not_before.isoformat(),
-                 lineage.not_after.isoformat(), lineage.key_type, hex(lineage.serial), lineage.issuer,
-                 request.server, str(request.ca_bundle) if request.ca_bundle else None]
-        if self.entries.get(candidate.name) != entry:
-            self.entries[candidate.name] = entry
+        entry = [*(identity(info) for info in infos), lineage.version, list(lineage.names),
+                 lineage.not_before.isoformat(), lineage.not_after.isoformat(), lineage.key_type, hex(lineage.serial),
+                 lineage.issuer, request.server, str(request.ca_bundle) if request.ca_bundle else None]
+        if self.entries.get(name) != entry:
+            self.entries[name] = entry
             self.changed = True
 
     def forget(self, name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,10 +87,10 @@ def _indexed(store: CertStore, name: str, stateful: set[str], index: RenewIndex)
     known = index.known(name, load_state(store.config_dir, name) if name in stateful else RenewState())
     if known is not None:
         return known
-    before = index.identities(name)  # taken before reading: a change during the read is seen next run
+    started = time.time_ns()  # before reading: a change during the read is not indexed (see RenewIndex.remember)
     found = read_candidate(store, name, stateful)
     if isinstance(found, Candidate):
-        index.remember(found, before)
+        index.remember(found, started)
     else:
         index.forget(name)
     return found

@@ -10,7 +10,7 @@ import pytest
 
 from lehttpd.console import Console
 from lehttpd.renew import index as index_module
-from lehttpd.renew import runner
+from lehttpd.renew import lineages, runner
 from lehttpd.renew.index import Known, RenewIndex, identity
 from lehttpd.renew.lineages import Candidate, Unreadable, discover
 from lehttpd.renew.outcome import NOT_DUE, Outcome
@@ -209,3 +209,25 @@ def test_a_corrupt_index_entry_means_a_full_read(store, corrupt):
     found = indexed_run(store)
     assert isinstance(found["a.test"], Candidate) and isinstance(found["b.test"], Known)
     assert RenewIndex.load(store).entries["a.test"][3] == 1  # written again from the full read
+
+
+def test_a_renewal_file_changed_while_it_was_read_is_not_indexed(tmp_path, monkeypatch):
+    monkeypatch.setattr(index_module, "RACY_NS", 200_000_000)  # still far longer than a timestamp tick
+    store = CertStore(tmp_path / "le")
+    make_lineage(store, "a.test")
+    make_lineage(store, "b.test")
+    time.sleep(0.3)  # both older than RACY_NS
+    conf = store.renewal_conf("a.test")
+    original = lineages.read_candidate
+
+    def read_then_changed(s, name, *args):
+        found = original(s, name, *args)
+        if name == "a.test":  # the change lands after the read, before the index lstat()s the file
+            conf.write_text(conf.read_text().replace("https://ca.invalid/dir", "https://cb.invalid/dir"))
+        return found
+    monkeypatch.setattr(lineages, "read_candidate", read_then_changed)
+    first = indexed_run(store)
+    assert first["a.test"].server == "https://ca.invalid/dir"  # what was read
+    assert set(RenewIndex.load(store).entries) == {"b.test"}
+    monkeypatch.setattr(lineages, "read_candidate", original)
+    assert indexed_run(store)["a.test"].server == "https://cb.invalid/dir"
