@@ -291,3 +291,19 @@ def test_a_challenge_folder_made_by_another_writer_between_look_and_mkdir_is_use
             with webroot_files(webroot, {"t": "t.v"}):
                 pass
         assert list(outside.iterdir()) == []
+
+
+def test_a_challenge_folder_another_writer_removes_between_open_and_write_is_opened_again(tmp_path, monkeypatch):
+    """The other writer's clean-up removes the empty folder it made just after we opened it: we open it again."""
+    real_open_folder, removed = solvers._open_folder, []
+
+    def open_then_removed_by_another_writer(parent, name, root):
+        opened = real_open_folder(parent, name, root)
+        if name == "acme-challenge" and not removed:
+            os.rmdir(name, dir_fd=parent)
+            removed.append(name)
+        return opened
+    monkeypatch.setattr(solvers, "_open_folder", open_then_removed_by_another_writer)
+    with webroot_files(tmp_path, {"t": "t.v"}):
+        assert (tmp_path / ".well-known" / "acme-challenge" / "t").read_text() == "t.v"
+    assert removed and not (tmp_path / ".well-known").exists()  # ours, removed afterwards
