@@ -14,8 +14,9 @@ Trust is never cached. Each run lstat()s the three again plus archive/NAME/, and
 full read: the config dir chain and the renewal folder (once), owner and mode of the renewal file and of both
 certificate folders, a regular file and no link, the CA bundle's own check. A user cannot forge an identity:
 a change in place or a replacement moves st_ctime, which only the kernel sets (utimensat sets atime and mtime
-only). An entry is stored only when every ctime in it is RACY_NS older than the moment it was read, as git does
-for its index: a change in the same clock tick as the read could otherwise keep the identity. Whatever does not
+only). The identities are taken after the read, and an entry is stored only when every ctime is RACY_NS older
+than the moment the read began (as git does for its index): a change during the read, or in the same clock tick,
+could otherwise be indexed under the content read before it. Whatever does not
 match, or fails a check, is read in full (lineages.read_candidate), which says what is wrong; a lineage decided
 due from the index is read in full before anything is ordered.
 """
