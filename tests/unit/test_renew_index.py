@@ -231,3 +231,20 @@ def test_a_renewal_file_changed_while_it_was_read_is_not_indexed(tmp_path, monke
     assert set(RenewIndex.load(store).entries) == {"b.test"}
     monkeypatch.setattr(lineages, "read_candidate", original)
     assert indexed_run(store)["a.test"].server == "https://cb.invalid/dir"
+
+
+def test_a_dry_run_uses_the_index_but_never_writes_it(store, monkeypatch):
+    monkeypatch.setattr(runner, "_renew_due", lambda _s, due, *_a: {c.name: Outcome(c.name, NOT_DUE, "x")
+                                                                      for c, _d in due})
+    renew_all(RenewOptions(config_dir=store.config_dir, ari=False, dry_run=True), Console(quiet=True))
+    assert not store.index_path().exists()
+
+
+def test_an_index_that_cannot_be_written_is_a_warning_and_the_run_goes_on(store, monkeypatch, capsys):
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(index_module, "atomic_write", disk_full)
+    summary = renew_all(RenewOptions(config_dir=store.config_dir, ari=False), Console(quiet=True))
+    assert [o.status for o in summary.outcomes] == [NOT_DUE, NOT_DUE] and summary.exit_status == 0
+    err = capsys.readouterr().err
+    assert "renewal index not saved" in err and "No space left on device" in err
