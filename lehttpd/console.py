@@ -92,8 +92,8 @@ class Console:
 
     def json(self, document: Any) -> None:
         self._clear_bar()
-        json.dump(document, self.stdout, indent=2, sort_keys=True, default=str)
-        self.stdout.write("\n")
+        # one write: json.dump writes every token on its own (240,000 writes for `renew --json` on 10,000 lineages)
+        self.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
         self.stdout.flush()
 
     def paint(self, text: str, colour: str) -> str:

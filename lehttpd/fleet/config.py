@@ -4,6 +4,7 @@ On the node (under the config dir, built by the store's key-builder):
     .lehttpd/fleet.json   0600: endpoints, prefix, TLS files, node name, challenge webroot, reload command
     .lehttpd/fleet.key    0600: 32 random bytes, the same on every node (AES-256-GCM for private keys)
     .lehttpd/fleet-sync.json  what the agent last applied, and when (status reads it when etcd is down)
+    .lehttpd/fleet-catch-up.json  the etcd revision `renew` last caught up at (fleet/catchup.py)
 fleet.json names a command and paths, and the key decrypts every private key: both are trust-checked
 (owner root, not writable, the key not readable, by group or others) before use, like a renewal file.
 
@@ -87,6 +88,10 @@ def key_path(store: CertStore) -> Path:
 
 def sync_path(store: CertStore) -> Path:
     return store.config_dir / ".lehttpd" / "fleet-sync.json"
+
+
+def catch_up_path(store: CertStore) -> Path:
+    return store.config_dir / ".lehttpd" / "fleet-catch-up.json"
 
 
 def is_fleet_node(config_dir: Path) -> bool:

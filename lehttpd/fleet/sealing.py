@@ -9,24 +9,28 @@ import hashlib
 import json
 import os
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from lehttpd.errors import StorageError
 
 KEY_CHECK = b"lehttpd fleet key check"
 
 
 def new_fleet_key() -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # lazy: a renew run with nothing due opens no key
+
     return AESGCM.generate_key(bit_length=256)
 
 
 def seal(fleet_key: bytes, plaintext: bytes, where: str) -> str:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = os.urandom(12)
     return base64.b64encode(nonce + AESGCM(fleet_key).encrypt(nonce, plaintext, where.encode())).decode()
 
 
 def unseal(fleet_key: bytes, sealed: str, where: str) -> bytes:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     raw = base64.b64decode(sealed)
     try:
         return AESGCM(fleet_key).decrypt(raw[:12], raw[12:], where.encode())

@@ -180,12 +180,12 @@ class Fleet:
                            f"node's; `lehttpd renew --cert-name {name} --force` here gives the fleet a new version")
 
     def catch_up(self) -> list[str]:
-        """Before a renewal run: read every pointer (so an unreachable etcd stops the run before anything is
-        ordered) and write the lineages this node does not have yet. Lineages it has are not compared here:
-        the agent keeps them equal, and a due one is pulled again under its lock before the re-check."""
-        pointers, _ = self.pointers()
-        missing = sorted(set(pointers) - set(self.store.names()))
-        return [name for name in missing if self.pull(name, pointers[name])]
+        """Before a renewal run: write the lineages this node does not have yet, from one small etcd read (so an
+        unreachable etcd stops the run before anything is ordered; see fleet/catchup.py). Lineages it has are
+        not compared here: the agent keeps them equal, and a due one is pulled again under its lock before the
+        re-check."""
+        from lehttpd.fleet.catchup import catch_up
+        return catch_up(self)
 
     def pull_all(self) -> tuple[list[str], dict[str, str], int]:
         """Every lineage etcd has, written here where it differs (in parallel: etcd and fsync bound); the names

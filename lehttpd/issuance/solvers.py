@@ -241,29 +241,50 @@ def webroot_files(webroot: Path, tokens: dict[str, str]) -> Iterator[None]:
     opened: list[tuple[int, str, bool]] = []  # (folder fd, its name in its parent, made by us)
     written: list[str] = []
     try:
-        try:
-            opened.append((_open_root(root), "", False))
-            for part in _challenge_parts(root):
-                opened.append(_open_folder(opened[-1][0], part, root))
-            for token, validation in tokens.items():
-                _write_token(opened[-1][0], token, validation, root)
-                written.append(token)
-        except PermissionError as error:
-            raise EnvironmentProblem(f"cannot write the challenge file in {root}/{CHALLENGE_PREFIX.strip('/')}: "
-                                     f"{error.strerror}") from None
+        for attempt in range(WEBROOT_ATTEMPTS):
+            try:
+                _write_tokens(root, tokens, opened, written)
+                break
+            except FileNotFoundError:
+                # Another writer of this webroot (a renew worker, the fleet agent) removed the empty folder it
+                # had made between our open and our write: open the path again.
+                _remove_tokens(opened, written)
+                if attempt == WEBROOT_ATTEMPTS - 1:
+                    raise EnvironmentProblem(f"--webroot {root}: the challenge folder kept vanishing while lehttpd "
+                                             "wrote into it") from None
+            except PermissionError as error:
+                raise EnvironmentProblem(f"cannot write the challenge file in {root}/"
+                                         f"{CHALLENGE_PREFIX.strip('/')}: {error.strerror}") from None
         yield
     finally:
-        for token in written:
+        _remove_tokens(opened, written)
+
+
+def _write_tokens(root: Path, tokens: dict[str, str], opened: list, written: list[str]) -> None:
+    opened.append((_open_root(root), "", False))
+    for part in _challenge_parts(root):
+        opened.append(_open_folder(opened[-1][0], part, root))
+    for token, validation in tokens.items():
+        _write_token(opened[-1][0], token, validation, root)
+        written.append(token)
+
+
+def _remove_tokens(opened: list[tuple[int, str, bool]], written: list[str]) -> None:
+    """Remove the token files and the folders we made, close every folder; `opened` and `written` end empty."""
+    for token in written:
+        with contextlib.suppress(OSError):
+            os.unlink(token, dir_fd=opened[-1][0])
+    for (parent_fd, _, _), (_, name, made) in reversed(list(zip(opened, opened[1:]))):
+        if made:
             with contextlib.suppress(OSError):
-                os.unlink(token, dir_fd=opened[-1][0])
-        for (parent_fd, _, _), (_, name, made) in reversed(list(zip(opened, opened[1:]))):
-            if made:
-                with contextlib.suppress(OSError):
-                    os.rmdir(name, dir_fd=parent_fd)
-        for fd, _, _ in opened:
-            os.close(fd)
+                os.rmdir(name, dir_fd=parent_fd)
+    for fd, _, _ in opened:
+        os.close(fd)
+    opened.clear()
+    written.clear()
 
 
+WEBROOT_ATTEMPTS = 3
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # RFC 8555 8.3: base64url, so never a path
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -297,10 +318,14 @@ def _open_folder(parent: int, name: str, root: Path) -> tuple[int, str, bool]:
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
         except FileNotFoundError:
-            os.mkdir(name, 0o755, dir_fd=parent)
-            made = True
+            try:
+                os.mkdir(name, 0o755, dir_fd=parent)
+                made = True
+            except FileExistsError:
+                pass  # made meanwhile by another writer of this webroot (a worker, the fleet agent): opened as below
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
-            os.fchmod(fd, 0o755)  # the web server's user must read it
+            if made:
+                os.fchmod(fd, 0o755)  # the web server's user must read it
     except OSError as error:
         # A link (ELOOP, or ENOTDIR with O_DIRECTORY) or a file appeared after the check: someone is racing us.
         if not isinstance(error, (NotADirectoryError, FileExistsError)) and error.errno != errno.ELOOP:

@@ -110,7 +110,7 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
     from lehttpd.renew.state import AriAdvice, save_state
 
     servers: dict[str, str | None] = {}
-    for server in sorted({c.request.server for c in candidates}):
+    for server in sorted({c.server for c in candidates}):
         known, url = cache.renewal_info_url(server, now) if cache is not None else (False, None)
         if known:
             servers[server] = url
@@ -126,7 +126,7 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
 
     def stale(candidate) -> bool:
         advice = candidate.state.ari
-        return (servers.get(candidate.request.server) is not None and candidate.lineage.not_after > now and
+        return (servers.get(candidate.server) is not None and candidate.lineage.not_after > now and
                 (advice is None or advice.serial != hex(candidate.lineage.serial) or advice.next_check <= now))
 
     def update(candidate):
@@ -136,7 +136,7 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
 
         try:  # a regular file only, never more than a size cap (the link was checked by the store)
             cert = x509.load_pem_x509_certificate(read_regular(candidate.lineage.cert_path, follow=True)[0])
-            info = fetch(servers[candidate.request.server], cert, verify_for(candidate.request.server), now)
+            info = fetch(servers[candidate.server], cert, verify_for(candidate.server), now)
         except Exception as error:  # noqa: BLE001
             log(f"renewal information for {candidate.name}: {str(error)[:160]}; using the lifetime rule")
             return candidate
@@ -153,6 +153,6 @@ def refresh(candidates: list, config_dir, verify_for, workers: int, log, now: dt
         candidates = [updated.get(c.name, c) for c in candidates]
     offering = {server for server, url in servers.items() if url}
     # Advice from a server that no longer offers ARI (or for an old serial) is not used.
-    candidates = [c if c.request.server in offering else replace(c, state=replace(c.state, ari=None))
+    candidates = [c if c.server in offering else replace(c, state=replace(c.state, ari=None))
                   for c in candidates]
     return candidates, offering

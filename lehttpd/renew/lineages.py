@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from lehttpd import __version__
 from lehttpd.errors import LehttpdError, UsageError
 from lehttpd.model import IssueRequest, Lineage
+from lehttpd.renew.index import Known, RenewIndex
 from lehttpd.renew.state import RenewState, load_state, state_names
 from lehttpd.renewal_conf import RenewalConf, parse, to_request
 from lehttpd.store import CertStore, check_lineage_name
@@ -41,6 +43,14 @@ class Candidate:
     def name(self) -> str:
         return self.lineage.name
 
+    @property
+    def server(self) -> str:
+        return self.request.server
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        return self.request.ca_bundle
+
 
 @dataclass(frozen=True)
 class Unreadable:
@@ -49,9 +59,11 @@ class Unreadable:
     reason: str
 
 
-def discover(store: CertStore, wanted: tuple[str, ...] = ()) -> list[Candidate | Unreadable]:
+def discover(store: CertStore, wanted: tuple[str, ...] = (),
+             index: RenewIndex | None = None) -> list[Candidate | Known | Unreadable]:
     """Every lineage with a renewal file (only `wanted` ones when given), and every live/ lineage without
-    one, sorted by name."""
+    one, sorted by name. With an `index`, a lineage unchanged since it was indexed is a `Known` (see
+    renew/index.py), and the others are indexed as they are read."""
     with_file = store.renewal_names()
     orphans = store.not_renewable()
     if wanted:
@@ -61,9 +73,27 @@ def discover(store: CertStore, wanted: tuple[str, ...] = ()) -> list[Candidate |
         with_file = [name for name in with_file if name in wanted]
         orphans = [name for name in orphans if name in wanted]
     stateful = state_names(store.config_dir)
-    found = [read_candidate(store, name, stateful) for name in with_file]
+    if index is None:
+        found: list = [read_candidate(store, name, stateful) for name in with_file]
+    else:
+        found = [_indexed(store, name, stateful, index) for name in with_file]
+        if not wanted:
+            index.keep_only(set(with_file))
     found += [Unreadable(name, store.renewal_conf(name), not_renewable(store, name)) for name in orphans]
     return sorted(found, key=lambda item: item.name)
+
+
+def _indexed(store: CertStore, name: str, stateful: set[str], index: RenewIndex) -> Candidate | Known | Unreadable:
+    known = index.known(name, load_state(store.config_dir, name) if name in stateful else RenewState())
+    if known is not None:
+        return known
+    started = time.time_ns()  # before reading: a change during the read is not indexed (see RenewIndex.remember)
+    found = read_candidate(store, name, stateful)
+    if isinstance(found, Candidate):
+        index.remember(found, started)
+    else:
+        index.forget(name)
+    return found
 
 
 def not_renewable(store: CertStore, name: str) -> str:

@@ -24,7 +24,8 @@ from lehttpd.errors import LehttpdError, LockHeldError
 from lehttpd.hooks import HOOK_TIMEOUT
 from lehttpd.model import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, Hooks, IssueRequest
 from lehttpd.renew import hooks as run_hooks
-from lehttpd.renew.lineages import Candidate, Unreadable, discover
+from lehttpd.renew.index import Known, RenewIndex
+from lehttpd.renew.lineages import Candidate, Unreadable, discover, read_candidate
 from lehttpd.renew.outcome import FAILED, NOT_DUE, RENEWED, SIMULATED, SKIPPED, Outcome, Summary
 from lehttpd.renew.responders import shared_responders, solver_key
 from lehttpd.renew.state import load_servers, save_state
@@ -99,12 +100,17 @@ def _fail_if_hung(store: CertStore) -> None:
 def _run(store: CertStore, options: RenewOptions, console: Console) -> Summary:
     now = utcnow()
     cache = load_servers(store)
-    found = discover(store, options.cert_names)
+    index = RenewIndex.load(store)
+    found = discover(store, options.cert_names, index)
+    if not options.dry_run:
+        problem = index.save()  # optional: a full disk costs a full read of every lineage next time
+        if problem:
+            console.warn(problem)
     outcomes = {u.name: Outcome(u.name, SKIPPED, u.reason) for u in found if isinstance(u, Unreadable)}
-    candidates = [c for c in found if isinstance(c, Candidate)]
+    candidates = [c for c in found if not isinstance(c, Unreadable)]
     if options.ari and not options.force and not options.dry_run and candidates:
         from lehttpd.renew import ari
-        bundles = {c.request.server: c.request.ca_bundle for c in candidates if c.request.ca_bundle}
+        bundles = {c.server: c.ca_bundle for c in candidates if c.ca_bundle}
         candidates, ari_servers = ari.refresh(candidates, store.config_dir,
                                               lambda server: _verify(options.ca_bundle or bundles.get(server)),
                                               _workers(options), console.detail, now, cache)
@@ -116,6 +122,12 @@ def _run(store: CertStore, options: RenewOptions, console: Console) -> Summary:
     due = []
     for candidate in candidates:
         decision = _decide(candidate, options, now)
+        if decision.due and isinstance(candidate, Known):  # decided from the index: read it all before ordering
+            candidate = _read_in_full(store, candidate)
+            if isinstance(candidate, Unreadable):
+                outcomes[candidate.name] = Outcome(candidate.name, SKIPPED, candidate.reason)
+                continue
+            decision = _decide(candidate, options, now)
         if decision.due:
             due.append((candidate, decision))
         else:
@@ -128,7 +140,13 @@ def _run(store: CertStore, options: RenewOptions, console: Console) -> Summary:
     return Summary(tuple(outcomes[name] for name in sorted(outcomes)), tuple(run_errors), dry_run=options.dry_run)
 
 
-def _decide(candidate: Candidate, options: RenewOptions, now: dt.datetime) -> Decision:
+def _read_in_full(store: CertStore, known: Known) -> Candidate | Unreadable:
+    """A lineage the index decided is due, read with every check of a first read (its state as known)."""
+    found = read_candidate(store, known.name)
+    return replace(found, state=known.state) if isinstance(found, Candidate) else found
+
+
+def _decide(candidate: Candidate | Known, options: RenewOptions, now: dt.datetime) -> Decision:
     lineage, state = candidate.lineage, candidate.state
     if options.dry_run and not options.force:  # as certbot's: a rehearsal of every renewal, due or not
         return Decision(True, "rehearsed (--dry-run rehearses every lineage)")
@@ -139,7 +157,7 @@ def _decide(candidate: Candidate, options: RenewOptions, now: dt.datetime) -> De
                   revoked=state.revoked_serial == hex(lineage.serial))
 
 
-def _backing_off(candidate: Candidate, now: dt.datetime) -> dt.datetime | None:
+def _backing_off(candidate: Candidate | Known, now: dt.datetime) -> dt.datetime | None:
     until = candidate.state.retry_not_before
     return until if until is not None and until > now else None
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
 
 from lehttpd.errors import StorageError, UntrustedFileError, UsageError
-from lehttpd.fileio import atomic_write, file_lock, fsync_dir, make_dir, read_regular, switch_links
+from lehttpd.fileio import READ_LIMIT, atomic_write, file_lock, fsync_dir, make_dir, read_regular, switch_links
 from lehttpd.model import CertificateFiles, Lineage
 from lehttpd.store.trust import (check_before_creating, check_folder_chain, check_trusted, trust_problem,
                                  trusted_executable)
@@ -100,6 +100,9 @@ class CertStore:
     def servers_cache_path(self) -> Path:
         return self.config_dir / ".lehttpd" / "acme-servers.json"
 
+    def index_path(self) -> Path:
+        return self.config_dir / ".lehttpd" / "renew-index.json"
+
     def ensure(self, area: str) -> Path:
         """The folder `area` of FOLDER_MODES (and the config dir), created with its mode or checked."""
         base = self._ensure_folder(self.config_dir, FOLDER_MODES[""])
@@ -134,14 +137,15 @@ class CertStore:
     def exists(self, name: str) -> bool:
         return os.path.lexists(self.live_dir(name) / "cert.pem")
 
-    def names(self) -> list[str]:
-        """Lineages with a live/NAME/cert.pem link."""
-        live = self.config_dir / "live"
+    def names(self, without: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """Lineages with a live/NAME/cert.pem link (but those in `without`)."""
+        live = os.path.join(self.config_dir, "live")  # strings, not Paths: cron runs this for every lineage
         try:
             entries = os.listdir(live)
         except OSError:
             return []
-        return sorted(n for n in entries if _SAFE_NAME.match(n) and os.path.lexists(live / n / "cert.pem"))
+        return sorted(n for n in entries if n not in without and _SAFE_NAME.match(n)
+                      and os.path.lexists(os.path.join(live, n, "cert.pem")))
 
     def renewal_names(self) -> list[str]:
         """Lineages with a renewal/NAME.conf."""
@@ -153,7 +157,7 @@ class CertStore:
 
     def not_renewable(self) -> list[str]:
         """Lineages live/ serves that no renewal file renews (an interrupted first issuance, a lost file)."""
-        return sorted(set(self.names()) - set(self.renewal_names()))
+        return self.names(without=set(self.renewal_names()))
 
     def read_renewal_file(self, name: str) -> str:
         """The renewal file's text, once its owner, mode and every folder above it were checked."""
@@ -166,7 +170,7 @@ class CertStore:
             raise UntrustedFileError(problem)
         return data.decode("utf-8")
 
-    def read_own_file(self, path: Path) -> bytes:
+    def read_own_file(self, path: Path, limit: int = READ_LIMIT) -> bytes:
         """A file lehttpd wrote itself below the config dir (renewal state, the servers cache), read only when it
         and every folder from the config dir down are root's (or ours) and nobody else's to change: a tree an
         older version left world-writable must not let another user plant a back-off until 2099."""
@@ -175,7 +179,7 @@ class CertStore:
         for part in path.relative_to(self.config_dir).parts[:-1]:
             folder = folder / part
             check_trusted(folder, "folder")
-        data, info = read_regular(path)  # never a link, a FIFO or a device
+        data, info = read_regular(path, limit)  # never a link, a FIFO or a device
         problem = trust_problem(path, info, "file")
         if problem:
             raise UntrustedFileError(problem)

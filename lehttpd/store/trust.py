@@ -19,7 +19,7 @@ def trusted_owners() -> set[int]:
     return {0, os.geteuid()}
 
 
-def trust_problem(path: Path, info: os.stat_result, what: str, *, parent: bool = False) -> str | None:
+def trust_problem(path: Path | str, info: os.stat_result, what: str, *, parent: bool = False) -> str | None:
     """Why `path` (lstat `info`) may not be trusted as `what`, with the fix; None when it may."""
     if stat.S_ISLNK(info.st_mode) and not parent:
         return f"{path} ({what}) is a symlink: lehttpd does not follow one here; replace it with the real one"

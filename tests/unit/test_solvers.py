@@ -262,3 +262,48 @@ def test_webroot_never_follows_a_link_swapped_in_after_the_check(tmp_path, monke
         with webroot_files(webroot, {"tok": "tok.v"}):
             pass
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("made", ["a folder", "a link"])
+def test_a_challenge_folder_made_by_another_writer_between_look_and_mkdir_is_used_or_refused(tmp_path, monkeypatch,
+                                                                                          made):
+    """Renew workers and the fleet agent write tokens into one webroot at once: a folder another writer made in
+    between is used (it was a one-line failure); a link planted in between is still refused, never followed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    webroot = tmp_path / "www"
+    webroot.mkdir()
+    real_mkdir = os.mkdir
+
+    def mkdir_after_another_writer(path, mode=0o777, *, dir_fd=None):
+        if made == "a folder":
+            real_mkdir(path, 0o755, dir_fd=dir_fd)
+        else:
+            os.symlink(outside, path, dir_fd=dir_fd)
+        raise FileExistsError(17, "File exists", path)
+    monkeypatch.setattr(os, "mkdir", mkdir_after_another_writer)
+    if made == "a folder":
+        with webroot_files(webroot, {"t": "t.v"}):
+            assert (webroot / ".well-known" / "acme-challenge" / "t").read_text() == "t.v"
+        assert (webroot / ".well-known" / "acme-challenge").is_dir()  # not ours: left in place
+    else:
+        with pytest.raises(EnvironmentProblem, match="changed into a link or a file"):
+            with webroot_files(webroot, {"t": "t.v"}):
+                pass
+        assert list(outside.iterdir()) == []
+
+
+def test_a_challenge_folder_another_writer_removes_between_open_and_write_is_opened_again(tmp_path, monkeypatch):
+    """The other writer's clean-up removes the empty folder it made just after we opened it: we open it again."""
+    real_open_folder, removed = solvers._open_folder, []
+
+    def open_then_removed_by_another_writer(parent, name, root):
+        opened = real_open_folder(parent, name, root)
+        if name == "acme-challenge" and not removed:
+            os.rmdir(name, dir_fd=parent)
+            removed.append(name)
+        return opened
+    monkeypatch.setattr(solvers, "_open_folder", open_then_removed_by_another_writer)
+    with webroot_files(tmp_path, {"t": "t.v"}):
+        assert (tmp_path / ".well-known" / "acme-challenge" / "t").read_text() == "t.v"
+    assert removed and not (tmp_path / ".well-known").exists()  # ours, removed afterwards
