@@ -35,7 +35,8 @@ def unseal(fleet_key: bytes, sealed: str, where: str) -> bytes:
     try:
         return AESGCM(fleet_key).decrypt(raw[:12], raw[12:], where.encode())
     except (InvalidTag, ValueError):
-        raise StorageError(f"etcd {where}: cannot be opened with this node's fleet key (another fleet's key, "
+        key = where.split("\n", 1)[0]  # a version record's binding adds a digest line: one line for the error
+        raise StorageError(f"etcd {key}: cannot be opened with this node's fleet key (another fleet's key, "
                            "or the value was changed)") from None
 
 
