@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Callable
 
 from lehttpd.errors import LehttpdError
 from lehttpd.fileio import atomic_write
 from lehttpd.fleet.config import catch_up_path
-from lehttpd.fleet.etcd import KeyValue, b64, header_revision, prefix_end
+from lehttpd.fleet.etcd import EtcdUnavailable, KeyValue, b64, header_revision, prefix_end
 
 
-def catch_up(fleet) -> list[str]:
-    """The lineages written from etcd (a fleet.shared.Fleet's store; the agent keeps the others equal)."""
+def catch_up(fleet, warn: Callable[[str], None] | None = None) -> list[str]:
+    """The lineages written from etcd (a fleet.shared.Fleet's store; the agent keeps the others equal). One that
+    cannot be written (a record that does not open with the fleet key) is `warn`ed about, not the run's end."""
     store, prefix = fleet.store, fleet.config.k("current", "")
     stamp = _load_stamp(fleet)
     answer = _pointers(fleet, prefix, stamp["revision"] + 1 if stamp else 0)
@@ -31,7 +33,16 @@ def catch_up(fleet) -> list[str]:
                   or _live_count(store) < older):
         answer = _pointers(fleet, prefix, 0)
     names = sorted({KeyValue.from_json(kv).key.rsplit("/", 1)[1] for kv in answer.get("kvs") or []})
-    written = [name for name in names if not store.exists(name) and fleet.pull(name)]
+    written = []
+    for name in names:
+        try:
+            if not store.exists(name) and fleet.pull(name):
+                written.append(name)
+        except EtcdUnavailable:
+            raise
+        except LehttpdError as error:
+            if warn is not None:
+                warn(f"{name}: not written from etcd: {error.message}")
     now = {"cluster": _cluster(answer), "revision": header_revision(answer), "prefix": prefix}
     if now != stamp:  # unchanged: no write (and no fsync) on a quiet fleet
         _save_stamp(fleet, now)

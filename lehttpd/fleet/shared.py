@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from lehttpd import renewal_conf
 from lehttpd.console import Console
@@ -179,13 +179,13 @@ class Fleet:
                            f"certificate this node serves (issued {here.not_before:%Y-%m-%d %H:%M:%S} UTC): kept this "
                            f"node's; `lehttpd renew --cert-name {name} --force` here gives the fleet a new version")
 
-    def catch_up(self) -> list[str]:
+    def catch_up(self, warn: Callable[[str], None] | None = None) -> list[str]:
         """Before a renewal run: write the lineages this node does not have yet, from one small etcd read (so an
         unreachable etcd stops the run before anything is ordered; see fleet/catchup.py). Lineages it has are
         not compared here: the agent keeps them equal, and a due one is pulled again under its lock before the
         re-check."""
         from lehttpd.fleet.catchup import catch_up
-        return catch_up(self)
+        return catch_up(self, warn)
 
     def pull_all(self) -> tuple[list[str], dict[str, str], int]:
         """Every lineage etcd has, written here where it differs (in parallel: etcd and fsync bound); the names
@@ -286,7 +286,7 @@ class FleetStore(CertStore):
         has that this node lacks, so that what the command checks locally is the fleet's state."""
         fleet = Fleet.open(config_dir)
         try:
-            fleet.catch_up()
+            fleet.catch_up(console.warn if console is not None else None)
         except EtcdUnavailable as error:
             raise EtcdUnavailable(f"{error.message}: {nothing_done}; this node keeps serving the certificates "
                                   "it has") from None

@@ -86,6 +86,14 @@ class FleetLab:
             with context.wrap_socket(raw, server_hostname=name) as tls:
                 return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
 
+    def serial_served_yet(self, node: Node, name: str) -> int | None:
+        """served_serial, or None while the node's Apache does not serve a valid certificate for `name` yet (its
+        reload after a new lineage is still to come: the default site answers, for another name)."""
+        try:
+            return self.served_serial(node, name)
+        except ssl.SSLCertVerificationError:
+            return None
+
     def wait_served_everywhere(self, deadline: float = 10.0, names: list[str] | None = None) -> dict[str, list[str]]:
         """Wait up to `deadline` s for every node to serve etcd's current certificate of `names` (default: all);
         what still differs."""
@@ -93,7 +101,7 @@ class FleetLab:
         end = time.monotonic() + deadline
         while True:
             wanted = {name: self.current_serial(name) for name in names}
-            behind = {n.name: [name for name in names if self.served_serial(n, name) != wanted[name]]
+            behind = {n.name: [name for name in names if self.serial_served_yet(n, name) != wanted[name]]
                       for n in self.nodes}
             behind = {k: v for k, v in behind.items() if v}
             if not behind or time.monotonic() >= end:

@@ -78,11 +78,11 @@ def test_a_lineage_created_after_the_last_catch_up_comes_in_one_small_read(fleet
     assert written == [] and [c["keys"] for c in calls] == [0]
 
 
-def test_a_lineage_deleted_here_after_the_catch_up_is_written_again(fleet_of_two):
+def test_a_lineage_lost_here_after_the_catch_up_is_written_again(fleet_of_two):
     _, two, _ = fleet_of_two
     assert spied_catch_up(two)[0] == []
-    code, _, err = run_cli("delete", "--cert-name", "a.example", "--yes", "--config-dir", two)
-    assert code == 0, err
+    # removed by hand, or lost with a disk: not `lehttpd delete`, which on a fleet node takes it out of etcd
+    assert CertStore(two).delete("a.example") == []
     written, calls = spied_catch_up(two)  # live/ holds fewer lineages than etcd has pointers
     assert written == ["a.example"] and (two / "live" / "a.example" / "cert.pem").exists()
     assert full_read(calls)

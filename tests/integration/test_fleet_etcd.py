@@ -119,6 +119,9 @@ def test_a_version_changed_in_etcd_by_someone_without_the_fleet_key_is_written_n
     assert line.endswith("etcd /lehttpd/versions/a.example/00000001: cannot be opened with this node's fleet key "
                          "(another fleet's key, or the value was changed)"), err
     assert not (two / "live" / "a.example").exists() and not (two / "renewal" / "a.example.conf").exists()
+    code, out, err = run_cli("renew", "--no-ari", "--config-dir", two)  # the run says so, and is not stopped
+    assert code == 0 and "a.example: not written from etcd" in err, out + err
+    assert not (two / "live" / "a.example").exists()
 
 
 # -- the lock and its fencing -------------------------------------------------------------------------------

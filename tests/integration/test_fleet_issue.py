@@ -126,7 +126,7 @@ def test_a_new_name_issued_on_one_node_is_validated_through_every_node_and_publi
         conf = (node.config_dir / "renewal" / f"{NEW[0]}.conf").read_text()
         assert str(node.webroot) in conf and str(first.webroot) not in conf and "hook" not in conf
     end = time.monotonic() + 10
-    while any(lab.served_serial(n, NEW[0]) != lab.current_serial(NEW[0]) for n in lab.nodes):
+    while any(lab.serial_served_yet(n, NEW[0]) != lab.current_serial(NEW[0]) for n in lab.nodes):
         assert time.monotonic() < end, "a node's Apache does not serve the new certificate 10 s after issue"
         time.sleep(0.2)
 
