@@ -12,6 +12,7 @@ from pathlib import Path
 from lehttpd import checks
 from lehttpd.console import Console
 from lehttpd.errors import ExitStatus, StorageError, UsageError
+from lehttpd.fleet.config import is_fleet_node, node_store
 from lehttpd.hooks import HOOK_TIMEOUT
 from lehttpd.issuance.commands import add_server_options, server_url
 from lehttpd.model import Hooks
@@ -141,6 +142,9 @@ def run_revoke(args: argparse.Namespace, console: Console) -> int:
     console.result(f"Revoked {args.cert_name} (serial {serial_text(int(serial, 16))}, reason {args.reason})")
     if args.delete_after_revoke:
         _delete(_deleting_store(args.config_dir, console), [args.cert_name], console)
+    elif is_fleet_node(args.config_dir):  # the other nodes serve it until a renewal here publishes
+        console.step(f"The other nodes of the fleet serve it until this node renews it: `lehttpd renew --cert-name "
+                     f"{args.cert_name}` here now replaces it on every node; or remove it with `lehttpd delete`")
     else:
         console.step("The next `lehttpd renew` replaces it; or remove it with `lehttpd delete`")
     return ExitStatus.SUCCESS
@@ -159,8 +163,6 @@ def run_delete(args: argparse.Namespace, console: Console) -> int:
 def _deleting_store(config_dir: Path, console: Console) -> CertStore:
     """On a fleet node, a delete also removes the lineage from etcd (the other nodes keep their copies, but
     neither renew nor bring it back); elsewhere the plain store."""
-    from lehttpd.fleet.config import node_store
-
     return node_store(config_dir, console, "nothing deleted", in_run=False)
 
 

@@ -191,6 +191,25 @@ def test_issue_waits_for_the_nodes_run_lock_which_the_agent_holds_while_it_reloa
     assert lab.versions(name) == before + 1 and lab.current_serial(name) == local_serial(node, name)
 
 
+def test_a_certificate_revoked_on_one_node_is_replaced_everywhere_by_that_nodes_next_renew(lab):
+    name, node = lab.names[0], lab.nodes[1]
+    revoked, versions = lab.current_serial(name), lab.versions(name)
+    argv = [sys.executable, "-m", "lehttpd", "revoke", "--cert-name", name, "--config-dir", str(node.config_dir),
+            "--reason", "keyCompromise"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr  # n1 has no account: signed with the certificate's key
+    assert "signed with the certificate's own key" in done.stderr + done.stdout
+    assert f"`lehttpd renew --cert-name {name}` here now replaces it on every node" in done.stdout
+    argv[argv.index(str(node.config_dir))] = str(lab.nodes[2].config_dir)
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 3 and "alreadyRevoked" in again.stderr, again.stdout + again.stderr  # the CA has it
+    code, out, err = finish(node.renew("--cert-name", name))  # not --force: revoked means due
+    assert code == 0, out + err
+    assert lab.versions(name) == versions + 1 and lab.current_serial(name) != revoked
+    assert record(lab, name, versions + 1)["node"] == node.name
+    assert lab.wait_served_everywhere(10, [name]) == {}
+
+
 def test_etcd_unreachable_issue_exits_4_in_one_line_and_writes_nothing(lab):
     node = lab.nodes[1]
     before = tree(node.config_dir)
