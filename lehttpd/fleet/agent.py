@@ -22,6 +22,7 @@ from lehttpd.errors import LehttpdError
 from lehttpd.fileio import atomic_write, file_lock
 from lehttpd.fleet.config import sync_path
 from lehttpd.fleet.etcd import EtcdUnavailable, WatchEvent
+from lehttpd.fleet.sealing import token_is_genuine
 from lehttpd.fleet.shared import Fleet
 
 RETRY = 2.0
@@ -84,11 +85,12 @@ class Agent:
         for token in set(self.tokens) - live:
             self.tokens.pop(token).close()
         for kv in kvs:
-            self._token_put(kv.key.rsplit("/", 1)[1], kv.value)
+            self._guarded(kv.key, self._token_put, kv.key.rsplit("/", 1)[1], kv)
         for kv in self.fleet.etcd.get_prefix(self.fleet.config.k("deleted", ""))[0]:
-            self._deleted(kv.key.rsplit("/", 1)[1], kv.json())
+            self._guarded(kv.key, self._deleted, kv.key.rsplit("/", 1)[1], kv)
         self.revision = revision
-        self.reload_if_changed({name: kv.json()["serial"] for name, kv in pointers.items()})
+        serials = {name: self._guarded(kv.key, lambda kv: kv.json()["serial"], kv) for name, kv in pointers.items()}
+        self.reload_if_changed({name: serial for name, serial in serials.items() if serial})
 
     def apply(self, events: list[WatchEvent]) -> bool:
         """Apply a batch of events; True when one was about lineages or tokens (what renewers wait for)."""
@@ -100,16 +102,27 @@ class Agent:
             relevant = relevant or kind in ("current", "tokens")
             if kind == "current" and event.kind == "PUT":
                 self._pull(name, event.kv)
-                changed[name] = event.kv.json()["serial"]
+                serial = self._guarded(event.kv.key, lambda kv: kv.json()["serial"], event.kv)
+                if serial:
+                    changed[name] = serial
             elif kind == "tokens" and event.kind == "PUT":
-                self._token_put(name, event.kv.value)
+                self._guarded(event.kv.key, self._token_put, name, event.kv)
             elif kind == "tokens" and event.kind == "DELETE" and name in self.tokens:
                 self.tokens.pop(name).close()
             elif kind == "deleted" and event.kind == "PUT":
-                self._deleted(name, event.kv.json())
+                self._guarded(event.kv.key, self._deleted, name, event.kv)
         if changed:
             self.reload_if_changed({**self.served, **changed})
         return relevant
+
+    def _guarded(self, key: str, handle, *args):
+        """One etcd value's handling; a value that is not what lehttpd writes (planted, damaged) is reported
+        and skipped: it must not stop the agent, nor hold back the events after it."""
+        try:
+            return handle(*args)
+        except (LehttpdError, KeyError, TypeError, ValueError) as error:
+            self.console.warn(f"etcd {key}: ignored: {getattr(error, 'message', None) or repr(error)}")
+            return None
 
     def _pull(self, name: str, kv) -> None:
         try:
@@ -118,21 +131,26 @@ class Agent:
         except LehttpdError as error:
             self.console.warn(f"{name}: not synced: {error.message}")
 
-    def _deleted(self, name: str, tombstone: dict) -> None:
+    def _deleted(self, name: str, kv) -> None:
         """Another node deleted NAME from the fleet: this node's copy stays (its Apache may still use it) and
         is no longer renewed; say so once, with what to do."""
+        tombstone = kv.json()
         self.served.pop(name, None)
         if tombstone.get("node") != self.fleet.config.node and self.fleet.store.exists(name):
             self.console.warn(f"{name} was deleted from the fleet by node {tombstone.get('node', '?')}: this node "
                               f"keeps its copy but no longer renews it; `lehttpd delete --cert-name {name}` here "
                               "once no site uses it")
 
-    def _token_put(self, token: str, value: bytes) -> None:
+    def _token_put(self, token: str, kv) -> None:
         from lehttpd.issuance.solvers import webroot_files
 
-        published = json.loads(value)
+        published = kv.json()
         webroot = self.fleet.config.challenge_webroot
         if token in self.tokens or published.get("node") == self.fleet.config.node or not webroot:
+            return
+        if not token_is_genuine(self.fleet.fleet_key, token, published):
+            self.console.warn(f"http-01 token {token[:12]}… in etcd was not published by a node of this fleet (no "
+                              "valid tag from the fleet key): not served")
             return
         stack = contextlib.ExitStack()
         try:

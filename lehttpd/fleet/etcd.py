@@ -20,7 +20,7 @@ from typing import Iterator
 
 import requests
 
-from lehttpd.errors import NetworkError
+from lehttpd.errors import NetworkError, StorageError
 
 REQUEST_TIMEOUT = 2.5  # a follower holds a request this long during an election: then try the next
 RETRY_FOR = 8.0  # a leader election takes about a second; a little more covers a slow box
@@ -64,7 +64,14 @@ class KeyValue:
                    int(kv.get("mod_revision", 0)), int(kv.get("lease", 0)))
 
     def json(self) -> dict:
-        return json.loads(self.value)
+        """The value as a JSON object; anything else (planted or damaged) is a StorageError naming the key."""
+        try:
+            data = json.loads(self.value)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise StorageError(f"etcd {self.key} does not hold a JSON object: ignored")
+        return data
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 
@@ -47,3 +48,18 @@ def record_binding(where: str, record: dict) -> str:
     """The associated data a version record's key is sealed with: its etcd key and a digest of its other fields."""
     fields = json.dumps([record.get(name) for name in RECORD_FIELDS], separators=(",", ":"))
     return f"{where}\n{hashlib.sha256(fields.encode()).hexdigest()}"
+
+
+def token_tag(fleet_key: bytes, token: str, validation: str) -> str:
+    """What proves an http-01 token in etcd was published by a node of the fleet: every node serves it, so a
+    token planted by someone who can write to etcd but lacks the fleet key would get them a certificate for the
+    fleet's names from any CA."""
+    message = b"lehttpd http-01 token\0" + token.encode() + b"\0" + validation.encode()
+    return hmac.new(fleet_key, message, hashlib.sha256).hexdigest()
+
+
+def token_is_genuine(fleet_key: bytes, token: str, published: dict) -> bool:
+    validation, tag = published.get("validation"), published.get("tag")
+    if not isinstance(validation, str) or not isinstance(tag, str) or not validation.startswith(token + "."):
+        return False
+    return hmac.compare_digest(token_tag(fleet_key, token, validation), tag)

@@ -27,7 +27,7 @@ from lehttpd.fileio import file_lock
 from lehttpd.fleet.config import FleetConfig, load_config, load_key
 from lehttpd.fleet.etcd import Etcd, EtcdUnavailable, KeyValue, compare_absent, compare_mod, op_delete, op_put
 from lehttpd.fleet.lock import LeaseLock, LostLock
-from lehttpd.fleet.sealing import record_binding, seal, unseal
+from lehttpd.fleet.sealing import record_binding, seal, token_tag, unseal
 from lehttpd.model import ChallengeSetup, CertificateFiles, Hooks
 from lehttpd.store import CertStore
 
@@ -142,6 +142,8 @@ class Fleet:
         if pointer is None:
             return False
         wanted = pointer.json()
+        if not isinstance(wanted.get("version"), int) or not isinstance(wanted.get("serial"), str):
+            raise StorageError(f"etcd {pointer.key} is not a version pointer: ignored")
         if self.local_serial(name) == wanted["serial"]:
             return False
         record = self.record(name, wanted["version"])
@@ -240,7 +242,8 @@ class Fleet:
         try:
             revision = 0
             for token, validation in tokens.items():
-                value = json.dumps({"node": self.config.node, "validation": validation})
+                value = json.dumps({"node": self.config.node, "validation": validation,
+                                    "tag": token_tag(self.fleet_key, token, validation)})
                 revision = self.etcd.put(self.config.token_key(token), value, lease)
             lagging = self.wait_for_nodes(revision)
             if lagging and console is not None:

@@ -18,9 +18,9 @@ REASONS = {"unspecified": 0, "keycompromise": 1, "affiliationchanged": 3, "super
 
 
 def revoke(store: CertStore, name: str, reason: str, ca_bundle: Path | None, console: Console) -> str:
-    """Revoke the lineage's current certificate with the account that obtained it (or, when this machine has no
-    account for its server, as on a fleet node that did not order it, with the certificate's own key); returns
-    its serial."""
+    """Revoke the lineage's current certificate with the account that obtained it (or, when that account is not
+    on this machine, as on a fleet node that did not order it, with the certificate's own key); returns its
+    serial."""
     from acme import client as acme_client
     from cryptography import x509
 
@@ -34,6 +34,8 @@ def revoke(store: CertStore, name: str, reason: str, ca_bundle: Path | None, con
     server = request.server
     cert = x509.load_pem_x509_certificate(store.read_current("cert", name))
     account = load_account(store, server, candidate.account_id)
+    if account is not None and candidate.account_id and account.id != candidate.account_id:
+        account = None  # another account of the server here did not order it: the CA would refuse it
     bundle = ca_bundle or checks.check_ca_bundle(request.ca_bundle, f"{candidate.conf_path}: lehttpd_ca_bundle")
     with translate_errors(server):
         if account is not None:
@@ -42,8 +44,8 @@ def revoke(store: CertStore, name: str, reason: str, ca_bundle: Path | None, con
             net.account = account.regr
         else:  # RFC 8555 7.6: the certificate's own key may sign its revocation (a fleet node that did not order it)
             key = jose.JWK.load(store.read_current("privkey", name))
-            console.step(f"No account for {server} under {store.config_dir}/accounts: the revocation is signed "
-                         "with the certificate's own key")
+            console.step(f"The account that ordered it is not under {store.config_dir}/accounts: the revocation is "
+                         "signed with the certificate's own key")
             net = RetryingNetwork(key, alg=signing_alg(key), verify=str(bundle) if bundle else True,
                                   log=console.detail)
         client = acme_client.ClientV2(acme_client.ClientV2.get_directory(server, net), net)

@@ -349,12 +349,23 @@ def test_the_agent_writes_new_versions_reloads_serves_other_nodes_tokens_and_cle
     try:
         _wait_for(lambda: Fleet.open(one).nodes().get("n2"))  # it reported in
         reloaded.unlink(missing_ok=True)
+        # Someone who can write to etcd but has no fleet key: a token of their own ACME order (every node would
+        # serve it: a certificate for the fleet's names), and values lehttpd never writes. None is served, and
+        # the agent goes on with what comes after.
+        client = Etcd(etcd.endpoints)
+        client.put("/lehttpd/tokens/forged", json.dumps({"node": "n1", "validation": "forged.attacker-thumbprint"}))
+        client.put("/lehttpd/tokens/garbage", b"\xff not json")
+        client.put("/lehttpd/current/zz.example", "[1, 2]")
         store = FleetStore(Fleet.open(one))
         pair = throwaway_ca_and_leaf(("a.example",))
         with store.lock("a.example"):
             store.save_version("a.example", CertificateFiles(pair.leaf_pem, pair.ca_pem, pair.key_pem))
         _wait_for(lambda: (two / "live" / "a.example" / "cert.pem").read_bytes() == pair.leaf_pem)
         _wait_for(reloaded.exists)
+        assert agent.poll() is None and not (webroot / ".well-known" / "acme-challenge" / "forged").exists()
+        log = (tmp_path / "agent.log").read_text()
+        assert "not published by a node of this fleet" in log and "/lehttpd/tokens/garbage" in log, log
+        client.delete("/lehttpd/current/zz.example")
         token_file = webroot / ".well-known" / "acme-challenge" / "tok-en_1"
         started = time.monotonic()
         with store.fleet.tokens_published({"tok-en_1": "tok-en_1.thumb"}):
