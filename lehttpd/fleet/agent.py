@@ -128,8 +128,8 @@ class Agent:
         try:
             if self.fleet.pull(name, kv):
                 self.console.step(f"{name}: version {kv.json()['version']} written from etcd")
-        except LehttpdError as error:
-            self.console.warn(f"{name}: not synced: {error.message}")
+        except (LehttpdError, KeyError, TypeError, ValueError) as error:  # planted or damaged: never the agent's end
+            self.console.warn(f"{name}: not synced: {getattr(error, 'message', None) or repr(error)}")
 
     def _deleted(self, name: str, kv) -> None:
         """Another node deleted NAME from the fleet: this node's copy stays (its Apache may still use it) and

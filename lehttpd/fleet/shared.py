@@ -65,6 +65,8 @@ class Fleet:
         if kv is None:
             raise StorageError(f"etcd has no {where} (current/{name} names it)")
         record = kv.json()
+        if not isinstance(record.get("key"), str):
+            raise StorageError(f"etcd {where} holds no sealed key: not a version record lehttpd wrote")
         record["key_pem"] = unseal(self.fleet_key, record["key"], record_binding(where, record))
         return record
 

@@ -356,6 +356,8 @@ def test_the_agent_writes_new_versions_reloads_serves_other_nodes_tokens_and_cle
         client.put("/lehttpd/tokens/forged", json.dumps({"node": "n1", "validation": "forged.attacker-thumbprint"}))
         client.put("/lehttpd/tokens/garbage", b"\xff not json")
         client.put("/lehttpd/current/zz.example", "[1, 2]")
+        client.put("/lehttpd/versions/zy.example/00000001", json.dumps({"cert": "x"}))  # no sealed key
+        client.put("/lehttpd/current/zy.example", json.dumps({"version": 1, "serial": "0x1"}))
         store = FleetStore(Fleet.open(one))
         pair = throwaway_ca_and_leaf(("a.example",))
         with store.lock("a.example"):
@@ -365,7 +367,9 @@ def test_the_agent_writes_new_versions_reloads_serves_other_nodes_tokens_and_cle
         assert agent.poll() is None and not (webroot / ".well-known" / "acme-challenge" / "forged").exists()
         log = (tmp_path / "agent.log").read_text()
         assert "not published by a node of this fleet" in log and "/lehttpd/tokens/garbage" in log, log
-        client.delete("/lehttpd/current/zz.example")
+        assert "zy.example: not synced: etcd /lehttpd/versions/zy.example/00000001 holds no sealed key" in log, log
+        for planted in ("/lehttpd/current/zz.example", "/lehttpd/current/zy.example"):
+            client.delete(planted)
         token_file = webroot / ".well-known" / "acme-challenge" / "tok-en_1"
         started = time.monotonic()
         with store.fleet.tokens_published({"tok-en_1": "tok-en_1.thumb"}):
