@@ -1,4 +1,4 @@
-"""Throwaway certificates for the local sandbox: a CA and one leaf signed by it."""
+"""Throwaway certificates for the local sandbox: a CA and one leaf signed by it, or a self-signed one."""
 from __future__ import annotations
 
 import datetime as dt
@@ -56,3 +56,21 @@ def write_tls_pair(directory: Path, names: tuple[str, ...] = ("localhost",),
     paths[2].write_bytes(pair.key_pem)
     os.chmod(paths[2], 0o600)
     return paths
+
+
+def write_self_signed(folder: Path, name: str, key, stem: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` with `key` (any key type cryptography signs with: RSA, DSA, EC),
+    written as FOLDER/STEM.crt and FOLDER/STEM.key; returns both paths."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / f"{stem}.crt", folder / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path

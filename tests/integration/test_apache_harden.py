@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lehttpd.sandbox.tls import write_self_signed
+
 sys.path.insert(0, str(Path(__file__).parent))
 from apache_instance import apache_available, make_instance, make_lineage  # noqa: E402
 from test_apache_instance import der, handshake_with, lehttpd, served_der  # noqa: E402
@@ -59,26 +61,9 @@ def enable_ssl(inst) -> None:
 
 def dsa_pair(folder: Path, name: str) -> tuple[Path, Path]:
     """A self-signed DSA certificate: Apache loads it, no ECDHE/DHE-RSA suite can use it."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import dsa
-    from cryptography.x509.oid import NameOID
 
-    key = dsa.generate_private_key(2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / f"{name}.crt", folder / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    return write_self_signed(folder, name, dsa.generate_private_key(2048), name)
 
 
 def negotiated_cipher(port: int, name: str) -> str:
