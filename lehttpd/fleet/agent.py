@@ -89,7 +89,7 @@ class Agent:
         for kv in self.fleet.etcd.get_prefix(self.fleet.config.k("deleted", ""))[0]:
             self._guarded(kv.key, self._deleted, kv.key.rsplit("/", 1)[1], kv)
         self.revision = revision
-        serials = {name: self._guarded(kv.key, lambda kv: kv.json()["serial"], kv) for name, kv in pointers.items()}
+        serials = {name: self._guarded(kv.key, _pointer_serial, kv) for name, kv in pointers.items()}
         self.reload_if_changed({name: serial for name, serial in serials.items() if serial})
 
     def apply(self, events: list[WatchEvent]) -> bool:
@@ -102,7 +102,7 @@ class Agent:
             relevant = relevant or kind in ("current", "tokens")
             if kind == "current" and event.kind == "PUT":
                 self._pull(name, event.kv)
-                serial = self._guarded(event.kv.key, lambda kv: kv.json()["serial"], event.kv)
+                serial = self._guarded(event.kv.key, _pointer_serial, event.kv)
                 if serial:
                     changed[name] = serial
             elif kind == "tokens" and event.kind == "PUT":
@@ -185,6 +185,10 @@ class Agent:
         for stack in self.tokens.values():
             stack.close()
         self.tokens.clear()
+
+
+def _pointer_serial(kv) -> str:
+    return kv.json()["serial"]
 
 
 class Reloader(threading.Thread):
